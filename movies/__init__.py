@@ -1,0 +1,1 @@
+"""Movies, people's profiles and their ratings."""

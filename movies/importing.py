@@ -1,0 +1,380 @@
+"""The MovieLens import service: streams a data set's files into the database in transactional batches."""
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from movies import movielens
+from movies.models import DatasetImport, Genre, Movie, Profile, Rating
+from movies.movielens import BadLine, Layout, LinkRecord, MovieRecord, RatingRecord, UserRecord
+
+logger = logging.getLogger(__name__)
+MAX_BAD_LINES_LISTED = 10
+Progress = Callable[[str, Path], Callable[[int], None]]
+
+
+class StrictImportError(Exception):
+    """A bad line met under --strict; the batch it belongs to was not written."""
+
+
+@dataclass
+class TableCounts:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.changed + self.unchanged
+
+    def __str__(self) -> str:
+        return f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged"
+
+
+@dataclass
+class ImportReport:
+    dataset: str
+    dry_run: bool
+    movies: TableCounts = field(default_factory=TableCounts)
+    users: TableCounts = field(default_factory=TableCounts)
+    ratings: TableCounts = field(default_factory=TableCounts)
+    num_bad_lines: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)
+
+    @property
+    def is_changed(self) -> bool:
+        return any(c.new or c.changed for c in (self.movies, self.users, self.ratings))
+
+    def as_dict(self) -> dict[str, object]:
+        tables = {name: vars(getattr(self, name)) for name in ("movies", "users", "ratings")}
+        return tables | {"num_bad_lines": self.num_bad_lines, "bad_lines": [str(b) for b in self.bad_lines]}
+
+    def add_bad_line(self, bad: BadLine) -> None:
+        self.num_bad_lines += 1
+        if len(self.bad_lines) < MAX_BAD_LINES_LISTED:
+            self.bad_lines.append(bad)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    encoding: str | None = None
+    batch_size: int = 5000
+    is_strict: bool = False
+    is_dry_run: bool = False
+
+
+class DatasetMismatch(Exception):
+    """The database already holds another data set, whose ids would collide with this one's."""
+
+
+def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
+                     progress: Progress | None = None) -> ImportReport:
+    """Import movies, users and ratings; rerunning it writes only what changed."""
+    held = DatasetImport.objects.exclude(dataset=layout.name).values_list("dataset", flat=True).first()
+    if held:
+        raise DatasetMismatch(
+            f"this database holds {held}; MovieLens user and movie ids differ between data sets, "
+            f"so import {layout.name} into an empty database"
+        )
+    record = None if options.is_dry_run else DatasetImport.objects.create(dataset=layout.name, source=str(directory))
+    report = _import_tables(directory, layout, options, progress)
+    if record is not None:
+        record.finished_at = timezone.now()
+        record.summary = report.as_dict()
+        record.save(update_fields=["finished_at", "summary"])
+    return report
+
+
+def _import_tables(directory: Path, layout: Layout, options: ImportOptions, progress: Progress | None) -> ImportReport:
+    encoding = options.encoding or layout.encoding
+    report = ImportReport(layout.name, options.is_dry_run)
+    track = progress or (lambda table, path: lambda n: None)
+    genre_names = movielens.ml100k_genre_names(directory) if layout.name == "ml-100k" else movielens.ML_100K_GENRES
+    links = _read_links(directory, layout, encoding, report, options) if layout.links else {}
+
+    movie_records = _valid(movielens.iter_records(directory / layout.movies, layout, "movies", encoding, genre_names),
+                           report, options, track("movies", directory / layout.movies))
+    movie_ids = _import_movies((r for r, _ in movie_records), links, report, options)
+    user_ids: dict[int, int] | None = None
+    if layout.users:
+        user_records = _valid(movielens.iter_records(directory / layout.users, layout, "users", encoding),
+                              report, options, track("users", directory / layout.users))
+        user_ids = _import_users((r for r, _ in user_records), report, options)
+    rating_records = _valid(movielens.iter_records(directory / layout.ratings, layout, "ratings", encoding),
+                            report, options, track("ratings", directory / layout.ratings))
+    _import_ratings(rating_records, movie_ids, user_ids, report, options, layout.ratings)
+    return report
+
+
+def _valid(records: Iterable[tuple[object, int, int]], report: ImportReport, options: ImportOptions,
+           advance: Callable[[int], None]) -> Iterator[tuple[object, int]]:
+    """(record, line number) with bad lines counted (or raised under --strict), feeding progress by bytes."""
+    previous = 0
+    for record, line_no, offset in records:
+        advance(offset - previous)
+        previous = offset
+        if isinstance(record, BadLine):
+            if options.is_strict:
+                raise StrictImportError(str(record))
+            report.add_bad_line(record)
+            continue
+        yield record, line_no
+
+
+def _batches(items: Iterable[object], size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _read_links(directory: Path, layout: Layout, encoding: str, report: ImportReport,
+                options: ImportOptions) -> dict[int, LinkRecord]:
+    path = directory / layout.links
+    if not path.is_file():
+        return {}
+    records = _valid(movielens.iter_records(path, layout, "links", encoding), report, options, lambda n: None)
+    return {link.movielens_id: link for link, _ in records}
+
+
+# Movies ---------------------------------------------------------------------------------------------
+
+def _import_movies(records: Iterable[MovieRecord], links: dict[int, LinkRecord], report: ImportReport,
+                   options: ImportOptions) -> dict[int, int]:
+    """Upsert movies and their genres; returns movielens_id -> Movie.id for every movie in the file."""
+    existing = {m.movielens_id: m for m in Movie.objects.filter(movielens_id__isnull=False)}
+    genre_ids = dict(Genre.objects.values_list("name", "id"))
+    current_genres: dict[int, set[int]] = {}
+    for movie_id, genre_id in Movie.genres.through.objects.values_list("movie_id", "genre_id"):
+        current_genres.setdefault(movie_id, set()).add(genre_id)
+    movie_ids = {ml_id: movie.id for ml_id, movie in existing.items()}
+    for batch in _batches(records, options.batch_size):
+        if options.is_dry_run:
+            movie_ids.update((r.movielens_id, movie_ids.get(r.movielens_id, 0)) for r in batch)
+            report.movies.unchanged += len(batch)
+            continue
+        with transaction.atomic():
+            _ensure_genres(batch, genre_ids)
+            _write_movie_batch(batch, links, existing, genre_ids, current_genres, report)
+        movie_ids.update((ml_id, movie.id) for ml_id, movie in existing.items())
+    return movie_ids
+
+
+def _ensure_genres(batch: list[MovieRecord], genre_ids: dict[str, int]) -> None:
+    missing = sorted({g for r in batch for g in r.genres} - genre_ids.keys())
+    if missing:
+        Genre.objects.bulk_create([Genre(name=name) for name in missing], ignore_conflicts=True)
+        genre_ids.update(Genre.objects.filter(name__in=missing).values_list("name", "id"))
+
+
+def _movie_from(record: MovieRecord, link: LinkRecord | None) -> Movie:
+    return Movie(movielens_id=record.movielens_id, title=record.title, year=record.year,
+                 release_date=record.release_date, imdb_id=link.imdb_id if link else "",
+                 tmdb_id=link.tmdb_id if link else None)
+
+
+_MOVIE_FIELDS = ("title", "year", "release_date", "imdb_id", "tmdb_id")
+
+
+def _write_movie_batch(batch: list[MovieRecord], links: dict[int, LinkRecord], existing: dict[int, Movie],
+                       genre_ids: dict[str, int], current_genres: dict[int, set[int]], report: ImportReport) -> None:
+    fresh = [_movie_from(r, links.get(r.movielens_id)) for r in batch]
+    new = [m for m in fresh if m.movielens_id not in existing]
+    changed = []
+    for movie in fresh:
+        old = existing.get(movie.movielens_id)
+        if old is not None and any(getattr(old, f) != getattr(movie, f) for f in _MOVIE_FIELDS):
+            for name in _MOVIE_FIELDS:
+                setattr(old, name, getattr(movie, name))
+            changed.append(old)
+    Movie.objects.bulk_create(new)
+    Movie.objects.bulk_update(changed, _MOVIE_FIELDS)
+    if new:
+        existing.update((m.movielens_id, m) for m in Movie.objects.filter(movielens_id__in=[m.movielens_id for m in new]))
+    genres_changed = _write_movie_genres(batch, existing, genre_ids, current_genres)
+    changed_ids = {m.movielens_id for m in changed} | (genres_changed - {m.movielens_id for m in new})
+    report.movies.new += len(new)
+    report.movies.changed += len(changed_ids)
+    report.movies.unchanged += len(batch) - len(new) - len(changed_ids)
+
+
+def _write_movie_genres(batch: list[MovieRecord], existing: dict[int, Movie], genre_ids: dict[str, int],
+                        current_genres: dict[int, set[int]]) -> set[int]:
+    """Makes each movie's genre links match the file; returns the MovieLens ids whose genres changed."""
+    through = Movie.genres.through
+    stale, links, touched = [], [], set()
+    for record in batch:
+        movie_id = existing[record.movielens_id].id
+        wanted = {genre_ids[g] for g in record.genres}
+        if wanted != current_genres.get(movie_id, set()):
+            stale.append(movie_id)
+            links += [through(movie_id=movie_id, genre_id=g) for g in wanted]
+            current_genres[movie_id] = wanted
+            touched.add(record.movielens_id)
+    if stale:
+        through.objects.filter(movie_id__in=stale).delete()
+        through.objects.bulk_create(links)
+    return touched
+
+
+# Users ----------------------------------------------------------------------------------------------
+
+_PROFILE_FIELDS = ("gender", "age", "age_group", "occupation", "zip_code")
+
+
+def _import_users(records: Iterable[UserRecord], report: ImportReport, options: ImportOptions) -> dict[int, int]:
+    """Upsert MovieLens users as Django users that cannot log in; returns movielens_user_id -> User.id."""
+    profiles = {p.movielens_user_id: p for p in Profile.objects.filter(movielens_user_id__isnull=False)}
+    user_ids = {ml_id: p.user_id for ml_id, p in profiles.items()}
+    for batch in _batches(records, options.batch_size):
+        if options.is_dry_run:
+            user_ids.update((r.movielens_user_id, user_ids.get(r.movielens_user_id, 0)) for r in batch)
+            report.users.unchanged += len(batch)
+            continue
+        with transaction.atomic():
+            new = [r for r in batch if r.movielens_user_id not in profiles]
+            new_ids = {r.movielens_user_id for r in new}
+            user_ids.update(_create_movielens_users(new, profiles))
+            changed = []
+            for record in batch:
+                profile = profiles[record.movielens_user_id]
+                if record.movielens_user_id not in new_ids and any(getattr(profile, f) != getattr(record, f) for f in _PROFILE_FIELDS):
+                    for name in _PROFILE_FIELDS:
+                        setattr(profile, name, getattr(record, name))
+                    changed.append(profile)
+            Profile.objects.bulk_update(changed, _PROFILE_FIELDS)
+        report.users.new += len(new)
+        report.users.changed += len(changed)
+        report.users.unchanged += len(batch) - len(new) - len(changed)
+    return user_ids
+
+
+def movielens_username(movielens_user_id: int) -> str:
+    return f"movielens-{movielens_user_id}"
+
+
+def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profile]) -> dict[int, int]:
+    if not records:
+        return {}
+    user_model = get_user_model()
+    names = {movielens_username(r.movielens_user_id): r for r in records}
+    # "!" marks an unusable password (Django's convention), so these accounts can never log in.
+    user_model.objects.bulk_create(
+        [user_model(username=name, password="!" + get_random_string(40), is_active=True) for name in names],
+        ignore_conflicts=True,
+    )
+    created = dict(user_model.objects.filter(username__in=list(names)).values_list("username", "id"))
+    new_profiles = [
+        Profile(user_id=created[name], source=Profile.Source.MOVIELENS, movielens_user_id=r.movielens_user_id,
+                **{f: getattr(r, f) for f in _PROFILE_FIELDS})
+        for name, r in names.items()
+    ]
+    Profile.objects.bulk_create(new_profiles)
+    profiles.update((p.movielens_user_id, p) for p in new_profiles)
+    return {r.movielens_user_id: created[name] for name, r in names.items()}
+
+
+def _users_for_ratings(movielens_user_ids: set[int], user_ids: dict[int, int]) -> int:
+    """CSV data sets have no users file: their users are created from the ratings. Returns how many."""
+    missing = movielens_user_ids - user_ids.keys()
+    profiles: dict[int, Profile] = {}
+    records = [UserRecord(uid, "", None, "", "", "") for uid in sorted(missing)]
+    user_ids.update(_create_movielens_users(records, profiles))
+    return len(records)
+
+
+# Ratings --------------------------------------------------------------------------------------------
+
+def _import_ratings(records: Iterable[tuple[RatingRecord, int]], movie_ids: dict[int, int], user_ids: dict[int, int] | None,
+                    report: ImportReport, options: ImportOptions, file_name: str) -> None:
+    has_users_file = user_ids is not None
+    known_users: dict[int, int] = user_ids if user_ids is not None else dict(
+        Profile.objects.filter(movielens_user_id__isnull=False).values_list("movielens_user_id", "user_id"))
+    for batch in _batches(records, options.batch_size):
+        rows = []
+        for record, line_no in batch:
+            problem = _unknown_reference(record, movie_ids, known_users if has_users_file else None)
+            if problem:
+                bad = BadLine(file_name, line_no, problem)
+                if options.is_strict:
+                    raise StrictImportError(str(bad))
+                report.add_bad_line(bad)
+                continue
+            rows.append(record)
+        if options.is_dry_run:
+            report.ratings.unchanged += len(rows)
+            continue
+        with transaction.atomic():
+            if not has_users_file:
+                report.users.new += _users_for_ratings({r.movielens_user_id for r in rows}, known_users)
+            _write_rating_batch(rows, movie_ids, known_users, report)
+
+
+def _unknown_reference(record: RatingRecord, movie_ids: dict[int, int], user_ids: dict[int, int] | None) -> str:
+    if record.movielens_id not in movie_ids:
+        return f"rating for unknown movie {record.movielens_id}"
+    if user_ids is not None and record.movielens_user_id not in user_ids:
+        return f"rating by unknown user {record.movielens_user_id}"
+    return ""
+
+
+def _db_datetime(timestamp: int) -> str:
+    return str(datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None))
+
+
+def _write_rating_batch(records: list[RatingRecord], movie_ids: dict[int, int], user_ids: dict[int, int],
+                        report: ImportReport) -> None:
+    """Insert new ratings, update changed ones, leave identical ones untouched."""
+    wanted: dict[tuple[int, int], tuple[str, str]] = {}
+    for r in records:
+        wanted[(user_ids[r.movielens_user_id], movie_ids[r.movielens_id])] = (f"{r.stars:.1f}", _db_datetime(r.timestamp))
+    if not wanted:
+        return
+    current = _current_ratings({u for u, _ in wanted}, {m for _, m in wanted})
+    writes = []
+    for key, value in wanted.items():
+        old = current.get(key)
+        if old == value:
+            report.ratings.unchanged += 1
+            continue
+        if old is None:
+            report.ratings.new += 1
+        else:
+            report.ratings.changed += 1
+        writes.append((key[0], key[1], value[0], value[1]))
+    # The same rating twice in one file is counted once, as the row it becomes.
+    report.ratings.unchanged += len(records) - len(wanted)
+    _upsert_ratings(writes)
+
+
+def _current_ratings(user_ids: set[int], movie_ids: set[int]) -> dict[tuple[int, int], tuple[str, str]]:
+    table = Rating._meta.db_table
+    users = ",".join(str(u) for u in user_ids)
+    movies = ",".join(str(m) for m in movie_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT user_id, movie_id, stars, rated_at FROM {table} "
+            f"WHERE user_id IN ({users}) AND movie_id IN ({movies})"
+        )
+        return {(u, m): (f"{float(s):.1f}", str(t)[:19]) for u, m, s, t in cursor.fetchall()}
+
+
+def _upsert_ratings(rows: list[tuple[int, int, str, str]]) -> None:
+    if not rows:
+        return
+    table = Rating._meta.db_table
+    insert = f"INSERT INTO {table} (user_id, movie_id, stars, rated_at) VALUES (%s, %s, %s, %s)"
+    if connection.vendor == "mysql":
+        # mysqlclient folds executemany into multi-row INSERTs and splits them below its statement
+        # size limit, so batches stay under max_allowed_packet whatever the batch size.
+        sql = insert + " ON DUPLICATE KEY UPDATE stars = VALUES(stars), rated_at = VALUES(rated_at)"
+    else:
+        sql = insert + " ON CONFLICT (user_id, movie_id) DO UPDATE SET stars = excluded.stars, rated_at = excluded.rated_at"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)

@@ -1,0 +1,275 @@
+"""MovieLens file layouts and line parsers: bytes in, typed records or bad-line reasons out (no Django)."""
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ML_100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+ML_1M_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
+    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+    "unemployed", "writer",
+)
+AGE_GROUPS = ((1, "<18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-49"), (50, "50-55"), (56, "56+"))
+NO_GENRES = "(no genres listed)"
+_YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+_HALF_STARS = {f"{s / 2:g}": Decimal(s) / 2 for s in range(1, 11)} | {f"{s / 2:.1f}": Decimal(s) / 2 for s in range(1, 11)}
+_WHOLE_STARS = {str(s): Decimal(s) for s in range(1, 6)}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a data set keeps each table, and how its lines are written."""
+
+    name: str
+    movies: str
+    ratings: str
+    users: str | None
+    links: str | None
+    encoding: str
+    has_half_stars: bool
+    description: str
+
+
+LAYOUTS = {
+    "ml-100k": Layout("ml-100k", "u.item", "u.data", "u.user", None, "latin-1", False,
+                      "u.item, u.data, u.user (and optionally u.genre)"),
+    "ml-1m": Layout("ml-1m", "movies.dat", "ratings.dat", "users.dat", None, "latin-1", False,
+                    "movies.dat, ratings.dat, users.dat"),
+    "ml-latest-small": Layout("ml-latest-small", "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True,
+                              "movies.csv, ratings.csv (and optionally links.csv)"),
+}
+# ml-25m and ml-32m (and the full ml-latest) share the CSV layout of ml-latest-small.
+for _name in ("ml-25m", "ml-32m", "ml-latest"):
+    LAYOUTS[_name] = Layout(_name, "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True,
+                            LAYOUTS["ml-latest-small"].description)
+
+
+@dataclass(frozen=True)
+class MovieRecord:
+    movielens_id: int
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    release_date: date | None = None
+    imdb_id: str = ""
+    tmdb_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    movielens_user_id: int
+    gender: str
+    age: int | None
+    age_group: str
+    occupation: str
+    zip_code: str
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    movielens_user_id: int
+    movielens_id: int
+    stars: Decimal
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class BadLine:
+    file: str
+    line_no: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {self.line_no}: {self.reason}"
+
+
+@dataclass
+class LinkRecord:
+    movielens_id: int
+    imdb_id: str
+    tmdb_id: int | None = field(default=None)
+
+
+class EncodingProblem(Exception):
+    """A line that cannot be decoded in the data set's encoding."""
+
+    def __init__(self, file: Path, line_no: int, byte_offset: int, encoding: str) -> None:
+        super().__init__(
+            f"{file}: line {line_no} is not valid {encoding} (byte offset {byte_offset}); "
+            f"try --encoding latin-1 or check the file"
+        )
+
+
+def detect_layout(directory: Path, dataset: str | None = None) -> Layout:
+    """The layout named by `dataset`, or the one whose files are in `directory`."""
+    if dataset is not None:
+        if dataset not in LAYOUTS:
+            raise LookupError(f"unknown dataset {dataset!r}; known: {', '.join(LAYOUTS)}")
+        layout = LAYOUTS[dataset]
+        missing = [name for name in (layout.movies, layout.ratings, layout.users) if name and not (directory / name).is_file()]
+        if missing:
+            raise LookupError(f"{directory} is missing {', '.join(missing)} for {dataset} (expects {layout.description})")
+        return layout
+    candidates = [LAYOUTS["ml-100k"], LAYOUTS["ml-1m"]]
+    for layout in candidates:
+        if (directory / layout.movies).is_file() and (directory / layout.ratings).is_file():
+            return layout
+    if (directory / "movies.csv").is_file() and (directory / "ratings.csv").is_file():
+        return LAYOUTS.get(directory.name, LAYOUTS["ml-latest-small"])
+    raise LookupError(expected_files_message(directory))
+
+
+def expected_files_message(directory: Path) -> str:
+    lines = [f"{directory} does not hold a MovieLens data set. Expected one of:"]
+    lines += [f"  {name}: {layout.description}" for name, layout in LAYOUTS.items()]
+    return "\n".join(lines)
+
+
+def read_lines(path: Path, encoding: str) -> Iterator[tuple[int, str, int]]:
+    """(line number, text without line end, bytes consumed so far), decoding line by line to locate errors."""
+    offset = 0
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise EncodingProblem(path, line_no, offset + error.start, encoding) from error
+            offset += len(raw)
+            yield line_no, text.rstrip("\r\n"), offset
+
+
+def year_from_title(title: str) -> int | None:
+    match = _YEAR_AT_END.search(title)
+    return int(match.group(1)) if match else None
+
+
+def age_group_for(age: int) -> str:
+    label = AGE_GROUPS[0][1]
+    for lower_bound, name in AGE_GROUPS:
+        if age >= lower_bound:
+            label = name
+    return label
+
+
+def parse_movie(layout: Layout, fields: list[str], genre_names: tuple[str, ...]) -> MovieRecord:
+    if layout.name == "ml-100k":
+        if len(fields) != 5 + len(genre_names):
+            raise ValueError(f"expected {5 + len(genre_names)} fields separated by '|', got {len(fields)}")
+        flags = fields[5:]
+        if any(flag not in ("0", "1") for flag in flags):
+            raise ValueError("genre flags must be 0 or 1")
+        genres = tuple(name for name, flag in zip(genre_names, flags) if flag == "1" and name != "unknown")
+        title = fields[1].strip()
+        return MovieRecord(_positive_int(fields[0], "movie id"), title, year_from_title(title), genres,
+                           release_date=_ml100k_date(fields[2]))
+    if len(fields) != 3:
+        raise ValueError(f"expected 3 fields (id, title, genres), got {len(fields)}")
+    title = fields[1].strip()
+    if not title:
+        raise ValueError("empty title")
+    genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
+    return MovieRecord(_positive_int(fields[0], "movie id"), title, year_from_title(title), genres)
+
+
+def parse_user(layout: Layout, fields: list[str]) -> UserRecord:
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields, got {len(fields)}")
+    if layout.name == "ml-100k":
+        user_id, age_text, gender, occupation, zip_code = fields
+        age = _positive_int(age_text, "age")
+        return UserRecord(_positive_int(user_id, "user id"), gender, age, age_group_for(age), occupation, zip_code)
+    user_id, gender, age_text, occupation_code, zip_code = fields
+    age = _positive_int(age_text, "age")
+    code = _positive_int(occupation_code, "occupation", allow_zero=True)
+    if code >= len(ML_1M_OCCUPATIONS):
+        raise ValueError(f"occupation code {code} is not 0-{len(ML_1M_OCCUPATIONS) - 1}")
+    return UserRecord(_positive_int(user_id, "user id"), gender, age, age_group_for(age), ML_1M_OCCUPATIONS[code], zip_code)
+
+
+def parse_rating(layout: Layout, fields: list[str]) -> RatingRecord:
+    if len(fields) != 4:
+        raise ValueError(f"expected 4 fields (user, movie, rating, timestamp), got {len(fields)}")
+    scale = _HALF_STARS if layout.has_half_stars else _WHOLE_STARS
+    stars = scale.get(fields[2].strip())
+    if stars is None:
+        allowed = "0.5-5.0 in half steps" if layout.has_half_stars else "a whole number 1-5"
+        raise ValueError(f"rating {fields[2]!r} is not {allowed}")
+    timestamp = _positive_int(fields[3], "timestamp", allow_zero=True)
+    return RatingRecord(_positive_int(fields[0], "user id"), _positive_int(fields[1], "movie id"), stars, timestamp)
+
+
+def parse_link(fields: list[str]) -> LinkRecord:
+    if len(fields) != 3:
+        raise ValueError(f"expected 3 fields (movieId, imdbId, tmdbId), got {len(fields)}")
+    tmdb = fields[2].strip()
+    return LinkRecord(_positive_int(fields[0], "movie id"), fields[1].strip(),
+                      _positive_int(tmdb, "tmdb id") if tmdb else None)
+
+
+def split_fields(layout: Layout, table: str, text: str) -> list[str]:
+    if layout.name == "ml-100k":
+        return text.split("\t") if table == "ratings" else text.split("|")
+    if layout.name == "ml-1m":
+        return text.split("::")
+    return next(csv.reader([text]))
+
+
+def ml100k_genre_names(directory: Path) -> tuple[str, ...]:
+    path = directory / "u.genre"
+    if not path.is_file():
+        return ML_100K_GENRES
+    pairs = []
+    for _, text, _ in read_lines(path, "latin-1"):
+        if text.strip():
+            name, index = text.rsplit("|", 1)
+            pairs.append((int(index), name))
+    return tuple(name for _, name in sorted(pairs))
+
+
+def iter_records(path: Path, layout: Layout, table: str, encoding: str,
+                 genre_names: tuple[str, ...] = ML_100K_GENRES) -> Iterator[tuple[object, int, int]]:
+    """(record or BadLine, line number, bytes read so far) for each data line of one file; headers skipped."""
+    parse = {
+        "movies": lambda f: parse_movie(layout, f, genre_names),
+        "users": lambda f: parse_user(layout, f),
+        "ratings": lambda f: parse_rating(layout, f),
+        "links": parse_link,
+    }[table]
+    is_csv = layout.name not in ("ml-100k", "ml-1m")
+    for line_no, text, offset in read_lines(path, encoding):
+        if line_no == 1 and is_csv:
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield parse(split_fields(layout, table, text)), line_no, offset
+        except (ValueError, csv.Error) as error:
+            yield BadLine(path.name, line_no, str(error)), line_no, offset
+
+
+def _positive_int(text: str, what: str, allow_zero: bool = False) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise ValueError(f"{what} {text!r} is not a whole number")
+    value = int(text)
+    if value == 0 and not allow_zero:
+        raise ValueError(f"{what} must be positive")
+    return value
+
+
+def _ml100k_date(text: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%d-%b-%Y").date()
+    except ValueError as error:
+        raise ValueError(f"release date {text!r} is not DD-Mon-YYYY") from error

@@ -1,0 +1,1 @@
+"""PinSage training, evaluation and serving of movie recommendations."""
