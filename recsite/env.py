@@ -60,6 +60,8 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
                 "charset": "utf8mb4",
                 "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
                 "isolation_level": "read committed",
+                # Lets import_movielens stage ratings with LOAD DATA LOCAL INFILE (it falls back without).
+                "local_infile": 1,
                 **options,
             },
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},

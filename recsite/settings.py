@@ -79,6 +79,8 @@ LOGOUT_REDIRECT_URL = "/"
 # Celery: Redis in production; with nothing set, kombu's filesystem transport so a real worker still runs.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 _BROKER_DIR = VAR_DIR / "celery-broker"
+if CELERY_BROKER_URL.startswith("filesystem"):
+    (_BROKER_DIR / "done").mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR / "done")}
     if CELERY_BROKER_URL.startswith("filesystem")

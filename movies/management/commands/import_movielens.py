@@ -32,8 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--dataset", choices=sorted(movielens.LAYOUTS),
                             help="the layout to expect; without PATH, the data set to download")
         parser.add_argument("--encoding", help="override the data set's text encoding (ml-100k and ml-1m are latin-1)")
-        parser.add_argument("--batch-size", type=int, default=5000,
-                            help="rows per transaction (default 5000); SQL statements are split to fit max_allowed_packet")
+        parser.add_argument("--batch-size", type=int, default=50000,
+                            help="rows per transaction (default 50000); SQL statements are split to fit max_allowed_packet")
         parser.add_argument("--strict", action="store_true", help="stop at the first bad line")
         parser.add_argument("--dry-run", action="store_true", help="read and validate every line, write nothing")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr is not a terminal)")
