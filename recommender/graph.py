@@ -1,0 +1,93 @@
+"""Ratings -> user–movie heterograph; the only place that maps movie_id <-> movie_index."""
+from dataclasses import dataclass
+
+import dgl
+import numpy as np
+import torch
+
+USER = "user"
+MOVIE = "movie"
+RATED = "rated"        # user -> movie
+RATED_BY = "rated-by"  # movie -> user
+WEIGHT = "weight"
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Ratings as parallel arrays of database ids, one entry per rating."""
+
+    user_ids: np.ndarray    # (num_ratings,) int64, User.id
+    movie_ids: np.ndarray   # (num_ratings,) int64, Movie.id
+    stars: np.ndarray       # (num_ratings,) float32, 0.5 .. 5.0
+    timestamps: np.ndarray  # (num_ratings,) int64, Unix seconds
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def subset(self, mask: np.ndarray) -> "Interactions":
+        return Interactions(self.user_ids[mask], self.movie_ids[mask], self.stars[mask], self.timestamps[mask])
+
+
+@dataclass(frozen=True)
+class EdgeWeighting:
+    """Which ratings become edges, and how strongly they pull random walks."""
+
+    min_stars: float = 0.0          # ratings below this are not edges (0 keeps every rating)
+    star_power: float = 0.0         # weight *= (stars / 5) ** star_power
+    recency_half_life_days: float = 0.0  # weight *= 0.5 ** (age / half life); 0 turns it off
+
+    def weights(self, stars: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        weight = np.ones(len(stars), dtype=np.float32)
+        if self.star_power:
+            weight *= (stars / 5.0) ** self.star_power
+        if self.recency_half_life_days and len(timestamps):
+            age_days = (timestamps.max() - timestamps) / 86400.0
+            weight *= 0.5 ** (age_days / self.recency_half_life_days)
+        return np.maximum(weight, 1e-6).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class InteractionGraph:
+    graph: dgl.DGLHeteroGraph
+    movie_ids: np.ndarray  # movie_ids[movie_index] == Movie.id
+    user_ids: np.ndarray   # user_ids[user_index] == User.id
+
+    @property
+    def num_movies(self) -> int:
+        return len(self.movie_ids)
+
+    def movie_indices(self, movie_ids: np.ndarray) -> np.ndarray:
+        """Graph indices of the given Movie ids; -1 for a movie the graph does not know."""
+        return _positions(self.movie_ids, np.asarray(movie_ids, dtype=np.int64))
+
+    def user_indices(self, user_ids: np.ndarray) -> np.ndarray:
+        """Graph indices of the given User ids; -1 for a user with no edges."""
+        return _positions(self.user_ids, np.asarray(user_ids, dtype=np.int64))
+
+
+def _positions(sorted_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+    if len(sorted_ids) == 0:
+        return np.full(len(query), -1, dtype=np.int64)
+    position = np.clip(np.searchsorted(sorted_ids, query), 0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[position] == query, position, -1)
+
+
+def build_interaction_graph(interactions: Interactions, all_movie_ids: np.ndarray,
+                            weighting: EdgeWeighting = EdgeWeighting()) -> InteractionGraph:
+    """Every movie is a node (unrated ones too, so they still get embeddings); edges go both ways."""
+    movie_ids = np.unique(np.asarray(all_movie_ids, dtype=np.int64))
+    kept = interactions.subset(interactions.stars >= weighting.min_stars)
+    user_ids = np.unique(kept.user_ids)
+    users = np.searchsorted(user_ids, kept.user_ids)
+    movies = np.searchsorted(movie_ids, kept.movie_ids)
+    if len(kept) and not np.array_equal(movie_ids[np.minimum(movies, len(movie_ids) - 1)], kept.movie_ids):
+        raise ValueError("ratings refer to movies missing from all_movie_ids")
+    u, m = torch.from_numpy(users.astype(np.int64)), torch.from_numpy(movies.astype(np.int64))
+    graph = dgl.heterograph(
+        {(USER, RATED, MOVIE): (u, m), (MOVIE, RATED_BY, USER): (m, u)},
+        num_nodes_dict={USER: len(user_ids), MOVIE: len(movie_ids)},
+    )
+    weight = torch.from_numpy(weighting.weights(kept.stars, kept.timestamps))
+    graph.edges[RATED].data[WEIGHT] = weight
+    graph.edges[RATED_BY].data[WEIGHT] = weight
+    return InteractionGraph(graph, movie_ids, user_ids)
