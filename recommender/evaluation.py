@@ -61,6 +61,7 @@ def leave_last_out(users: np.ndarray, movies: np.ndarray, stars: np.ndarray, tim
 
 def top_k(scores: np.ndarray, exclude: sparse.csr_matrix, k: int) -> np.ndarray:
     """Best k movies per row, never one in `exclude`; (num_rows, k), best first."""
+    k = min(k, scores.shape[1])
     scores = scores.copy()
     rows, cols = exclude.nonzero()
     scores[rows, cols] = -np.inf
@@ -77,13 +78,13 @@ def hit_rate_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float
 def ndcg_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
     """With one held-out movie, the ideal DCG is 1, so NDCG = 1 / log2(rank + 1) on a hit."""
     hits = ranked[:, :k] == held_out[:, None]
-    gains = hits / np.log2(np.arange(2, k + 2))[None, :]
+    gains = hits / np.log2(np.arange(2, hits.shape[1] + 2))[None, :]
     return float(gains.sum(axis=1).mean())
 
 
 def mrr_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
     hits = ranked[:, :k] == held_out[:, None]
-    return float((hits / np.arange(1, k + 1)[None, :]).sum(axis=1).mean())
+    return float((hits / np.arange(1, hits.shape[1] + 1)[None, :]).sum(axis=1).mean())
 
 
 def recall_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = RECALL_K) -> float:

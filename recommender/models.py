@@ -1,0 +1,54 @@
+"""TrainingRun: one PinSage training, its data snapshot, metrics, artifact and status."""
+from django.conf import settings
+from django.db import models
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    def succeeded(self) -> "TrainingRunQuerySet":
+        return self.filter(status=TrainingRun.Status.SUCCEEDED)
+
+    def active(self) -> "TrainingRunQuerySet":
+        return self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING])
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    config = models.JSONField(default=dict, blank=True)
+    failure_reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    num_users = models.PositiveIntegerField(null=True, blank=True)
+    num_movies = models.PositiveIntegerField(null=True, blank=True)
+    num_ratings = models.PositiveIntegerField(null=True, blank=True)
+    device = models.CharField(max_length=16, blank=True)
+    history = models.JSONField(default=list, blank=True, help_text="Per epoch: loss, seconds, validation metrics.")
+    best_epoch = models.PositiveIntegerField(null=True, blank=True)
+    seconds_to_best = models.FloatField(null=True, blank=True)
+    validation_metrics = models.JSONField(default=dict, blank=True)
+    test_metrics = models.JSONField(default=dict, blank=True)
+    baseline_metrics = models.JSONField(default=dict, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("retrain", "Can start a retraining of the recommender")]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -1,0 +1,113 @@
+"""Recommender services: train a run, evaluate it, keep its artifact; the seam between Django and the ML modules."""
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from movies import selectors
+from recommender.models import TrainingRun
+
+logger = logging.getLogger(__name__)
+# Baselines are re-tuned on every run, on a short grid so a run stays quick on large catalogues.
+RUN_BASELINE_GRIDS = {
+    "popularity": [{}],
+    "itemknn": [{"num_neighbors": 100, "shrink": 10.0}, {"num_neighbors": 200, "shrink": 10.0}],
+    "ease": [{"l2": 100.0}, {"l2": 300.0}, {"l2": 1000.0}],
+}
+
+
+def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
+    return TrainingRun.objects.create(config=config, requested_by=requested_by)
+
+
+def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True) -> TrainingRun | None:
+    """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it."""
+    claimed = TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    run = TrainingRun.objects.get(id=run_id)
+    try:
+        _train(run, on_epoch, with_baselines)
+    except Exception as error:
+        from recommender.experiment import NotEnoughData
+
+        _drop_broken_connection()
+        reason = str(error) if isinstance(error, NotEnoughData) else f"{type(error).__name__}: {error}"
+        TrainingRun.objects.filter(id=run_id).update(status=TrainingRun.Status.FAILED, failure_reason=reason,
+                                                     finished_at=timezone.now())
+        if not isinstance(error, NotEnoughData):
+            logger.exception("training run %s failed", run_id)
+    return TrainingRun.objects.get(id=run_id)
+
+
+def _drop_broken_connection() -> None:
+    """A killed database connection must not fail the status update that records the failure."""
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
+
+
+def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_baselines: bool) -> None:
+    import torch
+
+    from recommender import experiment
+    from recommender.training import TrainingConfig
+
+    config = TrainingConfig.from_dict({**TrainingConfig().as_dict(), **run.config})
+    if config.device == "auto":
+        config = TrainingConfig.from_dict({**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"})
+    interactions = selectors.ratings_for_training()  # the snapshot this run trains on, whatever arrives later
+    catalogue = selectors.movie_catalogue()
+    prepared = experiment.prepare(interactions, catalogue, config)
+    TrainingRun.objects.filter(id=run.id).update(
+        num_users=prepared.split.num_users, num_movies=len(catalogue.movie_ids), num_ratings=len(interactions),
+        device=config.device, config=config.as_dict())
+
+    def record_epoch(record: object) -> None:
+        row = {"epoch": record.epoch, "loss": record.loss, "seconds": record.seconds,
+               "batches_per_second": record.batches_per_second, "validation": record.validation}
+        run.history.append(row)
+        TrainingRun.objects.filter(id=run.id).update(history=run.history)
+        if on_epoch:
+            on_epoch(row)
+
+    baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
+    outcome = experiment.fit_pinsage(prepared, config, record_epoch)
+    artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
+    config = replace(config, scoring=outcome.scoring)
+    TrainingRun.objects.filter(id=run.id).update(
+        status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), best_epoch=outcome.result.best_epoch,
+        config=config.as_dict(),
+        seconds_to_best=outcome.result.seconds_to_best, validation_metrics=outcome.validation,
+        test_metrics=outcome.test, baseline_metrics=baselines, artifact_path=str(artifact))
+
+
+def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
+    """Weights, config, node map and the published embeddings in one file per run."""
+    import torch
+
+    directory = Path(settings.ARTIFACTS_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"run-{run_id}.pt"
+    partial = path.with_suffix(".part")
+    torch.save({
+        "state_dict": outcome.result.network.state_dict(),
+        "config": config.as_dict(),
+        "movie_ids": prepared.full_graph.movie_ids,
+        "vocabulary": prepared.features.vocabulary,
+        "genre_names": prepared.features.genre_names,
+        "embeddings": outcome.embeddings,
+    }, partial)
+    partial.replace(path)  # a reader never sees half a file
+    return path
+
+
+def load_artifact(run: TrainingRun) -> dict:
+    import torch
+
+    return torch.load(run.artifact_path, map_location="cpu", weights_only=False)
