@@ -1,22 +1,89 @@
 """Reads across movies, users and ratings."""
 from typing import TYPE_CHECKING
 
-from django.db.models import Avg, Count, QuerySet
+from django.core.cache import cache
+from django.db.models import Avg, Count, F, FloatField, QuerySet, Sum
+from django.db.models.functions import Cast, Ln
 
-from movies.models import Movie, Rating
+from movies.models import Genre, Movie, Rating
 
 if TYPE_CHECKING:
     from recommender.experiment import Catalogue
     from recommender.graph import Interactions
 
+POPULAR_CACHE_SECONDS = 300
+PRIOR_RATINGS = 20  # a movie's average is pulled towards the global mean as if it had 20 more ratings
+SEARCH_MAX_LENGTH = 100
 
-def popular_movies(limit: int) -> QuerySet[Movie]:
-    """Most-rated movies, best average first among equals."""
-    return (
-        Movie.objects.annotate(num_ratings=Count("ratings"), mean_stars=Avg("ratings__stars"))
-        .filter(num_ratings__gt=0)
-        .order_by("-num_ratings", "-mean_stars", "id")[:limit]
-    )
+
+def popular_movie_ids(limit: int = 200) -> list[int]:
+    """Movies by damped mean rating times log(1 + number of ratings): well liked and widely seen."""
+    key = f"popular-movie-ids:{limit}"
+    ids = cache.get(key)
+    if ids is None:
+        global_mean = Rating.objects.aggregate(mean=Avg("stars"))["mean"] or 3
+        damped = (Cast(Sum("ratings__stars"), FloatField()) + PRIOR_RATINGS * float(global_mean)) / (
+            F("num_ratings") + PRIOR_RATINGS)
+        ids = list(
+            Movie.objects.annotate(num_ratings=Count("ratings")).filter(num_ratings__gt=0)
+            .annotate(popularity=damped * Ln(F("num_ratings") + 1)).order_by("-popularity", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        cache.set(key, ids, POPULAR_CACHE_SECONDS)
+    return ids
+
+
+def movies_in_order(movie_ids: list[int]) -> list[Movie]:
+    """Movie rows with their genres and rating stats in one query each, in the order given."""
+    rows = with_stats(Movie.objects.filter(id__in=movie_ids)).prefetch_related("genres").in_bulk()
+    return [rows[i] for i in movie_ids if i in rows]
+
+
+def popular_movies(limit: int, exclude_user: object | None = None) -> list[Movie]:
+    ids = popular_movie_ids(limit + (rated_count(exclude_user) if exclude_user else 0))
+    if exclude_user is not None:
+        rated = set(Rating.objects.filter(user=exclude_user).values_list("movie_id", flat=True))
+        ids = [i for i in ids if i not in rated]
+    return movies_in_order(ids[:limit])
+
+
+def rated_count(user: object) -> int:
+    return Rating.objects.filter(user=user).count() if getattr(user, "is_authenticated", False) else 0
+
+
+def with_stats(movies: QuerySet[Movie]) -> QuerySet[Movie]:
+    return movies.annotate(num_ratings=Count("ratings"), mean_stars=Avg("ratings__stars"))
+
+
+def search_movies(query: str = "", genre: str = "", year_from: int | None = None, year_to: int | None = None) -> QuerySet[Movie]:
+    movies = Movie.objects.all()
+    query = query.strip()[:SEARCH_MAX_LENGTH]
+    if query:
+        movies = movies.filter(title__icontains=query)
+    if genre:
+        movies = movies.filter(genres__name=genre)
+    if year_from is not None:
+        movies = movies.filter(year__gte=year_from)
+    if year_to is not None:
+        movies = movies.filter(year__lte=year_to)
+    return movies.order_by("title", "id").prefetch_related("genres")
+
+
+def genre_names() -> list[str]:
+    return list(Genre.objects.order_by("name").values_list("name", flat=True))
+
+
+def user_ratings(user: object) -> dict[int, Rating]:
+    """movie_id -> the user's rating."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    return {r.movie_id: r for r in Rating.objects.filter(user=user)}
+
+
+def rating_history(user: object) -> list[tuple[int, float, int]]:
+    """(movie_id, stars, Unix time) of every rating by the user."""
+    return [(m, float(s), int(t.timestamp())) for m, s, t in
+            Rating.objects.filter(user=user).values_list("movie_id", "stars", "rated_at")]
 
 
 def ratings_for_training() -> "Interactions":
@@ -35,15 +102,19 @@ def ratings_for_training() -> "Interactions":
                         np.array([int(t.timestamp()) for t in times], dtype=np.int64))
 
 
-def movie_catalogue() -> "Catalogue":
-    """Every movie's id, title, year and genres, sorted by id, for the recommender's features."""
+def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
+    """Movies' ids, titles, years and genres, sorted by id, for the recommender's features."""
     import numpy as np
 
     from recommender.experiment import Catalogue
 
+    movies = Movie.objects.order_by("id")
+    links = Movie.genres.through.objects.all()
+    if movie_ids is not None:
+        movies, links = movies.filter(id__in=movie_ids), links.filter(movie_id__in=movie_ids)
     genres: dict[int, list[str]] = {}
-    for movie_id, name in Movie.genres.through.objects.values_list("movie_id", "genre__name"):
+    for movie_id, name in links.values_list("movie_id", "genre__name"):
         genres.setdefault(movie_id, []).append(name)
-    rows = list(Movie.objects.order_by("id").values_list("id", "title", "year"))
+    rows = list(movies.values_list("id", "title", "year"))
     return Catalogue(np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows],
                      [sorted(genres.get(r[0], [])) for r in rows])

@@ -148,10 +148,14 @@ def ease_scorer(split: Split, l2: float = 200.0) -> Scorer:
     return lambda history, users, with_validation: np.asarray(history[users] @ b)
 
 
-def embedding_scorer(split: Split, embeddings: np.ndarray, config: ScoringConfig) -> Scorer:
-    """The serving rule: weighted recent well-rated history, fused top-N neighbour similarities."""
-    indices, scores = top_neighbors(embeddings, config.neighbors_per_item)
-    neighbors = neighbor_matrix(indices, scores, split.num_movies)
+def embedding_scorer(split: Split, embeddings: np.ndarray, config: ScoringConfig,
+                     neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> Scorer:
+    """The serving rule: weighted recent well-rated history, fused top-N neighbour similarities.
+
+    `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
+    indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
+    n = config.neighbors_per_item
+    neighbors = neighbor_matrix(indices[:, :n], scores[:, :n], split.num_movies)
     weights = {False: _history_weight_matrix(split, config, False), True: _history_weight_matrix(split, config, True)}
 
     return lambda history, users, with_validation: (weights[with_validation][users] @ neighbors).toarray()

@@ -8,7 +8,7 @@ from recommender import evaluation
 from recommender.embeddings import movie_embeddings
 from recommender.features import MovieFeatures, build_movie_features
 from recommender.graph import Interactions, InteractionGraph, build_interaction_graph
-from recommender.scoring import ScoringConfig
+from recommender.scoring import ScoringConfig, top_neighbors
 from recommender.training import EpochRecord, TrainingConfig, TrainingResult, train
 
 MIN_USERS = 2
@@ -97,9 +97,11 @@ SCORING_GRID = [{"recency_half_life": h, "neighbors_per_item": n, "min_stars": s
 def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConfig) -> tuple[ScoringConfig, dict]:
     """The serving rule's knobs chosen on validation HR@10 (NDCG@10 breaks ties), never on test."""
     best = None
+    neighbors = top_neighbors(vectors, max(v["neighbors_per_item"] for v in SCORING_GRID))
     for values in SCORING_GRID:
         candidate = replace(base, **values)
-        metrics = evaluation.evaluate(split, evaluation.embedding_scorer(split, vectors, candidate), "validation")
+        metrics = evaluation.evaluate(split, evaluation.embedding_scorer(split, vectors, candidate, neighbors),
+                                      "validation")
         key = (metrics["hr@10"], metrics["ndcg@10"])
         if best is None or key > best[0]:
             best = (key, candidate, metrics)

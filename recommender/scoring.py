@@ -28,7 +28,7 @@ def history_weights(stars: np.ndarray, timestamps: np.ndarray, config: ScoringCo
 
 
 def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of every movie among the others: (indices, scores), each (num_movies, k)."""
+    """Exact inner-product top-k of every movie among the others, best first: (indices, scores), each (num_movies, k)."""
     num = len(embeddings)
     k = min(k, num - 1)
     indices = np.empty((num, k), dtype=np.int64)
@@ -38,8 +38,10 @@ def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int = 2048) -> tup
         rows = np.arange(sims.shape[0])
         sims[rows, rows + start] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        indices[start:start + len(rows)] = part
-        scores[start:start + len(rows)] = np.take_along_axis(sims, part, axis=1)
+        best = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-best, axis=1, kind="stable")
+        indices[start:start + len(rows)] = np.take_along_axis(part, order, axis=1)
+        scores[start:start + len(rows)] = np.take_along_axis(best, order, axis=1)
     return indices, scores
 
 

@@ -111,3 +111,26 @@ def load_artifact(run: TrainingRun) -> dict:
     import torch
 
     return torch.load(run.artifact_path, map_location="cpu", weights_only=False)
+
+
+def publish_embeddings(run_id: int) -> str:
+    """Publishes a succeeded run's embeddings to a new collection and makes it live; safe to retry."""
+    import numpy as np
+
+    from recommender.serving import forget_live_run, vector_store
+    from recommender.vector_store import MovieVectors
+
+    run = TrainingRun.objects.get(id=run_id)
+    if run.status != TrainingRun.Status.SUCCEEDED or not run.artifact_path:
+        raise ValueError(f"training run {run_id} has not succeeded; only a succeeded run can be published")
+    artifact = load_artifact(run)
+    catalogue = selectors.movie_catalogue(artifact["movie_ids"].tolist())
+    present = np.isin(artifact["movie_ids"], catalogue.movie_ids)  # movies deleted since training are left out
+    movies = MovieVectors(artifact["movie_ids"][present], artifact["embeddings"][present],
+                          np.array([y or 0 for y in catalogue.years], dtype=np.int32), catalogue.genres)
+    store = vector_store()
+    name = store.publish(run.id, movies)
+    TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
+    forget_live_run()
+    store.drop_old_collections(keep=2)
+    return name

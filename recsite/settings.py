@@ -102,6 +102,7 @@ TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 2)
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
+MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")
 
 MOVIELENS_DIR = env_str("MOVIELENS_DIR")
 MOVIELENS_CACHE_DIR = Path(env_str("MOVIELENS_CACHE_DIR", str(VAR_DIR / "movielens-cache")))

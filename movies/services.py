@@ -1,0 +1,36 @@
+"""Writes that people make on the site: rating and unrating movies."""
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from movies.models import STAR_CHOICES, Movie, Rating
+
+
+class InvalidStars(ValueError):
+    """Stars must be 0.5 to 5.0 in half steps."""
+
+
+def parse_stars(value: object) -> Decimal:
+    try:
+        stars = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as error:
+        raise InvalidStars(f"{str(value)[:20]!r} is not a number of stars") from error
+    if stars not in STAR_CHOICES:
+        raise InvalidStars("stars must be between 0.5 and 5 in half steps")
+    return stars
+
+
+def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
+    """Saves the user's rating of a movie (one per user and movie, the latest value wins)."""
+    value = parse_stars(stars)
+    with transaction.atomic():
+        rating, _ = Rating.objects.update_or_create(user=user, movie=movie,
+                                                    defaults={"stars": value, "rated_at": timezone.now()})
+    return rating
+
+
+def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
+    deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
+    return bool(deleted)

@@ -1,0 +1,33 @@
+"""manage.py publish_embeddings: put a training run's movie embeddings live in Milvus."""
+from argparse import ArgumentParser
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recommender import services
+from recommender.models import TrainingRun
+from recommender.serving import live_run
+from recommender.vector_store import PublishFailed, VectorStoreUnavailable
+
+
+class Command(BaseCommand):
+    help = ("Write a succeeded training run's embeddings to a new Milvus collection, check it, then switch the "
+            "'movies' alias to it. The previous collection is kept for rollback; older ones are dropped.")
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("run", nargs="?", type=int, help="training run id (default: the latest that succeeded)")
+        parser.add_argument("--if-needed", action="store_true", help="do nothing when that run is already live")
+
+    def handle(self, *args: object, **options: object) -> None:
+        runs = TrainingRun.objects.succeeded()
+        run = runs.filter(id=options["run"]).first() if options["run"] else runs.first()
+        if run is None:
+            raise CommandError("no succeeded training run to publish; train one with manage.py train_recommender")
+        try:
+            current = live_run()
+            if options["if_needed"] and current and current.id == run.id:
+                self.stdout.write(f"Run {run.id} is already live.")
+                return
+            name = services.publish_embeddings(run.id)
+        except (VectorStoreUnavailable, PublishFailed) as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"Run {run.id} is live as {name}.")

@@ -1,0 +1,146 @@
+"""Recommendations for people and movies, from Milvus search results, with a popular fallback."""
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from movies import selectors
+from movies.models import Movie
+from recommender.models import TrainingRun
+from recommender.scoring import ScoringConfig, fuse, history_weights
+from recommender.vector_store import VectorStore, VectorStoreUnavailable, search_filter
+
+logger = logging.getLogger(__name__)
+LIVE_RUN_CACHE_SECONDS = 10
+_store: VectorStore | None = None
+_live: tuple[float, TrainingRun | None] = (0.0, None)
+_last_outage_logged = 0.0
+
+
+class Source:
+    PERSONAL = "personal"
+    POPULAR = "popular"
+
+
+@dataclass
+class Recommendation:
+    movie: Movie
+    score: float
+    because: str = ""
+    because_movie: Movie | None = None
+    shared_genres: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recommendations:
+    items: list[Recommendation]
+    source: str
+    note: str = ""
+
+
+def vector_store() -> VectorStore:
+    global _store
+    if _store is None:
+        _store = VectorStore(settings.MILVUS_URI, settings.MILVUS_TOKEN, settings.MILVUS_TIMEOUT_S, settings.MILVUS_ALIAS)
+    return _store
+
+
+def live_run() -> TrainingRun | None:
+    """The run whose collection the alias points to; cached briefly so pages do not ask Milvus twice."""
+    global _live
+    checked_at, run = _live
+    if time.monotonic() - checked_at < LIVE_RUN_CACHE_SECONDS:
+        return run
+    collection = vector_store().live_collection()
+    run_id = vector_store().run_of_collection(collection) if collection else None
+    run = TrainingRun.objects.filter(id=run_id).first() if run_id else None
+    _live = (time.monotonic(), run)
+    return run
+
+
+def forget_live_run() -> None:
+    global _live
+    _live = (0.0, None)
+
+
+def recommend_movies_for(user: object, limit: int = 20) -> Recommendations:
+    history = selectors.rating_history(user) if getattr(user, "is_authenticated", False) else []
+    if not history:
+        return _popular(user, limit, "Rate a few movies and this page becomes yours.")
+    try:
+        items = _personal(user, history, limit)
+    except VectorStoreUnavailable as error:
+        _log_outage(error)
+        return _popular(user, limit, "Personal picks are unavailable for a moment; here are popular movies.")
+    if items is None:
+        return _popular(user, limit, "Recommendations are being prepared; here are popular movies meanwhile.")
+    return Recommendations(items, Source.PERSONAL)
+
+
+def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -> list[Recommendation] | None:
+    run = live_run()
+    if run is None:
+        return None
+    scoring = ScoringConfig(**run.config.get("scoring", {}))
+    movie_ids = np.array([h[0] for h in history])
+    chosen, weights = history_weights(np.array([h[1] for h in history], dtype=np.float32),
+                                      np.array([h[2] for h in history]), scoring)
+    vectors = vector_store().get_vectors(movie_ids[chosen].tolist())
+    keep = [i for i, movie_id in enumerate(movie_ids[chosen]) if int(movie_id) in vectors]
+    if not keep:
+        return None
+    sources = movie_ids[chosen][keep]
+    rated = set(movie_ids.tolist())
+    hits = vector_store().search(np.stack([vectors[int(m)] for m in sources]), scoring.neighbors_per_item + len(rated))
+    fused = fuse(sources, weights[keep], [np.array([h.movie_id for h in row]) for row in hits],
+                 [np.array([h.score for h in row], dtype=np.float32) for row in hits])
+    ranked = sorted(((score, movie, source) for movie, (score, source) in fused.items() if movie not in rated),
+                    reverse=True)[:limit]
+    return _explained(ranked)
+
+
+def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
+    """Rows for the picks and for the liked movies behind them, in one query."""
+    movies = {m.id: m for m in selectors.movies_in_order(list({i for _, m, s in ranked for i in (m, s)}))}
+    items = []
+    for score, movie_id, source_id in ranked:
+        movie, source = movies.get(movie_id), movies.get(source_id)
+        if movie is None:
+            continue
+        shared = sorted({g.name for g in movie.genres.all()} & {g.name for g in source.genres.all()}) if source else []
+        because = f"Because you liked {source.title}" if source else ""
+        items.append(Recommendation(movie, score, because, source, shared))
+    return items
+
+
+def _popular(user: object, limit: int, note: str) -> Recommendations:
+    movies = selectors.popular_movies(limit, exclude_user=user if getattr(user, "is_authenticated", False) else None)
+    return Recommendations([Recommendation(m, 0.0, "Popular with other viewers") for m in movies], Source.POPULAR, note)
+
+
+def similar_movies(movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None,
+                   year_to: int | None = None) -> Recommendations:
+    """Movies nearest to this one; filters are applied inside the Milvus search."""
+    try:
+        vectors = vector_store().get_vectors([movie.id])
+        if movie.id not in vectors:
+            return Recommendations([], Source.PERSONAL, "No similar movies yet.")
+        hits = vector_store().search(vectors[movie.id][None, :], limit + 1, search_filter(genre, year_from, year_to))[0]
+    except VectorStoreUnavailable as error:
+        _log_outage(error)
+        return Recommendations([], Source.POPULAR, "Similar movies are unavailable for a moment.")
+    ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id][:limit]
+    items = _explained(ranked)
+    for item in items:
+        item.because = f"Similar to {movie.title}"
+    return Recommendations(items, Source.PERSONAL)
+
+
+def _log_outage(error: Exception) -> None:
+    """Once a minute at most, so an outage does not flood the logs."""
+    global _last_outage_logged
+    if time.monotonic() - _last_outage_logged > 60:
+        _last_outage_logged = time.monotonic()
+        logger.warning("vector store unavailable, serving popular movies: %s", error)

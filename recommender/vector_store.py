@@ -1,0 +1,254 @@
+"""The only module that talks to Milvus: one collection per training run, served through an alias."""
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+ALIAS = "movies"
+PRIMARY = "movie_id"
+GENRES_MAX_LENGTH = 1024
+INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
+SEARCH_PARAMS = {"metric_type": "IP", "params": {"ef": 128}}
+_SAFE_GENRE = re.compile(r"^[\w' &/.-]{1,64}$", re.UNICODE)
+
+
+class VectorStoreUnavailable(Exception):
+    """Milvus could not be reached, timed out, or refused a call."""
+
+
+class PublishFailed(Exception):
+    """A new collection failed its checks; the alias still points where it did."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    movie_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class MovieVectors:
+    movie_ids: np.ndarray  # (n,) int64, Movie.id
+    vectors: np.ndarray    # (n, dim) float32, L2-normalised
+    years: np.ndarray      # (n,) int32, 0 where unknown
+    genres: list[list[str]]
+
+
+
+
+def search_filter(genre: str | None = None, year_from: int | None = None, year_to: int | None = None) -> str:
+    """A Milvus boolean expression; genres are checked against a strict pattern before use."""
+    parts = []
+    if genre:
+        if not _SAFE_GENRE.match(genre):
+            raise ValueError(f"not a genre name: {genre!r}")
+        parts.append(f'genres like "%|{genre}|%"')
+    if year_from is not None:
+        parts.append(f"year >= {int(year_from)}")
+    if year_to is not None:
+        parts.append(f"year <= {int(year_to)}")
+    return " and ".join(parts)
+
+
+class VectorStore:
+    def __init__(self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS) -> None:
+        self.uri = uri
+        self.token = token
+        self.timeout = timeout
+        self.alias = alias  # also names the run collections, so deployments sharing a Milvus stay apart
+        self._client = None
+
+    def collection_for_run(self, run_id: int) -> str:
+        return f"{self.alias}_run{run_id}"
+
+    def run_of_collection(self, name: str) -> int | None:
+        prefix = f"{self.alias}_run"
+        suffix = name[len(prefix):]
+        return int(suffix) if name.startswith(prefix) and suffix.isdigit() else None
+
+    @contextmanager
+    def _calls(self, what: str) -> Iterator[object]:
+        """Every Milvus or gRPC failure becomes VectorStoreUnavailable (shared/PITFALLS.md 5)."""
+        import grpc
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            if self._client is None:
+                from pymilvus import MilvusClient
+
+                self._client = MilvusClient(uri=self.uri, token=self.token, timeout=self.timeout)
+            yield self._client
+        except (MilvusException, grpc.RpcError, ConnectionError, OSError) as error:
+            self._client = None  # reconnect next time: the server may have restarted
+            raise VectorStoreUnavailable(f"Milvus at {self.uri} failed during {what}: {error}") from error
+
+    # Reading ------------------------------------------------------------------------------------
+
+    def live_collection(self) -> str | None:
+        with self._calls("describe_alias") as client:
+            if self.alias not in client.list_aliases(timeout=self.timeout).get("aliases", []):
+                return None
+            return client.describe_alias(self.alias, timeout=self.timeout)["collection_name"]
+
+    def run_collections(self) -> list[str]:
+        """Collections written for training runs, oldest run first."""
+        with self._calls("list_collections") as client:
+            names = [n for n in client.list_collections(timeout=self.timeout) if self.run_of_collection(n) is not None]
+        return sorted(names, key=self.run_of_collection)
+
+    def ensure_loaded(self, collection: str | None = None) -> None:
+        """After a server restart every collection is released; searching needs it loaded (PITFALLS 4)."""
+        name = collection or self.live_collection()
+        if name is None:
+            return
+        with self._calls("load_collection") as client:
+            state = client.get_load_state(name, timeout=self.timeout).get("state")
+            if str(state).split(".")[-1] != "Loaded":
+                client.load_collection(name, timeout=max(self.timeout, 30))
+
+    def get_vectors(self, movie_ids: list[int]) -> dict[int, np.ndarray]:
+        if not movie_ids:
+            return {}
+        rows = self._loaded_call("get", lambda client: client.get(
+            self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout))
+        return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
+
+    def search(self, vectors: np.ndarray, limit: int, filter_expression: str = "") -> list[list[Hit]]:
+        """Top `limit` movies by inner product for each query vector, in one batched call."""
+        if len(vectors) == 0:
+            return []
+        results = self._loaded_call("search", lambda client: client.search(
+            self.alias, data=[v.tolist() for v in vectors], limit=min(limit, 16384), filter=filter_expression,
+            search_params=SEARCH_PARAMS, anns_field="vector", timeout=self.timeout))
+        return [[Hit(int(hit.get("id", hit.get(PRIMARY))), float(hit["distance"])) for hit in hits] for hits in results]
+
+    def count(self, collection: str) -> int:
+        with self._calls("count") as client:
+            rows = client.query(collection, filter="", output_fields=["count(*)"], consistency_level="Strong",
+                                timeout=self.timeout)
+        return int(rows[0]["count(*)"])
+
+    def _loaded_call(self, what: str, call: Callable[[object], object]) -> object:
+        """Runs a read; after a server restart (collection released, code 101) loads it and tries once more."""
+        try:
+            with self._calls(what) as client:
+                return call(client)
+        except VectorStoreUnavailable as error:
+            if "load" not in str(error.__cause__).lower():
+                raise
+        self.ensure_loaded()
+        with self._calls(what) as client:
+            return call(client)
+
+    # Writing ------------------------------------------------------------------------------------
+
+    def publish(self, run_id: int, movies: MovieVectors, batch_size: int = 1000) -> str:
+        """Write a run's collection, check it, then point the alias at it; the old one stays for rollback."""
+        name = self.collection_for_run(run_id)
+        live = self.live_collection()
+        if name == live:
+            if self.count(name) != len(movies.movie_ids):
+                raise PublishFailed(f"{name} is live but holds a different set of vectors; use another MILVUS_ALIAS")
+            return name  # already published: a retried task has nothing to do
+        with self._calls("publish") as client:
+            if client.has_collection(name, timeout=self.timeout):
+                client.drop_collection(name, timeout=self.timeout)  # a half-written earlier attempt
+            self._create(client, name, movies.vectors.shape[1])
+            for start in range(0, len(movies.movie_ids), batch_size):
+                client.upsert(name, _rows(movies, slice(start, start + batch_size)), timeout=max(self.timeout, 30))
+            client.flush(name, timeout=max(self.timeout, 60))
+            client.create_index(name, _index_params(client), timeout=max(self.timeout, 60))
+            client.load_collection(name, timeout=max(self.timeout, 60))
+        self._verify(name, movies)
+        self.switch_alias(name)
+        return name
+
+    def _create(self, client: object, name: str, dim: int) -> None:
+        from pymilvus import DataType
+
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field(PRIMARY, DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("year", DataType.INT32)
+        schema.add_field("genres", DataType.VARCHAR, max_length=GENRES_MAX_LENGTH)
+        client.create_collection(name, schema=schema, consistency_level="Strong", timeout=max(self.timeout, 30))
+
+    def _verify(self, name: str, movies: MovieVectors) -> None:
+        count = self.count(name)
+        if count != len(movies.movie_ids):
+            raise PublishFailed(f"{name} holds {count} vectors, expected {len(movies.movie_ids)}")
+        probe = movies.vectors[:1]
+        with self._calls("probe search") as client:
+            hits = client.search(name, data=probe.tolist(), limit=1, search_params=SEARCH_PARAMS,
+                                 anns_field="vector", timeout=self.timeout)
+        if not hits or not hits[0]:
+            raise PublishFailed(f"{name}: a probe search returned nothing")
+
+    def switch_alias(self, collection: str) -> None:
+        with self._calls("alias") as client:
+            if self.alias in client.list_aliases(timeout=self.timeout).get("aliases", []):
+                client.alter_alias(collection, self.alias, timeout=self.timeout)
+            else:
+                client.create_alias(collection, self.alias, timeout=self.timeout)
+
+    def rollback(self) -> str:
+        """Point the alias at the newest run collection older than the live one."""
+        live = self.live_collection()
+        older = [n for n in self.run_collections() if live is None or self.run_of_collection(n) < self.run_of_collection(live)]
+        if not older:
+            raise PublishFailed("there is no earlier collection to roll back to")
+        self.ensure_loaded(older[-1])
+        self.switch_alias(older[-1])
+        return older[-1]
+
+    def drop_old_collections(self, keep: int = 2) -> list[str]:
+        """Drop run collections other than the live one and the newest `keep - 1` before it.
+
+        Never drops the collection the alias points to (a Milvus server >= 2.5.5 refuses; lite would
+        silently remove the alias)."""
+        live = self.live_collection()
+        names = self.run_collections()
+        if live is None:
+            return []
+        older = [n for n in names if self.run_of_collection(n) < self.run_of_collection(live)]
+        newer = [n for n in names if self.run_of_collection(n) > self.run_of_collection(live)]
+        doomed = older[: max(0, len(older) - (keep - 1))] + newer
+        with self._calls("drop_collection") as client:
+            for name in doomed:
+                if name != live:
+                    client.drop_collection(name, timeout=max(self.timeout, 30))
+        return doomed
+
+    def drop_collection(self, name: str) -> None:
+        if name == self.live_collection():
+            raise PublishFailed(f"refusing to drop {name}: the alias {self.alias!r} points to it")
+        with self._calls("drop_collection") as client:
+            client.drop_collection(name, timeout=max(self.timeout, 30))
+
+    def upsert_movies(self, movies: MovieVectors) -> None:
+        """Add or replace single movies in the live collection (new or edited movies)."""
+        with self._calls("upsert") as client:
+            client.upsert(self.alias, _rows(movies, slice(None)), timeout=self.timeout)
+
+    def delete_movies(self, movie_ids: list[int]) -> None:
+        with self._calls("delete") as client:
+            client.delete(self.alias, ids=list(movie_ids), timeout=self.timeout)
+
+
+def _index_params(client: object) -> object:
+    params = client.prepare_index_params()
+    params.add_index(field_name="vector", **INDEX)
+    return params
+
+
+def _rows(movies: MovieVectors, part: slice) -> list[dict]:
+    return [
+        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year),
+         "genres": ("|" + "|".join(genres) + "|")[:GENRES_MAX_LENGTH]}
+        for movie_id, vector, year, genres in zip(movies.movie_ids[part], movies.vectors[part], movies.years[part],
+                                                  movies.genres[part])
+    ]
