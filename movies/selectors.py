@@ -118,3 +118,27 @@ def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
     rows = list(movies.values_list("id", "title", "year"))
     return Catalogue(np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows],
                      [sorted(genres.get(r[0], [])) for r in rows])
+
+
+def recently_rated_movies(limit: int) -> list[Movie]:
+    ids = []
+    for movie_id in Rating.objects.order_by("-rated_at").values_list("movie_id", flat=True)[: limit * 20]:
+        if movie_id not in ids:
+            ids.append(movie_id)
+        if len(ids) == limit:
+            break
+    return movies_in_order(ids)
+
+
+def onboarding_movies(user: object, limit: int) -> list[Movie]:
+    """Well-known titles across genres, the user's rated ones left out: a varied set to rate first."""
+    rated = set(Rating.objects.filter(user=user).values_list("movie_id", flat=True))
+    candidates = [m for m in movies_in_order(popular_movie_ids(200)) if m.id not in rated]
+    chosen, seen_genres = [], set()
+    for movie in candidates:  # first pass: one movie per new leading genre, for variety
+        genres = [g.name for g in movie.genres.all()]
+        if genres and genres[0] not in seen_genres:
+            chosen.append(movie)
+            seen_genres.add(genres[0])
+    chosen += [m for m in candidates if m not in chosen]
+    return chosen[:limit]

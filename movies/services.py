@@ -34,3 +34,9 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
 def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
     deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
     return bool(deleted)
+
+
+def create_site_profile(user: AbstractBaseUser) -> None:
+    from movies.models import Profile
+
+    Profile.objects.get_or_create(user=user, defaults={"source": Profile.Source.SITE})

@@ -1,8 +1,21 @@
-"""URL routes of the movie pages."""
+"""URL routes of the pages and the JSON API."""
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from movies import views
+from movies import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("movies/", views.movie_list, name="movie_list"),
+    path("movies/<int:movie_id>/", views.movie_detail, name="movie_detail"),
+    path("movies/<int:movie_id>/rate/", views.rate, name="rate"),
+    path("for-you/", views.recommendations, name="recommendations"),
+    path("my-ratings/", views.my_ratings, name="my_ratings"),
+    path("signup/", views.signup, name="signup"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/recommendations/", api.recommendations, name="api_recommendations"),
+    path("api/movies/", api.movies, name="api_movies"),
+    path("api/movies/<int:movie_id>/similar/", api.similar, name="api_similar"),
+    path("api/ratings/<int:movie_id>/", api.rating, name="api_rating"),
 ]

@@ -1,9 +1,110 @@
-"""Pages for browsing movies."""
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Pages: home, browse and search, movie detail, For you, your ratings, sign up, and the rating form."""
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from movies import selectors
+from movies import selectors, services
+from movies.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
+from movies.models import Movie, Rating
+from recommender import serving
+
+ONBOARDING_TARGET = 5
+PAGE_SIZE = 24
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "movies/home.html", {"movies": selectors.popular_movies(limit=24)})
+    return render(request, "movies/home.html", {
+        "popular": selectors.popular_movies(12),
+        "recent": selectors.recently_rated_movies(6),
+        "genres": selectors.genre_names(),
+    })
+
+
+def movie_list(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else {}
+    movies = selectors.search_movies(filters.get("q", ""), filters.get("genre", ""), filters.get("year_from"),
+                                     filters.get("year_to"))
+    page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "movies/movie_list.html", {
+        "form": form, "page": page, "genres": selectors.genre_names(),
+        "ratings": selectors.user_ratings(request.user),
+    })
+
+
+def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
+    movie = get_object_or_404(selectors.with_stats(Movie.objects.filter(id=movie_id)).prefetch_related("genres"))
+    return render(request, "movies/movie_detail.html", {
+        "movie": movie, "similar": serving.similar_movies(movie, limit=8),
+        "rating": selectors.user_ratings(request.user).get(movie.id),
+    })
+
+
+@login_required
+def recommendations(request: HttpRequest) -> HttpResponse:
+    context = _recommendations_context(request)
+    template = "movies/includes/recommendation_list.html" if request.headers.get("HX-Request") else "movies/recommendations.html"
+    return render(request, template, context)
+
+
+def _recommendations_context(request: HttpRequest) -> dict:
+    num_rated = selectors.rated_count(request.user)
+    return {
+        "result": serving.recommend_movies_for(request.user, limit=20),
+        "num_rated": num_rated,
+        "onboarding": selectors.onboarding_movies(request.user, 12) if num_rated < ONBOARDING_TARGET else [],
+        "onboarding_target": ONBOARDING_TARGET,
+        "ratings": selectors.user_ratings(request.user),
+    }
+
+
+@login_required
+def my_ratings(request: HttpRequest) -> HttpResponse:
+    ratings = Rating.objects.filter(user=request.user).select_related("movie").order_by("-rated_at")
+    page = Paginator(ratings, 50).get_page(request.GET.get("page"))
+    return render(request, "movies/my_ratings.html", {"page": page})
+
+
+@require_POST
+@login_required
+def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
+    """Saves a rating; htmx gets the refreshed widget back, a plain form post is redirected."""
+    movie = get_object_or_404(Movie, id=movie_id)
+    form = RatingForm(request.POST)
+    if request.POST.get("action") == "clear":
+        services.unrate_movie(request.user, movie)
+        rating, status = None, "Rating removed."
+    elif form.is_valid():
+        rating = services.rate_movie(request.user, movie, form.cleaned_data["stars"])
+        status = f"Saved: {rating.stars:g} stars."
+    else:
+        return HttpResponseBadRequest("Choose between 0.5 and 5 stars in half steps.")
+    if request.headers.get("HX-Request"):
+        response = render(request, "movies/includes/star_widget.html",
+                          {"movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES})
+        response["HX-Trigger"] = "rated"
+        return response
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        target = movie_url(movie)
+    return redirect(target)
+
+
+def movie_url(movie: Movie) -> str:
+    from django.urls import reverse
+
+    return reverse("movie_detail", args=[movie.id])
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        services.create_site_profile(user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("recommendations")
+    return render(request, "registration/signup.html", {"form": form})

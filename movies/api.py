@@ -1,0 +1,108 @@
+"""JSON API with session authentication: recommendations, similar movies, ratings, movie search."""
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET, require_http_methods
+
+from movies import selectors, services
+from movies.forms import SearchForm
+from movies.models import Movie
+from recommender import serving
+from recommender.serving import Recommendations
+
+
+def _movie_json(movie: Movie) -> dict:
+    return {"movie_id": movie.id, "movielens_id": movie.movielens_id, "title": movie.title, "year": movie.year,
+            "genres": [g.name for g in movie.genres.all()]}
+
+
+def _recommendations_json(result: Recommendations) -> dict:
+    return {"source": result.source, "note": result.note, "results": [
+        {**_movie_json(item.movie), "score": round(item.score, 6), "because": item.because,
+         "because_movie_id": item.because_movie.id if item.because_movie else None,
+         "shared_genres": item.shared_genres}
+        for item in result.items]}
+
+
+def _bounded_int(value: str | None, default: int, low: int, high: int) -> int | None:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
+def _error(message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _login_required_json(view: object) -> object:
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+        if not request.user.is_authenticated:
+            return _error("log in first", 401)
+        return view(request, *args, **kwargs)
+    return wrapped
+
+
+@require_GET
+@_login_required_json
+def recommendations(request: HttpRequest) -> JsonResponse:
+    k = _bounded_int(request.GET.get("k"), 10, 1, 100)
+    if k is None:
+        return _error("k must be a whole number from 1 to 100")
+    return JsonResponse(_recommendations_json(serving.recommend_movies_for(request.user, k)))
+
+
+@require_GET
+def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
+    movie = get_object_or_404(Movie, id=movie_id)
+    k = _bounded_int(request.GET.get("k"), 10, 1, 100)
+    form = SearchForm(request.GET)
+    if k is None or not form.is_valid():
+        return _error("k must be 1-100; year_from/year_to whole years; genre a genre name")
+    genre = form.cleaned_data["genre"] or None
+    if genre and genre not in selectors.genre_names():
+        return _error(f"unknown genre {genre[:64]!r}")
+    result = serving.similar_movies(movie, k, genre, form.cleaned_data["year_from"], form.cleaned_data["year_to"])
+    return JsonResponse(_recommendations_json(result))
+
+
+@require_GET
+def movies(request: HttpRequest) -> JsonResponse:
+    form = SearchForm(request.GET)
+    if not form.is_valid():
+        return _error("q is at most 100 characters; years are whole numbers")
+    page_number = _bounded_int(request.GET.get("page"), 1, 1, 10**6)
+    if page_number is None:
+        return _error("page must be a positive whole number")
+    data = form.cleaned_data
+    paginator = Paginator(selectors.search_movies(data["q"], data["genre"], data["year_from"], data["year_to"]), 24)
+    page = paginator.get_page(page_number)
+    return JsonResponse({"count": paginator.count, "page": page.number, "num_pages": paginator.num_pages,
+                         "results": [_movie_json(m) for m in page]})
+
+
+@require_http_methods(["POST", "DELETE"])
+@_login_required_json
+def rating(request: HttpRequest, movie_id: int) -> JsonResponse:
+    """POST {"stars": 4.5} (JSON or form) rates the movie for the logged-in user; DELETE removes it."""
+    movie = get_object_or_404(Movie, id=movie_id)
+    if request.method == "DELETE":
+        return JsonResponse({"movie_id": movie.id, "deleted": services.unrate_movie(request.user, movie)})
+    stars = request.POST.get("stars")
+    if stars is None and request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _error("the body is not valid JSON")
+        stars = body.get("stars") if isinstance(body, dict) else None
+    try:
+        saved = services.rate_movie(request.user, movie, stars)
+    except services.InvalidStars as error:
+        return _error(str(error))
+    return JsonResponse({"movie_id": movie.id, "stars": float(saved.stars), "rated_at": saved.rated_at.isoformat()})
