@@ -1,14 +1,23 @@
 """Forms for rating, searching and signing up."""
+from decimal import Decimal
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
 from movies.models import STAR_CHOICES
+from movies.services import InvalidStars, parse_stars
 
 STAR_VALUES = [f"{s:.1f}" for s in STAR_CHOICES]
 
 
 class RatingForm(forms.Form):
-    stars = forms.ChoiceField(choices=[(v, v) for v in STAR_VALUES])
+    stars = forms.CharField(max_length=8)
+
+    def clean_stars(self) -> Decimal:
+        try:
+            return parse_stars(self.cleaned_data["stars"])
+        except InvalidStars as error:
+            raise forms.ValidationError(str(error)) from error
 
 
 class SearchForm(forms.Form):

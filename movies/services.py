@@ -1,4 +1,5 @@
 """Writes that people make on the site: rating and unrating movies."""
+import re
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,11 +13,18 @@ class InvalidStars(ValueError):
     """Stars must be 0.5 to 5.0 in half steps."""
 
 
+_STARS_TEXT = re.compile(r"[0-9](\.[0-9]+)?", re.ASCII)
+
+
 def parse_stars(value: object) -> Decimal:
+    """Decimal stars from form text or JSON numbers; only ASCII digits, 0.5 to 5.0 in half steps."""
+    text = str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    if not _STARS_TEXT.fullmatch(text):
+        raise InvalidStars(f"{str(value)[:20]!r} is not a number of stars")
     try:
-        stars = Decimal(str(value).strip())
+        stars = Decimal(text)
     except (InvalidOperation, ValueError) as error:
-        raise InvalidStars(f"{str(value)[:20]!r} is not a number of stars") from error
+        raise InvalidStars(f"{text!r} is not a number of stars") from error
     if stars not in STAR_CHOICES:
         raise InvalidStars("stars must be between 0.5 and 5 in half steps")
     return stars

@@ -1,5 +1,6 @@
 """Named fixtures shared by the whole suite."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,142 @@ class TinyData:
     def __init__(self, interactions: object, catalogue: object) -> None:
         self.interactions = interactions
         self.catalogue = catalogue
+
+
+def milvus_lite_binary() -> str:
+    return str(Path(sys.executable).parent / "milvus-lite")
+
+
+class MilvusLiteServer:
+    """A private milvus-lite server a test can stop, freeze and restart."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import socket
+
+        self.data_dir = data_dir
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import time
+
+        from pymilvus import MilvusClient
+
+        self.process = subprocess.Popen([milvus_lite_binary(), "server", "--data-dir", str(self.data_dir), "--host",
+                                         "127.0.0.1", "--port", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                MilvusClient(uri=self.uri, timeout=2).get_server_version()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> "MilvusLiteServer":
+    server = MilvusLiteServer(tmp_path / "milvus")
+    server.start()
+    yield server
+    server.stop()
+
+
+def shared_milvus_uri() -> str | None:
+    """The milvus-lite server scripts/test starts for the run."""
+    return os.environ.get("MILVUS_URI") if os.environ.get("MILVUS_LITE_PID") else None
+
+
+requires_milvus = pytest.mark.skipif(shared_milvus_uri() is None,
+                                     reason="needs the milvus-lite server that scripts/test starts")
+
+
+@pytest.fixture
+def store() -> "object":
+    """A VectorStore on the shared server, under an alias of its own, cleaned up afterwards."""
+    import uuid
+
+    from recommender.vector_store import VectorStore
+
+    vector_store = VectorStore(shared_milvus_uri(), timeout=10, alias=f"t{uuid.uuid4().hex[:10]}")
+    yield vector_store
+    with vector_store._calls("cleanup") as client:
+        client.drop_alias(vector_store.alias)
+        for name in vector_store.run_collections():
+            client.drop_collection(name)
+
+
+@pytest.fixture
+def catalogue_movies(db) -> list:
+    """Twelve movies: 1-6 are Animation, 7-12 Drama; one title carries HTML to prove escaping."""
+    from movies.models import Genre, Movie
+
+    animation, drama = Genre.objects.create(name="Animation"), Genre.objects.create(name="Drama")
+    movies = []
+    for i in range(1, 13):
+        title = f"Robot Garden {i} ({1990 + i})" if i != 12 else '<script>alert("x")</script> & "Quotes" (2001)'
+        movie = Movie.objects.create(title=title, year=1990 + i, movielens_id=100 + i)
+        movie.genres.add(animation if i <= 6 else drama)
+        movies.append(movie)
+    return movies
+
+
+@pytest.fixture
+def alice(catalogue_movies: list) -> object:
+    """Has ratings: loves the first three Animation movies, dislikes one Drama."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+
+    from movies.models import Rating
+
+    user = get_user_model().objects.create_user("alice", password="a-long-password-1")
+    for k, (movie, stars) in enumerate([(0, "5"), (1, "4.5"), (2, "4"), (7, "1")]):
+        Rating.objects.create(user=user, movie=catalogue_movies[movie], stars=Decimal(stars),
+                              rated_at=datetime(2024, 1, 1 + k, tzinfo=UTC))
+    return user
+
+
+@pytest.fixture
+def bob(db) -> object:
+    """No ratings."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("bob", password="a-long-password-2")
+
+
+@pytest.fixture
+def live_embeddings(store, catalogue_movies: list, monkeypatch: pytest.MonkeyPatch) -> object:
+    """A succeeded run whose vectors put the Animation movies together and the Drama ones together."""
+    import numpy as np
+
+    from recommender import serving
+    from recommender.models import TrainingRun
+    from recommender.vector_store import MovieVectors
+
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED,
+                                     config={"scoring": {"neighbors_per_item": 10, "min_stars": 3.5}})
+    vectors = np.zeros((12, 4), dtype=np.float32)
+    for i in range(12):
+        vectors[i, 0 if i < 6 else 1] = 1.0
+        vectors[i, 2 + i % 2] = 0.3 + 0.02 * i
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.publish(run.id, MovieVectors(np.array([m.id for m in catalogue_movies]), vectors,
+                                       np.array([m.year for m in catalogue_movies], dtype=np.int32),
+                                       [[g.name for g in m.genres.all()] for m in catalogue_movies]))
+    monkeypatch.setattr(serving, "_store", store)
+    serving.forget_live_run()
+    yield run
+    serving.forget_live_run()

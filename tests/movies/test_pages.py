@@ -1,0 +1,134 @@
+"""Pages and the JSON API through the test client."""
+import json
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from movies.models import Profile, Rating
+from tests.conftest import requires_milvus
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_render_and_escape_html_in_titles(client: Client, alice, catalogue_movies) -> None:
+    for url in ("/", "/movies/", f"/movies/{catalogue_movies[11].id}/", "/movies/?genre=Drama"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        assert '<script>alert("x")</script>' not in body
+    detail = client.get(f"/movies/{catalogue_movies[11].id}/").content.decode()
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in detail
+
+
+@pytest.mark.parametrize("query", ["?page=abc", "?page=999999", "?page=-1", "?q=" + "x" * 5000, "?year_from=abc"])
+def test_odd_query_strings_never_fail(client: Client, catalogue_movies, query: str) -> None:
+    assert client.get("/movies/" + query).status_code == 200
+
+
+def test_missing_movie_is_404(client: Client, db) -> None:
+    assert client.get("/movies/999999/").status_code == 404
+
+
+def test_rating_needs_a_csrf_token(alice, catalogue_movies) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    movie = catalogue_movies[5]
+    assert client.post(f"/movies/{movie.id}/rate/", {"stars": "4.0"}).status_code == 403
+    assert client.post(f"/api/ratings/{movie.id}/", {"stars": "4.0"}).status_code == 403
+    assert not Rating.objects.filter(user=alice, movie=movie).exists()
+    client.get(f"/movies/{movie.id}/")
+    token = client.cookies["csrftoken"].value
+    response = client.post(f"/movies/{movie.id}/rate/", {"stars": "4.0"}, HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Trigger"] == "rated"
+    assert "Saved: 4 stars." in response.content.decode()
+    assert Rating.objects.get(user=alice, movie=movie).stars == Decimal("4.0")
+
+
+def test_the_rater_is_always_the_logged_in_user(client: Client, alice, bob, catalogue_movies) -> None:
+    client.force_login(bob)
+    movie = catalogue_movies[0]
+    response = client.post(f"/movies/{movie.id}/rate/", {"stars": "0.5", "user": alice.id, "user_id": alice.id})
+    assert response.status_code == 302
+    assert Rating.objects.get(user=alice, movie=movie).stars == Decimal("5.0")
+    assert Rating.objects.get(user=bob, movie=movie).stars == Decimal("0.5")
+
+
+def test_plain_form_post_redirects_back_and_only_to_this_site(client: Client, bob, catalogue_movies) -> None:
+    client.force_login(bob)
+    movie = catalogue_movies[3]
+    assert client.post(f"/movies/{movie.id}/rate/", {"stars": "3.5", "next": "/for-you/"})["Location"] == "/for-you/"
+    evil = client.post(f"/movies/{movie.id}/rate/", {"stars": "3.5", "next": "https://evil.example/"})
+    assert evil["Location"] == f"/movies/{movie.id}/"
+    assert client.post(f"/movies/{movie.id}/rate/", {"action": "clear"}).status_code == 302
+    assert not Rating.objects.filter(user=bob).exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stars=st.one_of(
+    st.sampled_from(["0", "6", "-1", str(2**63), "3.7", "5.5", "nan", "inf", "", "\x00", "x" * 10_000, "٣", "‮4"]),
+    st.text(max_size=50).filter(lambda s: s.strip() not in {f"{h / 2:g}" for h in range(1, 11)} | {f"{h / 2:.1f}" for h in range(1, 11)}),
+    st.integers().filter(lambda n: not 1 <= n <= 5),
+))
+def test_bad_stars_give_400_and_no_row(client: Client, bob, catalogue_movies, stars: object) -> None:
+    client.force_login(bob)
+    movie = catalogue_movies[4]
+    page = client.post(f"/movies/{movie.id}/rate/", {"stars": str(stars)})
+    api = client.post(f"/api/ratings/{movie.id}/", json.dumps({"stars": stars}), content_type="application/json")
+    assert page.status_code == 400 and api.status_code == 400
+    assert not Rating.objects.filter(user=bob).exists()
+
+
+def test_api_rates_unrates_and_requires_login(client: Client, bob, catalogue_movies) -> None:
+    movie = catalogue_movies[2]
+    assert client.get("/api/recommendations/").status_code == 401
+    assert client.post(f"/api/ratings/{movie.id}/", {"stars": "4.5"}).status_code == 401
+    client.force_login(bob)
+    saved = client.post(f"/api/ratings/{movie.id}/", json.dumps({"stars": 4.5}), content_type="application/json")
+    assert saved.status_code == 200 and saved.json()["stars"] == 4.5
+    again = client.post(f"/api/ratings/{movie.id}/", {"stars": "2"})
+    assert again.json()["stars"] == 2.0 and Rating.objects.filter(user=bob).count() == 1
+    assert client.delete(f"/api/ratings/{movie.id}/").json() == {"movie_id": movie.id, "deleted": True}
+    assert client.get("/api/recommendations/?k=0").status_code == 400
+    assert client.get("/api/recommendations/?k=abc").status_code == 400
+
+
+def test_api_movie_search_is_paginated_and_bounded(client: Client, catalogue_movies) -> None:
+    data = client.get("/api/movies/?q=robot").json()
+    assert data["count"] == 11 and data["page"] == 1 and len(data["results"]) == 11
+    assert client.get("/api/movies/?q=" + "x" * 5000).status_code == 400
+    assert client.get("/api/movies/?page=abc").status_code == 400
+    assert client.get("/api/movies/?page=99").json()["page"] == 1
+
+
+def test_signup_logs_in_and_starts_onboarding(client: Client, alice, catalogue_movies) -> None:
+    response = client.post("/signup/", {"username": "carol", "password1": "Stars-and-Popcorn-77",
+                                        "password2": "Stars-and-Popcorn-77"})
+    assert response.status_code == 302 and response["Location"] == "/for-you/"
+    assert Profile.objects.get(user__username="carol").source == Profile.Source.SITE
+    page = client.get("/for-you/").content.decode()
+    assert "Rate a few movies you know" in page and "You have rated 0 of the 5" in page
+
+
+def test_logged_out_session_cookie_is_rejected(alice) -> None:
+    client = Client()
+    client.force_login(alice)
+    old_session = client.cookies["sessionid"].value
+    client.post("/logout/")
+    replay = Client()
+    replay.cookies["sessionid"] = old_session
+    assert replay.get("/for-you/").status_code == 302
+    assert replay.get("/api/recommendations/").status_code == 401
+
+
+@requires_milvus
+def test_for_you_changes_right_after_a_rating(client: Client, bob, alice, live_embeddings, catalogue_movies) -> None:
+    client.force_login(bob)
+    before = client.get("/for-you/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Rate a few movies" in before
+    client.post(f"/movies/{catalogue_movies[8].id}/rate/", {"stars": "5"})
+    after = client.get("/for-you/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Because you liked Robot Garden 9" in after, after[:300]
+    assert after != before

@@ -1,0 +1,52 @@
+"""Recommendations from Milvus for people and movies, and the popular fallback."""
+import time
+
+import pytest
+
+from recommender import serving
+from recommender.vector_store import VectorStore
+from tests.conftest import requires_milvus
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_recommendations_exclude_rated_movies_and_explain_themselves(alice, live_embeddings, catalogue_movies) -> None:
+    result = serving.recommend_movies_for(alice, limit=5)
+    assert result.source == serving.Source.PERSONAL and result.note == ""
+    ids = [item.movie.id for item in result.items]
+    rated = {catalogue_movies[i].id for i in (0, 1, 2, 7)}
+    assert ids and not rated & set(ids)
+    assert set(ids[:3]) <= {m.id for m in catalogue_movies[3:6]}, "liked Animation should bring more Animation"
+    first = result.items[0]
+    assert first.because.startswith("Because you liked Robot Garden") and first.shared_genres == ["Animation"]
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_a_new_user_gets_popular_movies_and_a_note(bob, alice, live_embeddings) -> None:
+    result = serving.recommend_movies_for(bob, limit=5)
+    assert result.source == serving.Source.POPULAR and "Rate a few movies" in result.note
+    assert result.items
+
+
+@pytest.mark.django_db
+def test_milvus_down_gives_popular_movies_quickly(alice, catalogue_movies, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.models import TrainingRun
+
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
+    serving.forget_live_run()
+    started = time.monotonic()
+    result = serving.recommend_movies_for(alice, limit=5)
+    assert time.monotonic() - started < 3
+    assert result.source == serving.Source.POPULAR and "unavailable" in result.note
+    assert all(item.movie.id not in {catalogue_movies[i].id for i in (0, 1, 2, 7)} for item in result.items)
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_similar_movies_honour_genre_and_year_filters(live_embeddings, catalogue_movies) -> None:
+    result = serving.similar_movies(catalogue_movies[0], limit=5)
+    assert [i.movie.id for i in result.items][:5] and catalogue_movies[0].id not in [i.movie.id for i in result.items]
+    drama = serving.similar_movies(catalogue_movies[0], limit=5, genre="Drama", year_from=1999)
+    assert {i.movie.year >= 1999 and i.movie.genres.first().name == "Drama" for i in drama.items} == {True}
