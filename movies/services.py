@@ -18,7 +18,7 @@ _STARS_TEXT = re.compile(r"[0-9](\.[0-9]+)?", re.ASCII)
 
 def parse_stars(value: object) -> Decimal:
     """Decimal stars from form text or JSON numbers; only ASCII digits, 0.5 to 5.0 in half steps."""
-    text = str(value).strip() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+    text = str(value).strip() if isinstance(value, (str, int, float, Decimal)) and not isinstance(value, bool) else ""
     if not _STARS_TEXT.fullmatch(text):
         raise InvalidStars(f"{str(value)[:20]!r} is not a number of stars")
     try:
