@@ -80,7 +80,7 @@ def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
         rating, status = None, "Rating removed."
     elif form.is_valid():
         rating = services.rate_movie(request.user, movie, form.cleaned_data["stars"])
-        status = f"Saved: {rating.stars.normalize():f} stars."
+        status = f"Saved: {rating.stars.normalize():f} star{'' if rating.stars == 1 else 's'}."
     else:
         return HttpResponseBadRequest("Choose between 0.5 and 5 stars in half steps.")
     if request.headers.get("HX-Request"):

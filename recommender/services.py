@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 RUN_BASELINE_GRIDS = {
     "popularity": [{}],
     "itemknn": [{"num_neighbors": 100, "shrink": 10.0}, {"num_neighbors": 200, "shrink": 10.0}],
-    "ease": [{"l2": 100.0}, {"l2": 300.0}, {"l2": 1000.0}],
+    "ease": [{"l2": 200.0}, {"l2": 500.0}],
 }
+EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
 
 
 def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
@@ -76,7 +77,9 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
         if on_epoch:
             on_epoch(row)
 
-    baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
+    grids = {name: grid for name, grid in RUN_BASELINE_GRIDS.items()
+             if name != "ease" or len(catalogue.movie_ids) <= EASE_MAX_MOVIES}
+    baselines = experiment.fit_baselines(prepared.split, grids) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
     config = replace(config, scoring=outcome.scoring)

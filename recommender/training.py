@@ -22,15 +22,15 @@ class TrainingDiverged(Exception):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    hidden_dim: int = 64
+    hidden_dim: int = 128
     walk: WalkConfig = field(default_factory=WalkConfig)
     edges: EdgeWeighting = field(default_factory=EdgeWeighting)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     batch_size: int = 256
-    batches_per_epoch: int = 200
+    batches_per_epoch: int = 300
     epochs: int = 20
     patience: int = 4                  # epochs without a better validation HR@10 before stopping
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     weight_decay: float = 0.0
     dropout: float = 0.1
     loss: str = "margin"               # "margin" (hinge) or "bpr"

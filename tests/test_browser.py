@@ -1,0 +1,76 @@
+"""A person in a real headless Chromium: sign up, onboard, rate with the widget, get explained picks."""
+import shutil
+
+import pytest
+
+from tests.conftest import requires_milvus
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+requires_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> object:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the test's own database calls are
+    # still synchronous, which is what Django's guard is unsure of (pytest-playwright's documented setting).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield instance
+        instance.close()
+
+
+@requires_chromium
+@requires_milvus
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(180)
+def test_new_user_signs_up_rates_and_sees_explained_picks(live_server, browser, alice, live_embeddings,
+                                                           catalogue_movies) -> None:
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/signup/")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password1", "Stars-and-Popcorn-77")
+    page.fill("#id_password2", "Stars-and-Popcorn-77")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/for-you/")
+    assert "Rate a few movies you know" in page.content()
+
+    first_card = page.locator(".onboarding .card").first
+    title = first_card.locator(".card-title").inner_text()
+    with page.expect_response(lambda r: "/rate/" in r.url and r.request.method == "POST") as posted:
+        first_card.locator("label[title='5.0 stars']").click()
+    assert posted.value.status == 200  # the htmx POST carried the CSRF header and was accepted
+    first_card.locator(".status").get_by_text("Saved: 5 stars.").wait_for()
+    page.locator("#recommendations .because", has_text="Because you liked").first.wait_for()
+    picks = page.locator("#recommendations .card-title").all_inner_texts()
+    assert picks and title not in picks
+    assert page.url == f"{live_server.url}/for-you/", "rating must not reload the page"
+
+
+@requires_chromium
+@requires_milvus
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(180)
+def test_rating_by_keyboard_announces_the_result(live_server, browser, bob, live_embeddings, catalogue_movies) -> None:
+    page = browser.new_page()
+    page.goto(f"{live_server.url}/login/?next=/movies/{catalogue_movies[0].id}/")
+    page.fill("#id_username", "bob")
+    page.fill("#id_password", "a-long-password-2")
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"**/movies/{catalogue_movies[0].id}/")
+    page.locator("input[name=stars]").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.locator("form.stars [role=status]").get_by_text("Saved: 1 star.").wait_for()
+    page.keyboard.press("ArrowRight")
+    status = page.locator("form.stars [role=status]")
+    status.get_by_text("Saved: 1.5 stars.").wait_for()
+    assert page.locator("form.stars input[value='1.5']").is_checked()
+    assert page.evaluate("() => document.activeElement.name") == "stars", "focus stays in the widget after saving"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement.nextElementSibling).outlineStyle")
+    assert outline != "none", "the focused star shows a visible focus ring"
