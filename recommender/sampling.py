@@ -15,8 +15,8 @@ class WalkConfig:
     num_layers: int = 2
     num_traversals: int = 3       # length of each movie -> user -> movie walk, in hops pairs
     restart_prob: float = 0.5
-    num_random_walks: int = 10
-    num_neighbors: int = 10
+    num_random_walks: int = 20
+    num_neighbors: int = 20
 
 
 @dataclass(frozen=True)
