@@ -34,6 +34,12 @@ class MovieAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Movie]:
         return super().get_queryset(request).prefetch_related("genres")
 
+    def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
+        from recommender.pipeline import note_movie_changed
+
+        super().save_related(request, form, formsets, change)
+        note_movie_changed(form.instance.id)
+
     @admin.display(description="Genres")
     def genre_list(self, movie: Movie) -> str:
         return ", ".join(genre.name for genre in movie.genres.all())

@@ -85,6 +85,11 @@ def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
         )
     record = None if options.is_dry_run else DatasetImport.objects.create(dataset=layout.name, source=str(directory))
     report = _import_tables(directory, layout, options, progress)
+    if report.is_changed and not options.is_dry_run:
+        from recommender.pipeline import note_data_changed
+
+        # One mark for the whole import, not one task per rating.
+        note_data_changed(report.movies.new + report.movies.changed + report.ratings.new + report.ratings.changed)
     if record is not None:
         record.finished_at = timezone.now()
         record.summary = report.as_dict()

@@ -32,15 +32,23 @@ def parse_stars(value: object) -> Decimal:
 
 def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
     """Saves the user's rating of a movie (one per user and movie, the latest value wins)."""
+    from recommender.pipeline import note_data_changed
+
     value = parse_stars(stars)
     with transaction.atomic():
         rating, _ = Rating.objects.update_or_create(user=user, movie=movie,
                                                     defaults={"stars": value, "rated_at": timezone.now()})
+        note_data_changed()
     return rating
 
 
 def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
-    deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
+    from recommender.pipeline import note_data_changed
+
+    with transaction.atomic():
+        deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
+        if deleted:
+            note_data_changed()
     return bool(deleted)
 
 

@@ -5,7 +5,8 @@ import torch
 
 from recommender.graph import InteractionGraph
 from recommender.pinsage import PinSageNetwork
-from recommender.sampling import NeighborSampler, WalkConfig
+from recommender.features import MovieFeatures
+from recommender.sampling import VISITS, NeighborSampler, WalkConfig
 
 
 @torch.no_grad()
@@ -23,3 +24,26 @@ def movie_embeddings(network: PinSageNetwork, interactions: InteractionGraph, wa
         blocks = [block.to(device) for block in sampler.blocks(seeds)]
         chunks.append(network(blocks).cpu().numpy())
     return np.concatenate(chunks).astype(np.float32)
+
+
+@torch.no_grad()
+def cold_start_embeddings(network: PinSageNetwork, features: MovieFeatures) -> np.ndarray:
+    """Vectors for movies the trained graph has never seen, from their features alone (inductive).
+
+    Each movie is a block with no neighbours, so the layers see only the movie itself, and the id
+    embedding is left out: a new movie has no learned id."""
+    network.eval()
+    trained_features, trained_ids = network.projector.features, network.projector.ids
+    network.projector.features, network.projector.ids = features, None
+    try:
+        num = features.num_movies
+        blocks = []
+        for _ in network.layers:
+            block = dgl.create_block(([], []), num_src_nodes=num, num_dst_nodes=num)
+            block.srcdata[dgl.NID] = torch.arange(num)
+            block.dstdata[dgl.NID] = torch.arange(num)
+            block.edata[VISITS] = torch.zeros(0)
+            blocks.append(block)
+        return network(blocks).cpu().numpy().astype(np.float32)
+    finally:
+        network.projector.features, network.projector.ids = trained_features, trained_ids

@@ -38,6 +38,8 @@ class TrainingRun(models.Model):
     baseline_metrics = models.JSONField(default=dict, blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    held_back_reason = models.TextField(blank=True, help_text="Why a succeeded run was not published automatically.")
+    reason = models.CharField(max_length=64, blank=True, help_text="What asked for this run.")
 
     objects = TrainingRunQuerySet.as_manager()
 
@@ -53,3 +55,22 @@ class TrainingRun(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class RecommenderState(models.Model):
+    """One row: how much the data changed since training was last requested (read by the beat sweeper)."""
+
+    num_changes = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    last_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "recommender state"
+
+    def __str__(self) -> str:
+        return f"{self.num_changes} change(s) since the last retrain request"
+
+    @classmethod
+    def current(cls) -> "RecommenderState":
+        state, _ = cls.objects.get_or_create(id=1)
+        return state

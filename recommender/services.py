@@ -39,7 +39,12 @@ def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, wit
         from recommender.experiment import NotEnoughData
 
         _drop_broken_connection()
-        reason = str(error) if isinstance(error, NotEnoughData) else f"{type(error).__name__}: {error}"
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(error, SoftTimeLimitExceeded):
+            reason = f"timed out after {settings.TRAINING_SOFT_TIME_LIMIT_S} s"
+        else:
+            reason = str(error) if isinstance(error, NotEnoughData) else f"{type(error).__name__}: {error}"
         TrainingRun.objects.filter(id=run_id).update(status=TrainingRun.Status.FAILED, failure_reason=reason,
                                                      finished_at=timezone.now())
         if not isinstance(error, NotEnoughData):
@@ -137,3 +142,52 @@ def publish_embeddings(run_id: int) -> str:
     forget_live_run()
     store.drop_old_collections(keep=2)
     return name
+
+
+_network_cache: dict[int, object] = {}
+
+
+def live_network(run: TrainingRun) -> tuple[object, dict]:
+    """The live run's network and artifact, loaded once per process."""
+    from recommender.features import build_movie_features
+    from recommender.pinsage import PinSageNetwork
+    from recommender.training import TrainingConfig
+
+    if run.id not in _network_cache:
+        artifact = load_artifact(run)
+        config = TrainingConfig.from_dict(artifact["config"])
+        catalogue = selectors.movie_catalogue(artifact["movie_ids"].tolist())
+        features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres,
+                                        vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
+        network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, config.dropout,
+                                 config.use_id_embedding)
+        network.load_state_dict(artifact["state_dict"])
+        _network_cache.clear()
+        _network_cache[run.id] = (network, artifact)
+    return _network_cache[run.id]
+
+
+def embed_movie(movie_id: int) -> bool:
+    """Gives a new or edited movie its vector in the live collection without retraining."""
+    import numpy as np
+
+    from recommender.embeddings import cold_start_embeddings
+    from recommender.features import build_movie_features
+    from recommender.serving import live_run, vector_store
+    from recommender.vector_store import MovieVectors
+
+    run = live_run()
+    catalogue = selectors.movie_catalogue([movie_id])
+    if run is None or not len(catalogue.movie_ids):
+        return False
+    network, artifact = live_network(run)
+    known = np.flatnonzero(artifact["movie_ids"] == movie_id)
+    if len(known):  # trained on it: keep the learned vector, refresh the filterable fields
+        vector = artifact["embeddings"][known[0]][None, :]
+    else:
+        features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres,
+                                        vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
+        vector = cold_start_embeddings(network, features)
+    vector_store().upsert_movies(MovieVectors(catalogue.movie_ids, vector,
+                                              np.array([catalogue.years[0] or 0], dtype=np.int32), catalogue.genres))
+    return True

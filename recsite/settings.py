@@ -1,5 +1,8 @@
 """The only settings module: every value comes from the environment, with embedded defaults."""
+import json
 from pathlib import Path
+
+from celery.schedules import crontab
 
 from recsite.env import database_from_url, env_bool, env_int, env_list, env_str
 
@@ -98,7 +101,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-recommendations": {"task": "recommender.tasks.sweep", "schedule": env_int("SWEEP_PERIOD_S", 120)},
+    "nightly-retrain": {"task": "recommender.tasks.nightly_retrain", "schedule": crontab(hour=3, minute=0)},
+    "drop-old-collections": {"task": "recommender.tasks.drop_old_collections", "schedule": crontab(hour=4, minute=0)},
+}
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 2)
+TRAINING_SOFT_TIME_LIMIT_S = env_int("TRAINING_SOFT_TIME_LIMIT_S", 3600)
+TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 3900)
+TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 3)
+RETRAIN_MIN_CHANGES = env_int("RETRAIN_MIN_CHANGES", 50)
+RETRAIN_MAX_DELAY_S = env_int("RETRAIN_MAX_DELAY_S", 3600)
+RETRAIN_RESEND_AFTER_S = env_int("RETRAIN_RESEND_AFTER_S", 300)
+PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.005"))
+# Overrides of recommender.training.TrainingConfig for runs started by the pipeline (JSON).
+RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", "{}"))
 
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")

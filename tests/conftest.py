@@ -208,3 +208,11 @@ def live_embeddings(store, catalogue_movies: list, monkeypatch: pytest.MonkeyPat
     serving.forget_live_run()
     yield run
     serving.forget_live_run()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Cached popular lists hold ids of the previous test's rows."""
+    from django.core.cache import cache
+
+    cache.clear()

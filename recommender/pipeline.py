@@ -1,0 +1,122 @@
+"""Keeping recommendations fresh: change marks, debounced retraining, the publish gate, movie upserts."""
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from recommender.models import RecommenderState, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task: object, *args: object) -> bool:
+    """Send a task without ever failing or stalling the caller: a down or hung broker only logs a warning.
+
+    Whatever was not sent is found again by the beat sweeper, since the change mark is in the database."""
+    try:
+        task.apply_async(args=args, retry=False)
+        return True
+    except Exception as error:  # kombu, redis and socket errors all mean "not sent now"
+        logger.warning("could not enqueue %s%s, the sweeper will retry: %s", task.name, args, error)
+        return False
+
+
+def note_data_changed(num_changes: int = 1) -> None:
+    """Marks the data as changed, in the caller's transaction; a retrain check is sent after commit."""
+    from recommender import tasks
+
+    RecommenderState.current()
+    RecommenderState.objects.filter(id=1).update(num_changes=F("num_changes") + num_changes, changed_at=timezone.now())
+    transaction.on_commit(lambda: enqueue(tasks.maybe_retrain))
+
+
+def note_movie_changed(movie_id: int) -> None:
+    """A new or edited movie gets its vector from the live model after commit, without a retrain."""
+    from recommender import tasks
+
+    transaction.on_commit(lambda: enqueue(tasks.embed_movie, movie_id))
+
+
+def request_retrain(reason: str, requested_by: object | None = None) -> TrainingRun | None:
+    """Queues a run unless one is already queued (debounce); None when it was already queued."""
+    from recommender import tasks
+
+    with transaction.atomic():
+        state = RecommenderState.objects.select_for_update().get(id=RecommenderState.current().id)
+        if TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).exists():
+            return None
+        run = TrainingRun.objects.create(reason=reason, requested_by=requested_by,
+                                         config=dict(settings.RECOMMENDER_TRAINING_CONFIG))
+        state.num_changes = 0
+        state.last_requested_at = timezone.now()
+        state.save(update_fields=["num_changes", "last_requested_at"])
+        transaction.on_commit(lambda: enqueue(tasks.train_model, run.id))
+    return run
+
+
+def maybe_retrain() -> TrainingRun | None:
+    """Retrains when enough changes piled up, or when changes have waited longer than the period."""
+    state = RecommenderState.current()
+    if not state.num_changes:
+        return None
+    waited = state.changed_at and timezone.now() - state.changed_at >= timedelta(seconds=settings.RETRAIN_MAX_DELAY_S)
+    if state.num_changes >= settings.RETRAIN_MIN_CHANGES or waited:
+        return request_retrain(f"{state.num_changes} change(s)")
+    return None
+
+
+def resend_stuck_runs() -> int:
+    """Queued runs whose message was lost (broker down at commit time) are sent again."""
+    from recommender import tasks
+
+    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
+    runs = list(TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale)
+                .values_list("id", flat=True))
+    return sum(enqueue(tasks.train_model, run_id) for run_id in runs)
+
+
+def run_training(run_id: int, redelivered: bool) -> None:
+    """The training task's body: claim (or re-claim after a dead worker), train, then gate the publish."""
+    from recommender import services, tasks
+
+    run = TrainingRun.objects.filter(id=run_id).first()
+    if run is None:
+        return
+    if run.status == TrainingRun.Status.RUNNING and redelivered:
+        if run.attempts >= settings.TRAINING_MAX_ATTEMPTS:
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+                status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+                failure_reason=f"the worker died {run.attempts} times while training; giving up")
+            return
+        # The worker that held it died (its message came back): hand the run to this attempt.
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING, attempts=run.attempts).update(
+            status=TrainingRun.Status.QUEUED)
+    trained = services.train_model(run_id)
+    if trained is None or trained.status != TrainingRun.Status.SUCCEEDED:
+        return
+    if is_worse_than_live(trained):
+        return
+    enqueue(tasks.publish_embeddings, run_id)
+
+
+def is_worse_than_live(run: TrainingRun) -> bool:
+    """A run whose validation HR@10 is below the live run's by more than the tolerance is held back."""
+    from recommender.serving import live_run
+    from recommender.vector_store import VectorStoreUnavailable
+
+    try:
+        live = live_run()
+    except VectorStoreUnavailable:
+        live = TrainingRun.objects.filter(published_at__isnull=False).order_by("-published_at").first()
+    if live is None or live.id == run.id:
+        return False
+    new, old = run.validation_metrics.get("hr@10", 0.0), live.validation_metrics.get("hr@10", 0.0)
+    if new >= old - settings.PUBLISH_TOLERANCE:
+        return False
+    TrainingRun.objects.filter(id=run.id).update(
+        held_back_reason=f"validation HR@10 {new:.4f} is below the live run {live.id}'s {old:.4f} "
+                         f"by more than {settings.PUBLISH_TOLERANCE}; staff can still make it live")
+    return True
