@@ -39,6 +39,7 @@ def test_new_user_signs_up_rates_and_sees_explained_picks(live_server, browser, 
     page.fill("#id_password2", "Stars-and-Popcorn-77")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/for-you/")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     assert "Rate a few movies you know" in page.content()
 
     first_card = page.locator(".onboarding .card").first
@@ -64,6 +65,7 @@ def test_rating_by_keyboard_announces_the_result(live_server, browser, bob, live
     page.fill("#id_password", "a-long-password-2")
     page.press("#id_password", "Enter")
     page.wait_for_url(f"**/movies/{catalogue_movies[0].id}/")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     page.locator("input[name=stars]").first.focus()
     page.keyboard.press("ArrowRight")
     page.locator("form.stars [role=status]").get_by_text("Saved: 1 star.").wait_for()
