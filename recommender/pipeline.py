@@ -1,5 +1,7 @@
 """Keeping recommendations fresh: change marks, debounced retraining, the publish gate, movie upserts."""
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,20 +26,45 @@ def enqueue(task: object, *args: object) -> bool:
         return False
 
 
+_sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
+_pending = threading.BoundedSemaphore(100)
+
+
+def enqueue_soon(task: object, *args: object) -> None:
+    """Send from a background thread, so a page never waits on the broker (a refused Redis connection
+    still costs seconds in redis-py's own retries). Beyond 100 unsent messages, new ones are dropped:
+    the change marks in the database let the sweeper catch up."""
+    if not _pending.acquire(blocking=False):
+        logger.warning("enqueue backlog full, leaving %s to the sweeper", task.name)
+        return
+
+    def send() -> None:
+        try:
+            enqueue(task, *args)
+        finally:
+            _pending.release()
+    _sender.submit(send)
+
+
+def wait_for_sends(timeout: float = 30) -> None:
+    """Blocks until messages handed to the background sender so far have been tried (tests, shutdown)."""
+    _sender.submit(lambda: None).result(timeout=timeout)
+
+
 def note_data_changed(num_changes: int = 1) -> None:
     """Marks the data as changed, in the caller's transaction; a retrain check is sent after commit."""
     from recommender import tasks
 
     RecommenderState.current()
     RecommenderState.objects.filter(id=1).update(num_changes=F("num_changes") + num_changes, changed_at=timezone.now())
-    transaction.on_commit(lambda: enqueue(tasks.maybe_retrain))
+    transaction.on_commit(lambda: enqueue_soon(tasks.maybe_retrain))
 
 
 def note_movie_changed(movie_id: int) -> None:
     """A new or edited movie gets its vector from the live model after commit, without a retrain."""
     from recommender import tasks
 
-    transaction.on_commit(lambda: enqueue(tasks.embed_movie, movie_id))
+    transaction.on_commit(lambda: enqueue_soon(tasks.embed_movie, movie_id))
 
 
 def request_retrain(reason: str, requested_by: object | None = None) -> TrainingRun | None:
@@ -53,7 +80,7 @@ def request_retrain(reason: str, requested_by: object | None = None) -> Training
         state.num_changes = 0
         state.last_requested_at = timezone.now()
         state.save(update_fields=["num_changes", "last_requested_at"])
-        transaction.on_commit(lambda: enqueue(tasks.train_model, run.id))
+        transaction.on_commit(lambda: enqueue_soon(tasks.train_model, run.id))
     return run
 
 

@@ -7,41 +7,41 @@ from recommender import pipeline, services
 from recommender.vector_store import VectorStoreUnavailable
 
 
-@shared_task(bind=True, queue="training", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT_S, time_limit=settings.TRAINING_TIME_LIMIT_S)
 def train_model(self: object, run_id: int) -> None:
     pipeline.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
 
 
-@shared_task(queue="default", acks_late=True, autoretry_for=(VectorStoreUnavailable,), retry_backoff=True,
+@shared_task(acks_late=True, autoretry_for=(VectorStoreUnavailable,), retry_backoff=True,
              max_retries=5)
 def publish_embeddings(run_id: int) -> None:
     services.publish_embeddings(run_id)
 
 
-@shared_task(queue="default", autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
+@shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
 def embed_movie(movie_id: int) -> None:
     services.embed_movie(movie_id)
 
 
-@shared_task(queue="default")
+@shared_task
 def maybe_retrain() -> None:
     pipeline.maybe_retrain()
 
 
-@shared_task(queue="default")
+@shared_task
 def sweep() -> None:
     """Beat: retrain if changes are waiting, and resend runs whose message never reached the broker."""
     pipeline.maybe_retrain()
     pipeline.resend_stuck_runs()
 
 
-@shared_task(queue="default")
+@shared_task
 def nightly_retrain() -> None:
     pipeline.request_retrain("nightly")
 
 
-@shared_task(queue="default", autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=3)
+@shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=3)
 def drop_old_collections() -> None:
     from recommender.serving import vector_store
 

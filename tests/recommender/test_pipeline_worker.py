@@ -1,0 +1,213 @@
+"""The Celery pipeline with a real prefork worker, Redis, the test database and milvus-lite (C-1 to C-6, C-10)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from movies.models import Movie, Rating
+from recommender import pipeline
+from recommender.models import RecommenderState, TrainingRun
+from tests.conftest import ROOT, requires_milvus, shared_milvus_uri, subprocess_database_url
+from tests.recommender.test_train_command import make_ratings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+TINY = {"epochs": 2, "batches_per_epoch": 3, "hidden_dim": 16, "walk": {"num_layers": 1, "num_random_walks": 5,
+                                                                       "num_neighbors": 5}}
+
+
+def redis_is_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+requires_redis = pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (started by .ci/run)")
+pytestmark = [requires_milvus, requires_redis,
+              pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+
+
+class Worker:
+    def __init__(self, tmp_path: Path, alias: str, extra_env: dict[str, str]) -> None:
+        self.env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "CELERY_BROKER_URL": REDIS_URL,
+                    "MILVUS_URI": shared_milvus_uri(), "MILVUS_ALIAS": alias, "RECSITE_VAR_DIR": str(tmp_path),
+                    "RECSITE_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "PUBLISH_TOLERANCE": "1.0",
+                    "RECOMMENDER_TRAINING_CONFIG": json.dumps(TINY), "DGLBACKEND": "pytorch", **extra_env}
+        self.log = open(tmp_path / "worker.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "recsite", "worker", "-Q", "default,training", "--concurrency", "1",
+             "--max-tasks-per-child", "1", "-P", "prefork", "--include", "tests.worker_faults", "-l", "info",
+             "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def child_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def worker(tmp_path: Path, settings: object) -> Worker:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    alias = f"w{uuid.uuid4().hex[:8]}"
+    settings.CELERY_BROKER_URL = REDIS_URL
+    settings.MILVUS_ALIAS = alias
+    settings.RECOMMENDER_TRAINING_CONFIG = TINY
+    from recsite.celery import app
+
+    app.conf.broker_url = REDIS_URL
+    app.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    running = Worker(tmp_path, alias, {})
+    yield running
+    running.stop()
+    from recommender.serving import forget_live_run
+    from recommender.vector_store import VectorStore
+
+    store = VectorStore(shared_milvus_uri(), timeout=10, alias=alias)
+    with store._calls("cleanup") as client:
+        client.drop_alias(alias)
+        for name in store.run_collections():
+            client.drop_collection(name)
+    forget_live_run()
+
+
+def wait_for(predicate: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_a_prefork_worker_trains_and_publishes_twice(worker: Worker) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    first = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=first.id).published_at is not None, 180, "the first run to go live")
+    second = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=second.id).published_at is not None, 180, "the second run to go live")
+    assert TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).count() == 2
+
+
+def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Worker) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 40, "batches_per_epoch": 20}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
+    time.sleep(1)
+    for pid in worker.child_pids():
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).published_at is not None, 200, "the redelivered run to go live")
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED and run.attempts == 2
+    assert TrainingRun.objects.count() == 1
+
+
+def test_a_run_that_always_dies_ends_failed_after_the_cap(worker: Worker) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_oom": True}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 200, "the run to fail")
+    run.refresh_from_db()
+    assert "died 3 times" in run.failure_reason and run.published_at is None
+    import redis
+
+    time.sleep(2)
+    assert redis.Redis.from_url(REDIS_URL).llen("training") == 0
+
+
+def test_a_burst_of_ratings_queues_at_most_one_run(worker: Worker, settings: object) -> None:
+    from django.contrib.auth import get_user_model
+
+    from movies import services
+
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    settings.RETRAIN_MIN_CHANGES = 10
+    user = get_user_model().objects.create_user("burst")
+    movies = list(Movie.objects.all()[:25])
+    seen = []
+    for k in range(100):
+        services.rate_movie(user, movies[k % 25], str(1 + k % 5))
+        pipeline.maybe_retrain()
+        seen.append((TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).count(),
+                     TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).count()))
+        time.sleep(0.1)
+    assert max(q for q, _ in seen) <= 1 and max(r for _, r in seen) <= 1
+    assert TrainingRun.objects.count() <= 4
+
+
+def rate_with_broker(broker_url: str, user: object, movie: Movie) -> float:
+    from django.test import Client
+
+    from recsite.celery import app
+
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    # Forget cached connections so the next send dials the new broker address.
+    app._pool = None
+    app.amqp._producer_pool = None
+    client = Client()
+    client.force_login(user)
+    started = time.monotonic()
+    response = client.post(f"/movies/{movie.id}/rate/", {"stars": "4.5"})
+    seconds = time.monotonic() - started
+    assert response.status_code == 302
+    pipeline.wait_for_sends()
+    return seconds
+
+
+@pytest.mark.parametrize("kind", ["down", "hung"])
+def test_a_rating_is_saved_fast_when_the_broker_is_down_or_hung(kind: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    from recommender import tasks
+
+    user = get_user_model().objects.create_user(f"rater-{kind}")
+    movie = Movie.objects.create(title="Harbour Lights (1988)", year=1988)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    if kind == "hung":
+        listener.listen(16)  # accepts connections and never answers: a frozen Redis
+    port = listener.getsockname()[1]
+    if kind == "down":
+        listener.close()
+    try:
+        seconds = rate_with_broker(f"redis://127.0.0.1:{port}/0", user, movie)
+    finally:
+        listener.close()
+    assert seconds < 2
+    assert Rating.objects.filter(user=user, movie=movie).exists()
+    assert RecommenderState.current().num_changes >= 1
+    rate_with_broker(REDIS_URL, user, movie)  # the broker is back
+    assert pipeline.enqueue(tasks.sweep)
+
+
+def test_a_rolled_back_transaction_sends_no_task(django_capture_on_commit_callbacks: object) -> None:
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        try:
+            with transaction.atomic():
+                pipeline.note_data_changed()
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+    assert callbacks == []
