@@ -1,0 +1,59 @@
+"""The operator's console in Django admin."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from recommender.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/recommender/trainingrun/"
+
+
+def staff(username: str, can_retrain: bool) -> Client:
+    user = get_user_model().objects.create_user(username, password="x-long-password-9", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_trainingrun"))
+    if can_retrain:
+        user.user_permissions.add(Permission.objects.get(codename="retrain"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_non_staff_are_sent_to_the_login(client: Client, bob) -> None:
+    client.force_login(bob)
+    assert client.get(CHANGELIST).status_code == 302
+
+
+def test_retrain_action_needs_the_permission(db) -> None:
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    assert "retrain_now" not in staff("viewer", can_retrain=False).get(CHANGELIST).content.decode()
+    assert "retrain_now" in staff("operator", can_retrain=True).get(CHANGELIST).content.decode()
+
+
+def test_retrain_clicked_twice_queues_one_run(db) -> None:
+    existing = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    client = staff("operator", can_retrain=True)
+    post = {"action": "retrain_now", "_selected_action": [existing.id]}
+    first = client.post(CHANGELIST, post, follow=True).content.decode()
+    second = client.post(CHANGELIST, post, follow=True).content.decode()
+    assert "is queued" in first and "already queued" in second
+    assert TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).count() == 1
+
+
+def test_run_page_shows_curves_and_metrics_beside_baselines(admin_client: Client) -> None:
+    history = [{"epoch": e, "loss": 1 / e, "seconds": 1.0, "batches_per_second": 10.0,
+                "validation": {"hr@10": 0.05 * e, "ndcg@10": 0.02 * e}} for e in (1, 2, 3)]
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, history=history,
+                                     test_metrics={"hr@10": 0.09}, validation_metrics={"hr@10": 0.12},
+                                     baseline_metrics={"ease": {"validation": {"hr@10": 0.14}, "test": {"hr@10": 0.0965}}})
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, test_metrics={"hr@10": 0.08})
+    page = admin_client.get(f"{CHANGELIST}{run.id}/change/").content.decode()
+    assert "Training loss" in page and "0.0965" in page and "0.0900" in page
+    listing = admin_client.get(CHANGELIST).content.decode()
+    assert "Metric history across training runs" in listing
+
+
+def test_movie_titles_are_escaped_in_admin(admin_client: Client, catalogue_movies) -> None:
+    page = admin_client.get("/admin/movies/movie/?q=Quotes").content.decode()
+    assert '<script>alert("x")</script>' not in page and "&lt;script&gt;" in page

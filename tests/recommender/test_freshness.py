@@ -1,0 +1,70 @@
+"""New movies without retraining, the publish gate, and the debounce of retrain requests."""
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from movies.models import Genre, Movie
+from recommender import pipeline, serving, services
+from recommender.models import RecommenderState, TrainingRun
+from tests.conftest import requires_milvus
+from tests.recommender.test_train_command import TINY_FLAGS, make_ratings
+
+pytestmark = pytest.mark.django_db
+
+
+@requires_milvus
+def test_a_new_movie_becomes_searchable_without_retraining(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    monkeypatch.setattr(serving, "_store", store)
+    serving.forget_live_run()
+    with override_settings(ARTIFACTS_DIR=tmp_path):
+        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+        run = TrainingRun.objects.get()
+        services.publish_embeddings(run.id)
+        movie = Movie.objects.create(title="Brand New Film (2026)", year=2026)
+        movie.genres.add(Genre.objects.create(name="Sci-Fi"))
+        assert services.embed_movie(movie.id)
+    assert movie.id in store.get_vectors([movie.id])
+    similar = serving.similar_movies(movie, limit=5)
+    assert len(similar.items) == 5 and movie.id not in [i.movie.id for i in similar.items]
+    hits = store.search(store.get_vectors([movie.id])[movie.id][None, :], 1, "year >= 2026")[0]
+    assert hits[0].movie_id == movie.id
+    serving.forget_live_run()
+
+
+def test_retrain_requests_are_debounced(db) -> None:
+    first = pipeline.request_retrain("admin")
+    assert first is not None and first.status == TrainingRun.Status.QUEUED
+    assert pipeline.request_retrain("admin") is None
+    assert TrainingRun.objects.active().count() == 1
+
+
+def test_enough_changes_trigger_one_retrain(db, settings: object) -> None:
+    settings.RETRAIN_MIN_CHANGES = 3
+    pipeline.note_data_changed(2)
+    assert pipeline.maybe_retrain() is None
+    pipeline.note_data_changed(1)
+    assert pipeline.maybe_retrain() is not None
+    assert RecommenderState.current().num_changes == 0
+    assert pipeline.maybe_retrain() is None
+
+
+def test_a_worse_run_is_held_back(db, monkeypatch: pytest.MonkeyPatch, settings: object) -> None:
+    settings.PUBLISH_TOLERANCE = 0.01
+    live = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.20})
+    worse = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.15})
+    close = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.195})
+    monkeypatch.setattr(serving, "live_run", lambda: live)
+    assert pipeline.is_worse_than_live(worse)
+    assert not pipeline.is_worse_than_live(close)
+    worse.refresh_from_db()
+    assert "below the live run" in worse.held_back_reason
+
+
+def test_the_beat_schedule_sweeps_retrains_nightly_and_collects_garbage(settings: object) -> None:
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert tasks == {"recommender.tasks.sweep", "recommender.tasks.nightly_retrain",
+                     "recommender.tasks.drop_old_collections"}
