@@ -10,7 +10,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 ALIAS = "movies"
 PRIMARY = "movie_id"
-GENRES_MAX_LENGTH = 1024
+MAX_GENRES = 32
 INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
 SEARCH_PARAMS = {"metric_type": "IP", "params": {"ef": 128}}
 _SAFE_GENRE = re.compile(r"^[\w' &/.-]{1,64}$", re.UNICODE)
@@ -46,7 +46,7 @@ def search_filter(genre: str | None = None, year_from: int | None = None, year_t
     if genre:
         if not _SAFE_GENRE.match(genre):
             raise ValueError(f"not a genre name: {genre!r}")
-        parts.append(f'genres like "%|{genre}|%"')
+        parts.append(f'array_contains(genres, "{genre}")')
     if year_from is not None:
         parts.append(f"year >= {int(year_from)}")
     if year_to is not None:
@@ -174,7 +174,9 @@ class VectorStore:
         schema.add_field(PRIMARY, DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("year", DataType.INT32)
-        schema.add_field("genres", DataType.VARCHAR, max_length=GENRES_MAX_LENGTH)
+        # An ARRAY, since Milvus 2.3 servers only match LIKE patterns by prefix; array_contains works on lite and servers.
+        schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES,
+                         max_length=64)
         client.create_collection(name, schema=schema, consistency_level="Strong", timeout=max(self.timeout, 30))
 
     def _verify(self, name: str, movies: MovieVectors) -> None:
@@ -247,8 +249,7 @@ def _index_params(client: object) -> object:
 
 def _rows(movies: MovieVectors, part: slice) -> list[dict]:
     return [
-        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year),
-         "genres": ("|" + "|".join(genres) + "|")[:GENRES_MAX_LENGTH]}
+        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year), "genres": [g[:64] for g in genres][:MAX_GENRES]}
         for movie_id, vector, year, genres in zip(movies.movie_ids[part], movies.vectors[part], movies.years[part],
                                                   movies.genres[part])
     ]

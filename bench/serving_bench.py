@@ -1,0 +1,154 @@
+"""Milvus vs numpy top-10 latency on the live vectors, then "For you" page latency under concurrency."""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(samples_ms, 50)), 2), "p99_ms": round(float(np.percentile(samples_ms, 99)), 2),
+            "n": len(samples_ms)}
+
+
+def vector_latency(num_queries: int) -> dict:
+    from recommender import services
+    from recommender.serving import live_run, vector_store
+
+    run = live_run()
+    if run is None:
+        sys.exit("no live training run: run scripts/run (or train_recommender + publish_embeddings) first")
+    artifact = services.load_artifact(run)
+    vectors = artifact["embeddings"]
+    store = vector_store()
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(vectors), num_queries)
+    store.search(vectors[:1], 10)  # connect and warm up
+    milvus, brute = [], []
+    for index in picks:
+        query = vectors[index][None, :]
+        started = time.perf_counter()
+        store.search(query, 10)
+        milvus.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        scores = vectors @ query[0]
+        top = np.argpartition(-scores, 10)[:10]
+        top[np.argsort(-scores[top])]
+        brute.append((time.perf_counter() - started) * 1000)
+    return {"num_vectors": int(len(vectors)), "dim": int(vectors.shape[1]), "milvus": percentiles(milvus),
+            "numpy": percentiles(brute), "ratio_p50": round(np.percentile(milvus, 50) / np.percentile(brute, 50), 1)}
+
+
+def session_cookies(num_users: int) -> list[str]:
+    """Session cookies for imported users, made directly (they have no usable password)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    cookies = []
+    for user in get_user_model().objects.filter(ratings__isnull=False).distinct().order_by("id")[:num_users]:
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        cookies.append(session.session_key)
+    return cookies
+
+
+def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int) -> dict:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "recsite.wsgi", "--bind", f"127.0.0.1:{port}",
+                               "--workers", str(workers), "--log-level", "warning"], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}/for-you/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live/", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        for cookie in cookies[:workers * 2]:  # warm each worker's connections
+            fetch(url, cookie)
+        samples: list[float] = []
+        errors = [0]
+        lock = threading.Lock()
+
+        def client(number: int) -> None:
+            for k in range(requests_per_client):
+                cookie = cookies[(number * requests_per_client + k) % len(cookies)]
+                started = time.perf_counter()
+                ok = fetch(url, cookie)
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    samples.append(elapsed)
+                    errors[0] += 0 if ok else 1
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"clients": clients, "gunicorn_workers": workers, "requests": len(samples), "errors": errors[0],
+            "requests_per_s": round(len(samples) / seconds, 1), **percentiles(samples)}
+
+
+def fetch(url: str, session_key: str) -> bool:
+    request = urllib.request.Request(url, headers={"Cookie": f"sessionid={session_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+            return response.status == 200 and b"Because you liked" in body
+    except OSError:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests-per-client", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    vectors = vector_latency(args.queries)
+    pages = page_latency(session_cookies(200), args.clients, args.requests_per_client, args.workers)
+    report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(),
+              "milvus_uri": os.environ.get("MILVUS_URI", "default"), "vectors": vectors, "for_you_page": pages}
+    print(f"top-10 over {vectors['num_vectors']} x {vectors['dim']} vectors, {vectors['milvus']['n']} single queries")
+    print(f"  {'':18} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"  {'Milvus':18} {vectors['milvus']['p50_ms']:>8} {vectors['milvus']['p99_ms']:>8}")
+    print(f"  {'numpy brute force':18} {vectors['numpy']['p50_ms']:>8} {vectors['numpy']['p99_ms']:>8}"
+          f"   (Milvus / numpy p50: {vectors['ratio_p50']}x)")
+    print(f"'For you' page, {pages['clients']} concurrent clients, {pages['requests']} requests, "
+          f"{pages['gunicorn_workers']} gunicorn workers: p50 {pages['p50_ms']} ms, p99 {pages['p99_ms']} ms, "
+          f"{pages['requests_per_s']} req/s, {pages['errors']} errors (a page without personal picks counts as one)")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
