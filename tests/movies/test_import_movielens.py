@@ -168,3 +168,15 @@ def test_out_of_range_star_is_refused_by_the_database(fixtures_dir: Path) -> Non
         Rating.objects.filter(pk=rating.pk).update(stars=Decimal("5.5"))
     with pytest.raises(IntegrityError), transaction.atomic():
         Rating.objects.filter(pk=rating.pk).update(stars=Decimal("2.3"))
+
+
+def test_an_import_marks_the_change_once_not_per_rating(fixtures_dir: Path, django_capture_on_commit_callbacks) -> None:
+    from recommender.models import RecommenderState
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        run_import(str(fixtures_dir / "ml-latest-small"))
+    assert len(callbacks) == 1
+    assert RecommenderState.current().num_changes == 6 + 7  # new movies + new ratings
+    with django_capture_on_commit_callbacks() as callbacks:
+        run_import(str(fixtures_dir / "ml-latest-small"))
+    assert callbacks == []
