@@ -132,3 +132,34 @@ def test_for_you_changes_right_after_a_rating(client: Client, bob, alice, live_e
     after = client.get("/for-you/", HTTP_HX_REQUEST="true").content.decode()
     assert "Because you liked Robot Garden 9" in after, after[:300]
     assert after != before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submits_leave_one_rating_with_the_last_value(bob, catalogue_movies) -> None:
+    import threading
+
+    from django.db import connection
+
+    from movies import services
+
+    movie = catalogue_movies[1]
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def submit(stars: str) -> None:
+        try:
+            barrier.wait()
+            services.rate_movie(bob, movie, stars)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(stars,)) for stars in ("2.5", "4.0")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    ratings = Rating.objects.filter(user=bob, movie=movie)
+    assert ratings.count() == 1 and ratings.get().stars in {Decimal("2.5"), Decimal("4.0")}
