@@ -19,7 +19,8 @@ from recommender.models import RecommenderState, TrainingRun
 from tests.conftest import ROOT, requires_milvus, shared_milvus_uri, subprocess_database_url
 from tests.recommender.test_train_command import make_ratings
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+_configured = os.environ.get("CELERY_BROKER_URL", "")
+REDIS_URL = _configured if _configured.startswith("redis://") else "redis://127.0.0.1:6379/14"
 TINY = {"epochs": 2, "batches_per_epoch": 3, "hidden_dim": 16, "walk": {"num_layers": 1, "num_random_walks": 5,
                                                                        "num_neighbors": 5}}
 
@@ -76,6 +77,8 @@ def worker(tmp_path: Path, settings: object) -> Worker:
 
     app.conf.broker_url = REDIS_URL
     app.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    app._pool = None  # earlier tests may have connected to another broker address
+    app.amqp._producer_pool = None
     running = Worker(tmp_path, alias, {})
     yield running
     running.stop()
