@@ -65,7 +65,13 @@ class Worker:
 
 
 @pytest.fixture
-def worker(tmp_path: Path, settings: object) -> Worker:
+def worker_env() -> dict[str, str]:
+    """Extra environment for the worker; a test overrides this fixture's value with parametrize or its own."""
+    return {}
+
+
+@pytest.fixture
+def worker(tmp_path: Path, settings: object, worker_env: dict[str, str]) -> Worker:
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
@@ -79,7 +85,7 @@ def worker(tmp_path: Path, settings: object) -> Worker:
     app.conf.broker_transport_options = {"socket_timeout": 2, "socket_connect_timeout": 2}
     app._pool = None  # earlier tests may have connected to another broker address
     app.amqp._producer_pool = None
-    running = Worker(tmp_path, alias, {})
+    running = Worker(tmp_path, alias, worker_env)
     yield running
     running.stop()
     from recommender.serving import forget_live_run
@@ -214,3 +220,75 @@ def test_a_rolled_back_transaction_sends_no_task(django_capture_on_commit_callba
         except RuntimeError:
             pass
     assert callbacks == []
+
+
+LONG = {**TINY, "epochs": 40, "batches_per_epoch": 20, "patience": 100}
+
+
+# The limit must fall inside the training loop: torch and dgl imports swallow exceptions raised inside them.
+@pytest.mark.parametrize("worker_env", [{"TRAINING_SOFT_TIME_LIMIT_S": "25", "TRAINING_TIME_LIMIT_S": "90"}])
+def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
+        worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender import tasks
+
+    # Limits travel in the message, from the sender's settings: the sender must agree with the worker.
+    monkeypatch.setattr(tasks.train_model, "soft_time_limit", 25)
+    monkeypatch.setattr(tasks.train_model, "time_limit", 90)
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 400}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 150, "the time-out")
+    run.refresh_from_db()
+    assert run.failure_reason == "timed out after 25 s" and run.published_at is None
+
+
+def test_ratings_arriving_during_training_wait_for_the_next_run(worker: Worker) -> None:
+    from django.contrib.auth import get_user_model
+
+    from movies import services
+
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 8}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).num_ratings is not None, 120, "the snapshot")
+    late = get_user_model().objects.create_user("late")
+    for movie in Movie.objects.all()[:5]:
+        services.rate_movie(late, movie, "4")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.SUCCEEDED, 200, "the run")
+    run.refresh_from_db()
+    assert run.num_ratings == 240 and Rating.objects.count() == 245
+    assert RecommenderState.current().num_changes == 5
+
+
+def test_redis_restarted_while_training_the_run_still_completes_once(worker: Worker) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 10}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
+    time.sleep(2)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+                    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], check=True)
+    wait_for(redis_is_up, 30, "Redis to come back")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).published_at is not None, 200, "the run to go live")
+    assert TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).count() == 1
+
+
+def test_a_killed_database_connection_fails_the_run_and_the_next_one_works(worker: Worker) -> None:
+    from django.db import connection
+
+    if connection.vendor != "mysql":
+        pytest.skip("KILL CONNECTION needs MariaDB/MySQL")
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 10}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: len(TrainingRun.objects.get(id=run.id).history) >= 1, 120, "the first epoch")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()")
+        for (connection_id,) in cursor.fetchall():
+            cursor.execute(f"KILL CONNECTION {int(connection_id)}")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status != TrainingRun.Status.RUNNING, 200, "the run to end")
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.FAILED and "OperationalError" in run.failure_reason
+    second = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=second.id).status == TrainingRun.Status.SUCCEEDED, 200, "the next run")
