@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--config", default="{}", help="JSON overrides of TrainingConfig")
+    parser.add_argument("--output", default="quality", help="file stem under bench/results/")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     config_base = {**TrainingConfig().as_dict(), **json.loads(args.config)}
@@ -44,12 +45,15 @@ def main() -> None:
                          "history": [{"epoch": r.epoch, "loss": r.loss, "val_hr@10": r.validation["hr@10"]}
                                      for r in outcome.result.history]})
         report["datasets"][name] = {"baselines": baselines, "baseline_seconds": baseline_seconds, "pinsage": runs}
+        save(report, args.output)  # after each data set, so a long run keeps what it finished
+    print(format_table(report))
+
+
+def save(report: dict, stem: str) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps(report, indent=2, default=float))
-    table = format_table(report)
-    (RESULTS / "quality.md").write_text(table + "\n")
-    print(table)
-    plot_curves(report, RESULTS / "quality_curves.png")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, default=float))
+    (RESULTS / f"{stem}.md").write_text(format_table(report) + "\n")
+    plot_curves(report, RESULTS / f"{stem}_curves.png")
 
 
 def mean_sd(values: list[float]) -> str:
@@ -77,7 +81,9 @@ def plot_curves(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2 * len(report["datasets"]), figsize=(6 * len(report["datasets"]), 3.5))
+    figure, axes = plt.subplots(1, 2 * len(report["datasets"]), figsize=(6 * len(report["datasets"]), 3.5),
+                                squeeze=False)
+    axes = axes[0]
     for column, (name, data) in enumerate(report["datasets"].items()):
         loss_axis, hr_axis = axes[2 * column], axes[2 * column + 1]
         for run in data["pinsage"]:
