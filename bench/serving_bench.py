@@ -92,6 +92,7 @@ def page_latency(cookies: list[str], clients: int, requests_per_client: int, wor
 
         def client(number: int) -> None:
             for k in range(requests_per_client):
+                # A different user each time while there are enough: every page is computed, none cached.
                 cookie = cookies[(number * requests_per_client + k) % len(cookies)]
                 started = time.perf_counter()
                 ok = fetch(url, cookie)
@@ -135,7 +136,8 @@ def main() -> None:
 
     django.setup()
     vectors = vector_latency(args.queries)
-    pages = page_latency(session_cookies(200), args.clients, args.requests_per_client, args.workers)
+    pages = page_latency(session_cookies(args.clients * args.requests_per_client), args.clients,
+                         args.requests_per_client, args.workers)
     report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(),
               "milvus_uri": os.environ.get("MILVUS_URI", "default"), "vectors": vectors, "for_you_page": pages}
     print(f"top-10 over {vectors['num_vectors']} x {vectors['dim']} vectors, {vectors['milvus']['n']} single queries")

@@ -11,7 +11,7 @@ from scipy import sparse
 @dataclass(frozen=True)
 class ScoringConfig:
     neighbors_per_item: int = 50   # top-N similar movies searched for each history movie
-    history_limit: int = 50        # most recent well-rated movies that speak for the user
+    history_limit: int = 20        # most recent well-rated movies that speak for the user (one search each)
     recency_half_life: float = 20.0  # in ratings: the 20th most recent counts half as much as the latest
     star_power: float = 1.0        # weight *= (stars / 5) ** star_power
     min_stars: float = 3.5         # "rated well"; when nothing qualifies, all ratings are used

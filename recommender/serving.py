@@ -93,7 +93,9 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
         return None
     sources = movie_ids[chosen][keep]
     rated = set(movie_ids.tolist())
-    hits = vector_store().search(np.stack([vectors[int(m)] for m in sources]), scoring.neighbors_per_item + len(rated))
+    # A few extra hits per query make room for the movies the user already rated, which are dropped below.
+    extra = min(len(rated), scoring.neighbors_per_item)
+    hits = vector_store().search(np.stack([vectors[int(m)] for m in sources]), scoring.neighbors_per_item + extra)
     fused = fuse(sources, weights[keep], [np.array([h.movie_id for h in row]) for row in hits],
                  [np.array([h.score for h in row], dtype=np.float32) for row in hits])
     ranked = sorted(((score, movie, source) for movie, (score, source) in fused.items() if movie not in rated),
