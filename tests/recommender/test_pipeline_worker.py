@@ -225,23 +225,6 @@ def test_a_rolled_back_transaction_sends_no_task(django_capture_on_commit_callba
 LONG = {**TINY, "epochs": 40, "batches_per_epoch": 20, "patience": 100}
 
 
-# The limit must fall inside the training loop: torch and dgl imports swallow exceptions raised inside them.
-@pytest.mark.parametrize("worker_env", [{"TRAINING_SOFT_TIME_LIMIT_S": "25", "TRAINING_TIME_LIMIT_S": "90"}])
-def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
-        worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender import tasks
-
-    # Limits travel in the message, from the sender's settings: the sender must agree with the worker.
-    monkeypatch.setattr(tasks.train_model, "soft_time_limit", 25)
-    monkeypatch.setattr(tasks.train_model, "time_limit", 90)
-    make_ratings(num_users=30, num_movies=25, per_user=8)
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 400}):
-        run = pipeline.request_retrain("test")
-    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 150, "the time-out")
-    run.refresh_from_db()
-    assert run.failure_reason == "timed out after 25 s" and run.published_at is None
-
-
 def test_ratings_arriving_during_training_wait_for_the_next_run(worker: Worker) -> None:
     from django.contrib.auth import get_user_model
 
