@@ -115,14 +115,15 @@ def post_latency(user: object, movies: list, broker_url: str, count: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--retrain-epochs", type=int, default=3)
+    parser.add_argument("--retrain-config", default='{"epochs": 1, "batches_per_epoch": 50}',
+                        help="TrainingConfig overrides (JSON) for the retrain this bench triggers")
     parser.add_argument("--posts", type=int, default=50)
     args = parser.parse_args()
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
     var = Path(os.environ.get("RECSITE_VAR_DIR", ROOT / "var" / "bench-freshness"))
     var.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CELERY_BROKER_URL": broker, "RECSITE_VAR_DIR": str(var), "RETRAIN_MIN_CHANGES": "1",
-           "PUBLISH_TOLERANCE": "1.0", "RECOMMENDER_TRAINING_CONFIG": json.dumps({"epochs": args.retrain_epochs})}
+           "PUBLISH_TOLERANCE": "1.0", "RECOMMENDER_TRAINING_CONFIG": args.retrain_config}
     os.environ.update({k: env[k] for k in ("CELERY_BROKER_URL", "RETRAIN_MIN_CHANGES", "PUBLISH_TOLERANCE",
                                            "RECOMMENDER_TRAINING_CONFIG")})
     import django
