@@ -41,7 +41,8 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(name_path),
-            "OPTIONS": {"timeout": 20},
+            # IMMEDIATE transactions and WAL let the web and worker processes write without "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
             # A file, not memory, so that subprocesses started by tests share the test database.
             "TEST": {"NAME": str(name_path.with_name("test_" + name_path.name))},
         }
