@@ -153,14 +153,17 @@ def main() -> None:
         report["rating_post"] = {name: post_latency(user, movies, url, args.posts)
                                  for name, url in (("broker_up", broker), ("broker_down", down), ("broker_hung", hung))}
         listener.close()
+        print(json.dumps(report, indent=2))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "freshness.json").write_text(json.dumps(report, indent=2))
     finally:
         for worker in workers:
             worker.terminate()
         for worker in workers:
-            worker.wait(timeout=60)
-    print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "freshness.json").write_text(json.dumps(report, indent=2))
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 if __name__ == "__main__":
