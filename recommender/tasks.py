@@ -1,6 +1,5 @@
 """Celery entry points: each takes ids and calls one service."""
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from recommender import pipeline, services
@@ -47,6 +46,3 @@ def drop_old_collections() -> None:
 
     vector_store().drop_old_collections(keep=2)
 
-
-__all__ = ["SoftTimeLimitExceeded", "drop_old_collections", "embed_movie", "maybe_retrain", "nightly_retrain",
-           "publish_embeddings", "sweep", "train_model"]

@@ -220,9 +220,8 @@ class VectorStore:
         newer = [n for n in names if self.run_of_collection(n) > self.run_of_collection(live)]
         doomed = older[: max(0, len(older) - (keep - 1))] + newer
         with self._calls("drop_collection") as client:
-            for name in doomed:
-                if name != live:
-                    client.drop_collection(name, timeout=max(self.timeout, 30))
+            for name in doomed:  # never the live one: it is neither older nor newer than itself
+                client.drop_collection(name, timeout=max(self.timeout, 30))
         return doomed
 
     def drop_collection(self, name: str) -> None:
