@@ -12,14 +12,15 @@ from django.utils import timezone
 from recommender.models import RecommenderState, TrainingRun
 
 logger = logging.getLogger(__name__)
+OVERDUE_GRACE_S = 120
 
 
-def enqueue(task: object, *args: object) -> bool:
+def enqueue(task: object, *args: object, options: dict | None = None) -> bool:
     """Send a task without ever failing or stalling the caller: a down or hung broker only logs a warning.
 
     Whatever was not sent is found again by the beat sweeper, since the change mark is in the database."""
     try:
-        task.apply_async(args=args, retry=False)
+        task.apply_async(args=args, retry=False, **(options or {}))
         return True
     except Exception as error:  # kombu, redis and socket errors all mean "not sent now"
         logger.warning("could not enqueue %s%s, the sweeper will retry: %s", task.name, args, error)
@@ -30,7 +31,7 @@ _sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
 _pending = threading.BoundedSemaphore(100)
 
 
-def enqueue_soon(task: object, *args: object) -> None:
+def enqueue_soon(task: object, *args: object, options: dict | None = None) -> None:
     """Send from a background thread, so a page never waits on the broker (a refused Redis connection
     still costs seconds in redis-py's own retries). Beyond 100 unsent messages, new ones are dropped:
     the change marks in the database let the sweeper catch up."""
@@ -40,7 +41,7 @@ def enqueue_soon(task: object, *args: object) -> None:
 
     def send() -> None:
         try:
-            enqueue(task, *args)
+            enqueue(task, *args, options=options)
         finally:
             _pending.release()
     _sender.submit(send)
@@ -80,7 +81,8 @@ def request_retrain(reason: str, requested_by: object | None = None) -> Training
         state.num_changes = 0
         state.last_requested_at = timezone.now()
         state.save(update_fields=["num_changes", "last_requested_at"])
-        transaction.on_commit(lambda: enqueue_soon(tasks.train_model, run.id))
+        limits = training_limits()
+        transaction.on_commit(lambda: enqueue_soon(tasks.train_model, run.id, options=limits))
     return run
 
 
@@ -102,7 +104,29 @@ def resend_stuck_runs() -> int:
     stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
     runs = list(TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale)
                 .values_list("id", flat=True))
-    return sum(enqueue(tasks.train_model, run_id) for run_id in runs)
+    return sum(enqueue(tasks.train_model, run_id, options=training_limits()) for run_id in runs)
+
+
+def training_limits() -> dict:
+    """Time limits travel in the message, so they are read from settings when it is sent (Celery caches the
+    task's own options after the first send)."""
+    return {"soft_time_limit": settings.TRAINING_SOFT_TIME_LIMIT_S, "time_limit": settings.TRAINING_TIME_LIMIT_S}
+
+
+def fail_run(run_id: int, reason: str) -> bool:
+    """Marks a running run FAILED; False when it had already ended (or never started)."""
+    return bool(TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+        status=TrainingRun.Status.FAILED, finished_at=timezone.now(), failure_reason=reason))
+
+
+def fail_overdue_runs() -> int:
+    """Runs still RUNNING well past the hard time limit lost their worker without a word (both the child and
+    its parent killed, say): nothing will finish them, so they are failed and the next request may go ahead."""
+    limit = settings.TRAINING_TIME_LIMIT_S
+    overdue = timezone.now() - timedelta(seconds=limit + OVERDUE_GRACE_S)
+    runs = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=overdue)
+    return sum(fail_run(run_id, f"still running {OVERDUE_GRACE_S} s after the hard time limit of {limit} s; "
+                                "its worker was lost") for run_id in runs.values_list("id", flat=True))
 
 
 def run_training(run_id: int, redelivered: bool) -> None:

@@ -1,12 +1,20 @@
 """Celery entry points: each takes ids and calls one service."""
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 
 from recommender import pipeline, services
 from recommender.vector_store import VectorStoreUnavailable
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True,
+class TrainingTask(Task):
+    def on_failure(self, exc: Exception, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
+        """Runs in the worker parent when the hard limit killed the child, which could not record it."""
+        if isinstance(exc, TimeLimitExceeded) and args:
+            pipeline.fail_run(args[0], f"killed at the hard time limit of {exc.args[0]} s")
+
+
+@shared_task(bind=True, base=TrainingTask, acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT_S, time_limit=settings.TRAINING_TIME_LIMIT_S)
 def train_model(self: object, run_id: int) -> None:
     pipeline.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
@@ -33,6 +41,7 @@ def sweep() -> None:
     """Beat: retrain if changes are waiting, and resend runs whose message never reached the broker."""
     pipeline.maybe_retrain()
     pipeline.resend_stuck_runs()
+    pipeline.fail_overdue_runs()
 
 
 @shared_task

@@ -14,6 +14,9 @@ MAX_GENRES = 32
 INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
 SEARCH_PARAMS = {"metric_type": "IP", "params": {"ef": 128}}
 _SAFE_GENRE = re.compile(r"^[\w' &/.-]{1,64}$", re.UNICODE)
+# pymilvus pings every 10 s even when idle; milvus-lite's gRPC server answers that with GOAWAY "Too many pings"
+# and the channel is dead for the web process's next page. Ping only while calls are in flight, and rarely.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
 
 
 class VectorStoreUnavailable(Exception):
@@ -36,8 +39,6 @@ class MovieVectors:
     vectors: np.ndarray    # (n, dim) float32, L2-normalised
     years: np.ndarray      # (n,) int32, 0 where unknown
     genres: list[list[str]]
-
-
 
 
 def search_filter(genre: str | None = None, year_from: int | None = None, year_to: int | None = None) -> str:
@@ -80,11 +81,21 @@ class VectorStore:
             if self._client is None:
                 from pymilvus import MilvusClient
 
-                self._client = MilvusClient(uri=self.uri, token=self.token, timeout=self.timeout)
+                # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
+                self._client = MilvusClient(uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True,
+                                            grpc_options=GRPC_OPTIONS)
             yield self._client
         except (MilvusException, grpc.RpcError, ConnectionError, OSError) as error:
-            self._client = None  # reconnect next time: the server may have restarted
+            self._forget_client()  # reconnect next time: the server may have restarted
             raise VectorStoreUnavailable(f"Milvus at {self.uri} failed during {what}: {error}") from error
+
+    def _forget_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a dead channel may fail too; it is dropped either way
+                logger.debug("closing the Milvus client failed", exc_info=True)
 
     # Reading ------------------------------------------------------------------------------------
 

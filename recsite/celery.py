@@ -22,8 +22,12 @@ def use_django_logging(**kwargs: object) -> None:
 
 
 @worker_process_init.connect
-def limit_torch_threads(**kwargs: object) -> None:
-    """A forked child must not inherit torch's thread pool (shared/PITFALLS.md 3)."""
+def prepare_child(**kwargs: object) -> None:
+    """Each forked child sets its own torch threads (shared/PITFALLS.md 3) and, unless told not to, imports
+    torch and dgl now: a soft time limit firing inside those imports would be swallowed by their optional-import
+    guards, so the task's clock must start after them. The parent never imports them."""
     from django.conf import settings
 
     os.environ["OMP_NUM_THREADS"] = str(settings.TORCH_NUM_THREADS)
+    if settings.WORKER_PRELOAD_ML:
+        from recommender import embeddings, training  # noqa: F401  (imports torch and dgl)

@@ -165,6 +165,9 @@ CELERY_BEAT_SCHEDULE = {
     "drop-old-collections": {"task": "recommender.tasks.drop_old_collections", "schedule": crontab(hour=4, minute=0)},
 }
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 2)
+WORKER_PRELOAD_ML = env_bool("WORKER_PRELOAD_ML", True)
+# A child that imports torch and dgl at start needs longer than Celery's 4 s to report alive.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
 TRAINING_SOFT_TIME_LIMIT_S = env_int("TRAINING_SOFT_TIME_LIMIT_S", 3600)
 TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 3900)
 TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 3)

@@ -68,3 +68,20 @@ def test_the_beat_schedule_sweeps_retrains_nightly_and_collects_garbage(settings
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert tasks == {"recommender.tasks.sweep", "recommender.tasks.nightly_retrain",
                      "recommender.tasks.drop_old_collections"}
+
+
+def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, settings: object) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.TRAINING_TIME_LIMIT_S = 600
+    now = timezone.now()
+    lost = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=now - timedelta(seconds=1000))
+    busy = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=now - timedelta(seconds=500))
+    assert pipeline.fail_overdue_runs() == 1
+    lost.refresh_from_db()
+    busy.refresh_from_db()
+    assert lost.status == TrainingRun.Status.FAILED and "hard time limit of 600 s" in lost.failure_reason
+    assert busy.status == TrainingRun.Status.RUNNING
+    assert pipeline.fail_overdue_runs() == 0

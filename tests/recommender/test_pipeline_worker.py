@@ -225,6 +225,44 @@ def test_a_rolled_back_transaction_sends_no_task(django_capture_on_commit_callba
 LONG = {**TINY, "epochs": 40, "batches_per_epoch": 20, "patience": 100}
 
 
+def live_collection(alias: str) -> str | None:
+    from recommender.vector_store import VectorStore
+
+    return VectorStore(shared_milvus_uri(), timeout=10, alias=alias).live_collection()
+
+
+# The children import torch and dgl before taking a task (WORKER_PRELOAD_ML), so the limit falls in training.
+@pytest.mark.parametrize("worker_env", [{"TRAINING_SOFT_TIME_LIMIT_S": "15", "TRAINING_TIME_LIMIT_S": "120"}])
+def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
+        worker: Worker, settings: object) -> None:
+    settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 15, 120  # the sender's, as in the worker
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 400}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 150, "the time-out")
+    run.refresh_from_db()
+    assert run.failure_reason == "timed out after 15 s" and run.published_at is None
+    assert 14 <= (run.finished_at - run.started_at).total_seconds() < 60
+    assert live_collection(worker.env["MILVUS_ALIAS"]) is None
+
+
+def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(
+        worker: Worker, settings: object) -> None:
+    settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 3, 10
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_stuck": True}):
+        run = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 90, "training to start")
+    stuck_child = worker.child_pids()
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 60, "the hard limit")
+    run.refresh_from_db()
+    assert run.failure_reason == "killed at the hard time limit of 10 s" and run.published_at is None
+    wait_for(lambda: not set(stuck_child) & set(worker.child_pids()), 30, "the stuck child to be replaced")
+    assert live_collection(worker.env["MILVUS_ALIAS"]) is None
+    second = pipeline.request_retrain("test")
+    wait_for(lambda: TrainingRun.objects.get(id=second.id).published_at is not None, 180, "the next run to go live")
+
+
 def test_ratings_arriving_during_training_wait_for_the_next_run(worker: Worker) -> None:
     from django.contrib.auth import get_user_model
 
