@@ -8,6 +8,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from recsite.env import database_from_url, env_bool, env_int, env_list, env_str
+from recsite.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RECSITE_VAR_DIR", str(BASE_DIR / "var")))
@@ -188,11 +189,5 @@ MOVIELENS_CACHE_DIR = Path(env_str("MOVIELENS_CACHE_DIR", str(VAR_DIR / "moviele
 MOVIELENS_DOWNLOAD_URL = env_str("MOVIELENS_DOWNLOAD_URL", "https://files.grouplens.org/datasets/movielens")
 ARTIFACTS_DIR = Path(env_str("RECSITE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))

@@ -78,3 +78,37 @@ def test_rating_by_keyboard_announces_the_result(live_server, browser, bob, live
     assert page.evaluate("() => document.activeElement.name") == "stars", "focus stays in the widget after saving"
     outline = page.evaluate("() => getComputedStyle(document.activeElement.nextElementSibling).outlineStyle")
     assert outline != "none", "the focused star shows a visible focus ring"
+
+
+def serious_violations(page: object) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one readable line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    assert len(results.response["passes"]) > 10, "axe-core did not run its rules on the page"
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"] if v["impact"] in {"serious", "critical"}]
+
+
+@requires_chromium
+@requires_milvus
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(180)
+def test_main_pages_have_no_serious_accessibility_violations(live_server, browser, alice, live_embeddings,
+                                                             catalogue_movies) -> None:
+    # axe-core is injected by the checker, so only its page evaluation bypasses the CSP; the site's is unchanged.
+    page = browser.new_context(bypass_csp=True).new_page()
+    found = {}
+    for name, path in (("login", "/login/"), ("home", "/"), ("detail", f"/movies/{catalogue_movies[0].id}/")):
+        page.goto(f"{live_server.url}{path}")
+        found[name] = serious_violations(page)
+    page.goto(f"{live_server.url}/login/?next=/for-you/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "a-long-password-1")
+    page.press("#id_password", "Enter")
+    page.wait_for_url("**/for-you/")
+    page.locator("#recommendations .card-title").first.wait_for()
+    found["for you"] = serious_violations(page)
+    page.goto(f"{live_server.url}/movies/{catalogue_movies[1].id}/")
+    found["detail, signed in"] = serious_violations(page)
+    assert not any(found.values()), found

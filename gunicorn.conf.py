@@ -1,0 +1,26 @@
+"""gunicorn settings for the site (read by `gunicorn -c gunicorn.conf.py recsite.wsgi`), all from the environment."""
+import os
+from pathlib import Path
+
+from recsite.env import env_int, env_list, env_str
+from recsite.logs import logging_config
+
+bind = env_str("GUNICORN_BIND", f"127.0.0.1:{env_int('PORT', 8000)}")
+# Pages are CPU-bound Python with short waits on MySQL and Milvus: a process a core, plus one.
+workers = env_int("WEB_CONCURRENCY", min(2 * (os.cpu_count() or 1) + 1, 9))
+threads = env_int("GUNICORN_THREADS", 1)
+# A page budget is well under a second; a worker stuck for this long is killed and replaced.
+timeout = env_int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+# Recycled now and then, so a slow leak in any library never grows without bound.
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 5000)
+max_requests_jitter = max_requests // 10
+# The heartbeat file lives in memory: a container's overlay disk can stall it and get healthy workers killed.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# Behind a proxy that sets X-Forwarded-Proto (with SECURE_PROXY_SSL_HEADER), list the proxy's address here.
+forwarded_allow_ips = ",".join(env_list("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"))
+proc_name = "recsite-web"
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+logconfig_dict = logging_config(env_str("LOG_FORMAT", "text"), env_str("LOG_LEVEL", "INFO"), gunicorn=True)
