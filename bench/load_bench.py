@@ -73,27 +73,27 @@ def health(url: str) -> dict:
 
 
 def prepare_users(phase: str, count: int) -> list[list[str]]:
-    """Fresh accounts per phase, so every rating they save is a new row and lost ones show in the count."""
+    """Fresh accounts per phase, so every rating they save is a new row and lost ones show in the count; signed in
+    beforehand, since 50 simultaneous password checks (PBKDF2, on purpose slow) would swamp the first seconds."""
+    import secrets
+
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import make_password
 
     from movies import services
+    from signed_in import session_key_for
 
-    password = f"load-{phase}-password-7"
-    hashed = make_password(password)  # one hash for all: the same password, hashed once
     users = []
     for k in range(count):
-        name = f"load-{phase}-{int(time.time())}-{k}"
-        user = get_user_model().objects.create(username=name, password=hashed)
+        user = get_user_model().objects.create_user(f"load-{phase}-{int(time.time())}-{k}")
         services.create_site_profile(user)
-        users.append([name, password])
+        users.append([user.username, session_key_for(user), secrets.token_hex(16)])  # CSRF secret: 32 characters
     return users
 
 
 def ratings_by(users: list[list[str]]) -> int:
     from movies.models import Rating
 
-    return Rating.objects.filter(user__username__in=[name for name, _ in users]).count()
+    return Rating.objects.filter(user__username__in=[user[0] for user in users]).count()
 
 
 def start_stack(env: dict, var: Path, port: int, web_workers: int) -> list[subprocess.Popen]:
@@ -110,26 +110,22 @@ def start_stack(env: dict, var: Path, port: int, web_workers: int) -> list[subpr
             for name, command in commands.items()]
 
 
-def inject_faults(milvus: Milvus, url: str, seconds: int, timeline: list) -> None:
-    """15 s of normal load, Redis down, 10 s back, Milvus down, then back; health sampled throughout."""
+def inject_faults(milvus: Milvus, seconds: int, events: list) -> None:
+    """10 s of normal load, Redis down, 5 s, Milvus down, then back, all inside the locust run."""
     started = time.monotonic()
+    steps = [(10, "redis stopped", stop_redis), (seconds, "redis started", start_redis),
+             (5, "milvus stopped", milvus.stop), (seconds, "milvus started", milvus.start)]
+    for wait, event, action in steps:
+        time.sleep(wait)
+        action()
+        events.append({"t": round(time.monotonic() - started, 1), "event": event})
 
-    def mark(event: str) -> None:
-        timeline.append({"t": round(time.monotonic() - started, 1), "event": event, "health": health(url)})
-    time.sleep(15)
-    stop_redis()
-    mark("redis stopped")
-    time.sleep(seconds)
-    start_redis()
-    mark("redis started")
-    time.sleep(10)
-    milvus.stop()
-    mark("milvus stopped")
-    time.sleep(seconds)
-    milvus.start()
-    mark("milvus started")
-    time.sleep(8)
-    mark("8 s after")
+
+def sample_health(url: str, samples: list, stop: threading.Event) -> None:
+    """/health/ every 2 s in its own thread (a check against a down broker takes seconds)."""
+    started = time.monotonic()
+    while not stop.wait(2):
+        samples.append({"t": round(time.monotonic() - started, 1), **health(url)})
 
 
 def run_locust(plan: dict, url: str, users: int, seconds: int, prefix: Path) -> list:
@@ -160,19 +156,32 @@ def summarise(prefix: Path, seconds: int) -> dict:
 def phase(name: str, plan_base: dict, url: str, args: argparse.Namespace, milvus: Milvus | None) -> dict:
     users = prepare_users(name, args.users)
     before = ratings_by(users)
-    timeline = []
-    faults = threading.Thread(target=inject_faults, args=(milvus, url, args.fault_seconds, timeline)) if milvus else None
-    if faults:
-        faults.start()
+    events, samples, stop = [], [], threading.Event()
+    threads = [threading.Thread(target=sample_health, args=(url, samples, stop))]
+    if milvus:
+        threads.append(threading.Thread(target=inject_faults, args=(milvus, args.fault_seconds, events)))
+    for thread in threads:
+        thread.start()
     prefix = Path(args.var) / name
     server_errors = run_locust({**plan_base, "users": users}, url, args.users, args.seconds, prefix)
-    if faults:
-        faults.join()
+    stop.set()
+    for thread in threads:
+        thread.join()
     pages = summarise(prefix, args.seconds)
+    recovered = {}
+    for event in events:
+        if event["event"].endswith("started"):
+            service = event["event"].split()[0]
+            check = "broker" if service == "redis" else service
+            back = [h["t"] for h in samples if h["t"] >= event["t"] and h.get(check)]
+            recovered[service] = round(back[0] - event["t"], 1) if back else None
     accepted = pages["rate"]["requests"] - pages["rate"]["failures"] if "rate" in pages else 0
     saved = ratings_by(users) - before
+    # A POST still in flight when locust stops may be saved without being counted: saved can exceed accepted.
     return {"pages": pages, "server_errors": len(server_errors), "ratings_accepted": accepted,
-            "ratings_saved": saved, "ratings_lost": accepted - saved, "timeline": timeline,
+            "ratings_saved": saved, "ratings_lost": max(accepted - saved, 0),
+            "saved_while_in_flight_at_stop": max(saved - accepted, 0), "events": events, "health": samples,
+            "seen_healthy_again_after_s": recovered,
             "history_csv": f"{prefix}_stats_history.csv"}
 
 
@@ -191,11 +200,10 @@ def plot(report: dict, path: Path) -> None:
         t = [int(r["Timestamp"]) - start for r in rows]
         axes[0].plot(t, [float(r["Requests/s"]) for r in rows], label=name)
         axes[1].plot(t, [float(r["95%"]) if r["95%"] != "N/A" else float("nan") for r in rows], label=name)
-        for event in result["timeline"]:
-            if event["event"].endswith("stopped"):
-                for ax in axes:
-                    ax.axvspan(event["t"], event["t"] + report["fault_seconds"], color="red", alpha=0.12)
-                axes[0].annotate(event["event"].split()[0], (event["t"], 0), fontsize=8)
+        for stopped, started in zip(result["events"][::2], result["events"][1::2]):
+            for ax in axes:
+                ax.axvspan(stopped["t"], started["t"], color="red", alpha=0.12)
+            axes[0].annotate(stopped["event"].split()[0], (stopped["t"], 0), fontsize=8)
     axes[0].set_ylabel("requests/s")
     axes[1].set_ylabel("p95 ms (running)")
     axes[1].set_xlabel("seconds since start")
@@ -213,6 +221,8 @@ def print_table(report: dict) -> None:
                   f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['failures']:>5}")
         print(f"{name:<8} responses >= 500: {result['server_errors']}, ratings accepted {result['ratings_accepted']}, "
               f"saved {result['ratings_saved']}, lost {result['ratings_lost']}")
+        for service, seconds in result["seen_healthy_again_after_s"].items():
+            print(f"{name:<8} {service} back in /health/ {seconds} s after it was started again, no restarts")
 
 
 def main() -> None:
@@ -228,8 +238,8 @@ def main() -> None:
     parser.add_argument("--var", default=str(ROOT / "var" / "load"))
     args = parser.parse_args()
     Path(args.var).mkdir(parents=True, exist_ok=True)
-    if args.seconds < 2 * args.fault_seconds + 40:
-        raise SystemExit("--seconds must leave room for both outages (2 x fault seconds + 40)")
+    if args.seconds < 2 * args.fault_seconds + 35:
+        raise SystemExit("--seconds must leave room for both outages and the recovery (2 x fault seconds + 35)")
     os.environ.update({"MILVUS_URI": f"http://127.0.0.1:{args.milvus_port}", "SWEEP_PERIOD_S": "10"})
     milvus = Milvus(Path(args.milvus_data_dir), args.milvus_port, Path(args.var) / "milvus.log")
     milvus.start()

@@ -1,18 +1,16 @@
 """Load for bench/load: people browse, search, open movies and their recommendations, and rate.
 
 Run by bench/load_bench.py in locust's own virtualenv (it does not import Django). LOAD_USERS_FILE names a JSON
-file of {"users": [[username, password], ...], "movie_ids": [...], "queries": [...]}."""
+file of {"users": [[username, session key, CSRF secret], ...], "movie_ids": [...], "queries": [...]}."""
 import itertools
 import json
 import os
 import random
-import re
 
 from locust import HttpUser, between, events, task
 
 PLAN = json.loads(open(os.environ["LOAD_USERS_FILE"]).read())
 _accounts = itertools.cycle(PLAN["users"])
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 server_errors = []
 
 
@@ -32,14 +30,11 @@ class Visitor(HttpUser):
     wait_time = between(0.5, 2.0)
 
     def on_start(self) -> None:
-        self.username, password = next(_accounts)
+        self.username, session_key, self.csrf_secret = next(_accounts)
+        self.client.cookies.set("sessionid", session_key)
+        self.client.cookies.set("csrftoken", self.csrf_secret)
         # Each visitor rates movies it has not rated before, so every accepted rating must be a new row.
         self.unrated = random.sample(PLAN["movie_ids"], len(PLAN["movie_ids"]))
-        page = self.client.get("/login/", name="/login/")
-        token = CSRF_FIELD.search(page.text).group(1)
-        self.client.post("/login/", {"username": self.username, "password": password,
-                                     "csrfmiddlewaretoken": token}, headers={"Referer": f"{self.host}/login/"},
-                         name="/login/ POST")
 
     @task(3)
     def home(self) -> None:
@@ -64,7 +59,7 @@ class Visitor(HttpUser):
         movie_id = self.unrated.pop()
         stars = random.choice(["2", "3", "3.5", "4", "4.5", "5"])
         with self.client.post(f"/movies/{movie_id}/rate/", {"stars": stars}, name="rate",
-                              headers={"X-CSRFToken": self.client.cookies.get("csrftoken", ""), "HX-Request": "true",
+                              headers={"X-CSRFToken": self.csrf_secret, "HX-Request": "true",
                                        "Referer": f"{self.host}/movies/{movie_id}/"},
                               catch_response=True) as response:
             if response.status_code != 200:

@@ -53,18 +53,12 @@ def vector_latency(num_queries: int) -> dict:
 
 def session_cookies(num_users: int) -> list[str]:
     """Session cookies for imported users, made directly (they have no usable password)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
 
-    cookies = []
-    for user in get_user_model().objects.filter(ratings__isnull=False).distinct().order_by("id")[:num_users]:
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        cookies.append(session.session_key)
-    return cookies
+    from signed_in import session_key_for
+
+    users = get_user_model().objects.filter(ratings__isnull=False).distinct().order_by("id")[:num_users]
+    return [session_key_for(user) for user in users]
 
 
 def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int) -> dict:

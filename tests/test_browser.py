@@ -7,6 +7,7 @@ from tests.conftest import requires_milvus
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 requires_chromium = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+pytestmark = [requires_chromium, requires_milvus, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
 @pytest.fixture
@@ -26,10 +27,6 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> object:
         instance.close()
 
 
-@requires_chromium
-@requires_milvus
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(180)
 def test_new_user_signs_up_rates_and_sees_explained_picks(live_server, browser, alice, live_embeddings,
                                                            catalogue_movies) -> None:
     page = browser.new_page()
@@ -54,10 +51,6 @@ def test_new_user_signs_up_rates_and_sees_explained_picks(live_server, browser, 
     assert page.url == f"{live_server.url}/for-you/", "rating must not reload the page"
 
 
-@requires_chromium
-@requires_milvus
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(180)
 def test_rating_by_keyboard_announces_the_result(live_server, browser, bob, live_embeddings, catalogue_movies) -> None:
     page = browser.new_page()
     page.goto(f"{live_server.url}/login/?next=/movies/{catalogue_movies[0].id}/")
@@ -90,10 +83,6 @@ def serious_violations(page: object) -> list[str]:
             for v in results.response["violations"] if v["impact"] in {"serious", "critical"}]
 
 
-@requires_chromium
-@requires_milvus
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.timeout(180)
 def test_main_pages_have_no_serious_accessibility_violations(live_server, browser, alice, live_embeddings,
                                                              catalogue_movies) -> None:
     # axe-core is injected by the checker, so only its page evaluation bypasses the CSP; the site's is unchanged.
