@@ -1,5 +1,7 @@
 """Health endpoints: liveness (the process answers) and readiness (database, broker, Milvus, workers)."""
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -25,6 +27,9 @@ def _broker() -> None:
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
+        client = getattr(conn.default_channel, "client", None)
+        if hasattr(client, "ping"):
+            client.ping()  # a hung Redis accepts connections and never answers
 
 
 def _milvus() -> dict:
@@ -47,10 +52,24 @@ def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+# A probe must answer within its own timeout even when a backend hangs: the checks run side by side and
+# whatever has not answered by the deadline is reported as down.
+DEADLINE_S = 3.0
+_probes = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
+
+
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
     """503 when the database is down (nothing works); Milvus, broker or workers down only degrade."""
-    checks = {"database": _check(_database), "broker": _check(_broker), "milvus": _check(_milvus),
-              "workers": _check(_workers)}
+    deadline = time.monotonic() + DEADLINE_S
+    pending = {name: _probes.submit(_check, probe) for name, probe in
+               (("broker", _broker), ("milvus", _milvus), ("workers", _workers))}
+    checks = {"database": _check(_database)}  # here: Django's connections belong to the request's thread
+    for name, future in pending.items():
+        try:
+            checks[name] = future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            checks[name] = {"ok": False, "ms": DEADLINE_S * 1000, "error": f"no answer within {DEADLINE_S} s"}
+    checks = {name: checks[name] for name in ("database", "broker", "milvus", "workers")}
     return JsonResponse({"ok": all(c["ok"] for c in checks.values()), "checks": checks},
                         status=200 if checks["database"]["ok"] else 503)
