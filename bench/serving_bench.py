@@ -61,12 +61,14 @@ def session_cookies(num_users: int) -> list[str]:
     return [session_key_for(user) for user in users]
 
 
-def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int) -> dict:
+def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int,
+                 from_lists: bool) -> dict:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    env = {**os.environ, "SERVE_FROM_NEIGHBOR_LISTS": str(from_lists).lower()}
     server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "recsite.wsgi", "--bind", f"127.0.0.1:{port}",
-                               "--workers", str(workers), "--log-level", "warning"], cwd=ROOT)
+                               "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}/for-you/"
     try:
         deadline = time.monotonic() + 60
@@ -105,7 +107,8 @@ def page_latency(cookies: list[str], clients: int, requests_per_client: int, wor
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"clients": clients, "gunicorn_workers": workers, "requests": len(samples), "errors": errors[0],
+    return {"from_neighbor_lists": from_lists, "clients": clients, "gunicorn_workers": workers,
+            "requests": len(samples), "errors": errors[0],
             "requests_per_s": round(len(samples) / seconds, 1), **percentiles(samples)}
 
 
@@ -130,18 +133,24 @@ def main() -> None:
 
     django.setup()
     vectors = vector_latency(args.queries)
-    pages = page_latency(session_cookies(args.clients * args.requests_per_client), args.clients,
-                         args.requests_per_client, args.workers)
+    cookies = session_cookies(args.clients * args.requests_per_client)
+    # Side by side in one run: pages reading the stored neighbour lists, then pages searching Milvus.
+    pages = {name: page_latency(cookies, args.clients, args.requests_per_client, args.workers, from_lists)
+             for name, from_lists in (("stored_lists", True), ("milvus_search", False))}
     report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(),
-              "milvus_uri": os.environ.get("MILVUS_URI", "default"), "vectors": vectors, "for_you_page": pages}
+              "milvus_uri": os.environ.get("MILVUS_URI", "default"), "vectors": vectors, "for_you_page": pages,
+              "search_over_lists_p50": round(pages["milvus_search"]["p50_ms"] / pages["stored_lists"]["p50_ms"], 1)}
     print(f"top-10 over {vectors['num_vectors']} x {vectors['dim']} vectors, {vectors['milvus']['n']} single queries")
     print(f"  {'':18} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"  {'Milvus':18} {vectors['milvus']['p50_ms']:>8} {vectors['milvus']['p99_ms']:>8}")
     print(f"  {'numpy brute force':18} {vectors['numpy']['p50_ms']:>8} {vectors['numpy']['p99_ms']:>8}"
           f"   (Milvus / numpy p50: {vectors['ratio_p50']}x)")
-    print(f"'For you' page, {pages['clients']} concurrent clients, {pages['requests']} requests, "
-          f"{pages['gunicorn_workers']} gunicorn workers: p50 {pages['p50_ms']} ms, p99 {pages['p99_ms']} ms, "
-          f"{pages['requests_per_s']} req/s, {pages['errors']} errors (a page without personal picks counts as one)")
+    print("'For you' page (a page without personal picks counts as an error):")
+    print(f"  {'':16} {'clients':>7} {'requests':>8} {'workers':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>6} {'errors':>6}")
+    for name, row in pages.items():
+        print(f"  {name:16} {row['clients']:>7} {row['requests']:>8} {row['gunicorn_workers']:>7} {row['p50_ms']:>8} "
+              f"{row['p99_ms']:>8} {row['requests_per_s']:>6} {row['errors']:>6}")
+    print(f"  searching / stored lists, p50: {report['search_over_lists_p50']}x")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(report, indent=2))
 

@@ -20,6 +20,7 @@ RUN_BASELINE_GRIDS = {
     "ease": [{"l2": 200.0}, {"l2": 500.0}],
 }
 EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
+NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 
 
 def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
@@ -134,14 +135,28 @@ def publish_embeddings(run_id: int) -> str:
     artifact = load_artifact(run)
     catalogue = selectors.movie_catalogue(artifact["movie_ids"].tolist())
     present = np.isin(artifact["movie_ids"], catalogue.movie_ids)  # movies deleted since training are left out
-    movies = MovieVectors(artifact["movie_ids"][present], artifact["embeddings"][present],
-                          np.array([y or 0 for y in catalogue.years], dtype=np.int32), catalogue.genres)
+    movie_ids, vectors = artifact["movie_ids"][present], artifact["embeddings"][present]
+    neighbors, scores = nearest_movies(movie_ids, vectors)
+    movies = MovieVectors(movie_ids, vectors, np.array([y or 0 for y in catalogue.years], dtype=np.int32),
+                          catalogue.genres, neighbors, scores)
     store = vector_store()
     name = store.publish(run.id, movies)
     TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
     forget_live_run()
     store.drop_old_collections(keep=2)
     return name
+
+
+def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
+    """Each movie's exact nearest movies (ids, inner products), stored with it so a page needs no search; None
+    beyond NEIGHBOR_LISTS_MAX_MOVIES, where the all-pairs product gets slow and pages search instead."""
+    from recommender.scoring import top_neighbors
+    from recommender.vector_store import NEIGHBORS
+
+    if len(movie_ids) < 2 or len(movie_ids) > NEIGHBOR_LISTS_MAX_MOVIES:
+        return None, None
+    indices, scores = top_neighbors(vectors, NEIGHBORS)  # (num_movies, <= NEIGHBORS) each
+    return movie_ids[indices], scores
 
 
 _network_cache: dict[int, object] = {}
@@ -174,7 +189,7 @@ def embed_movie(movie_id: int) -> bool:
     from recommender.embeddings import cold_start_embeddings
     from recommender.features import build_movie_features
     from recommender.serving import live_run, vector_store
-    from recommender.vector_store import MovieVectors
+    from recommender.vector_store import NEIGHBORS, MovieVectors
 
     run = live_run()
     catalogue = selectors.movie_catalogue([movie_id])
@@ -188,6 +203,9 @@ def embed_movie(movie_id: int) -> bool:
         features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres,
                                         vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
         vector = cold_start_embeddings(network, features)
-    vector_store().upsert_movies(MovieVectors(catalogue.movie_ids, vector,
-                                              np.array([catalogue.years[0] or 0], dtype=np.int32), catalogue.genres))
+    # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.
+    hits = [h for h in vector_store().search(vector, NEIGHBORS + 1)[0] if h.movie_id != movie_id][:NEIGHBORS]
+    vector_store().upsert_movies(MovieVectors(
+        catalogue.movie_ids, vector, np.array([catalogue.years[0] or 0], dtype=np.int32), catalogue.genres,
+        np.array([[h.movie_id for h in hits]], dtype=np.int64), np.array([[h.score for h in hits]], dtype=np.float32)))
     return True

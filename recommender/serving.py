@@ -87,20 +87,43 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     movie_ids = np.array([h[0] for h in history])
     chosen, weights = history_weights(np.array([h[1] for h in history], dtype=np.float32),
                                       np.array([h[2] for h in history]), scoring)
-    vectors = vector_store().get_vectors(movie_ids[chosen].tolist())
-    keep = [i for i, movie_id in enumerate(movie_ids[chosen]) if int(movie_id) in vectors]
+    candidates = [int(m) for m in movie_ids[chosen]]
+    rated = set(movie_ids.tolist())
+    store = vector_store()
+    keep = []
+    if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(store.collection_for_run(run.id)):
+        keep, neighbor_ids, neighbor_scores = _stored_neighbors(store, candidates, scoring.neighbors_per_item)
+    if not keep:  # published without lists (too many movies, or before they existed)
+        keep, neighbor_ids, neighbor_scores = _searched_neighbors(store, candidates, scoring.neighbors_per_item,
+                                                                  extra=min(len(rated), scoring.neighbors_per_item))
     if not keep:
         return None
-    sources = movie_ids[chosen][keep]
-    rated = set(movie_ids.tolist())
-    # A few extra hits per query make room for the movies the user already rated, which are dropped below.
-    extra = min(len(rated), scoring.neighbors_per_item)
-    hits = vector_store().search(np.stack([vectors[int(m)] for m in sources]), scoring.neighbors_per_item + extra)
-    fused = fuse(sources, weights[keep], [np.array([h.movie_id for h in row]) for row in hits],
-                 [np.array([h.score for h in row], dtype=np.float32) for row in hits])
+    fused = fuse(np.array(candidates)[keep], weights[keep], neighbor_ids, neighbor_scores)
     ranked = sorted(((score, movie, source) for movie, (score, source) in fused.items() if movie not in rated),
                     reverse=True)[:limit]
     return _explained(ranked)
+
+
+Neighbours = tuple[list[int], list[np.ndarray], list[np.ndarray]]
+
+
+def _stored_neighbors(store: VectorStore, candidates: list[int], n: int) -> Neighbours:
+    """The liked movies' nearest movies as stored at publish: one read, no search (what evaluation scores)."""
+    lists = store.get_neighbors(candidates)
+    keep = [i for i, movie_id in enumerate(candidates) if len(lists.get(movie_id, ((), ()))[0])]
+    return keep, [lists[candidates[i]][0][:n] for i in keep], [lists[candidates[i]][1][:n] for i in keep]
+
+
+def _searched_neighbors(store: VectorStore, candidates: list[int], n: int, extra: int) -> Neighbours:
+    """For a collection published without lists: one batched search over the liked movies' vectors."""
+    vectors = store.get_vectors(candidates)
+    keep = [i for i, movie_id in enumerate(candidates) if movie_id in vectors]
+    if not keep:
+        return [], [], []
+    # A few extra hits per query make room for the movies the user already rated, which are dropped later.
+    hits = store.search(np.stack([vectors[candidates[i]] for i in keep]), n + extra)
+    return (keep, [np.array([h.movie_id for h in row]) for row in hits],
+            [np.array([h.score for h in row], dtype=np.float32) for row in hits])
 
 
 def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:

@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 ALIAS = "movies"
 PRIMARY = "movie_id"
 MAX_GENRES = 32
+NEIGHBORS = 100  # each movie's nearest movies, stored with it at publish: a page reads them instead of searching
 INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
 SEARCH_PARAMS = {"metric_type": "IP", "params": {"ef": 128}}
 _SAFE_GENRE = re.compile(r"^[\w' &/.-]{1,64}$", re.UNICODE)
@@ -39,6 +40,8 @@ class MovieVectors:
     vectors: np.ndarray    # (n, dim) float32, L2-normalised
     years: np.ndarray      # (n,) int32, 0 where unknown
     genres: list[list[str]]
+    neighbors: np.ndarray | None = None        # (n, <= NEIGHBORS) int64 movie ids, nearest first; None: not stored
+    neighbor_scores: np.ndarray | None = None  # (n, <= NEIGHBORS) float32 inner products, the same order
 
 
 def search_filter(genre: str | None = None, year_from: int | None = None, year_to: int | None = None) -> str:
@@ -62,6 +65,7 @@ class VectorStore:
         self.timeout = timeout
         self.alias = alias  # also names the run collections, so deployments sharing a Milvus stay apart
         self._client = None
+        self._has_lists: dict[str, bool] = {}
 
     def collection_for_run(self, run_id: int) -> str:
         return f"{self.alias}_run{run_id}"
@@ -128,6 +132,23 @@ class VectorStore:
             self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout))
         return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
 
+    def get_neighbors(self, movie_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The stored nearest movies of each movie (ids, scores), nearest first; empty for a movie without them."""
+        if not movie_ids:
+            return {}
+        rows = self._loaded_call("get", lambda client: client.get(
+            self.alias, ids=list(movie_ids), output_fields=["neighbors", "neighbor_scores"], timeout=self.timeout))
+        return {int(row[PRIMARY]): (np.asarray(row["neighbors"], dtype=np.int64),
+                                    np.asarray(row["neighbor_scores"], dtype=np.float32)) for row in rows}
+
+    def has_neighbor_lists(self, collection: str) -> bool:
+        """Whether a collection stores neighbour lists (those published before they existed do not)."""
+        if collection not in self._has_lists:
+            with self._calls("describe_collection") as client:
+                fields = client.describe_collection(collection, timeout=self.timeout)["fields"]
+            self._has_lists[collection] = any(f["name"] == "neighbors" for f in fields)
+        return self._has_lists[collection]
+
     def search(self, vectors: np.ndarray, limit: int, filter_expression: str = "") -> list[list[Hit]]:
         """Top `limit` movies by inner product for each query vector, in one batched call."""
         if len(vectors) == 0:
@@ -188,6 +209,8 @@ class VectorStore:
         # An ARRAY, since Milvus 2.3 servers only match LIKE patterns by prefix; array_contains works on lite and servers.
         schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES,
                          max_length=64)
+        schema.add_field("neighbors", DataType.ARRAY, element_type=DataType.INT64, max_capacity=NEIGHBORS)
+        schema.add_field("neighbor_scores", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=NEIGHBORS)
         client.create_collection(name, schema=schema, consistency_level="Strong", timeout=max(self.timeout, 30))
 
     def _verify(self, name: str, movies: MovieVectors) -> None:
@@ -243,8 +266,12 @@ class VectorStore:
 
     def upsert_movies(self, movies: MovieVectors) -> None:
         """Add or replace single movies in the live collection (new or edited movies)."""
+        rows = _rows(movies, slice(None))
+        live = self.live_collection()
+        if live is not None and not self.has_neighbor_lists(live):
+            rows = [{k: v for k, v in row.items() if k not in {"neighbors", "neighbor_scores"}} for row in rows]
         with self._calls("upsert") as client:
-            client.upsert(self.alias, _rows(movies, slice(None)), timeout=self.timeout)
+            client.upsert(self.alias, rows, timeout=self.timeout)
 
     def delete_movies(self, movie_ids: list[int]) -> None:
         with self._calls("delete") as client:
@@ -258,8 +285,13 @@ def _index_params(client: object) -> object:
 
 
 def _rows(movies: MovieVectors, part: slice) -> list[dict]:
+    ids = movies.movie_ids[part]
+    none = [[]] * len(ids)
+    neighbors = none if movies.neighbors is None else movies.neighbors[part][:, :NEIGHBORS].tolist()
+    scores = none if movies.neighbor_scores is None else movies.neighbor_scores[part][:, :NEIGHBORS].tolist()
     return [
-        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year), "genres": [g[:64] for g in genres][:MAX_GENRES]}
-        for movie_id, vector, year, genres in zip(movies.movie_ids[part], movies.vectors[part], movies.years[part],
-                                                  movies.genres[part])
+        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year), "genres": [g[:64] for g in genres][:MAX_GENRES],
+         "neighbors": near, "neighbor_scores": near_scores}
+        for movie_id, vector, year, genres, near, near_scores in zip(ids, movies.vectors[part], movies.years[part],
+                                                                     movies.genres[part], neighbors, scores)
     ]

@@ -28,6 +28,8 @@ def test_a_new_movie_becomes_searchable_without_retraining(store, tmp_path: Path
         movie.genres.add(Genre.objects.create(name="Sci-Fi"))
         assert services.embed_movie(movie.id)
     assert movie.id in store.get_vectors([movie.id])
+    near, _ = store.get_neighbors([movie.id])[movie.id]
+    assert len(near) == 25 and movie.id not in near.tolist()  # its own list, from one search
     similar = serving.similar_movies(movie, limit=5)
     assert len(similar.items) == 5 and movie.id not in [i.movie.id for i in similar.items]
     hits = store.search(store.get_vectors([movie.id])[movie.id][None, :], 1, "year >= 2026")[0]

@@ -1,10 +1,11 @@
 """Recommendations from Milvus for people and movies, and the popular fallback."""
 import time
 
+import numpy as np
 import pytest
 
 from recommender import serving
-from recommender.vector_store import VectorStore
+from recommender.vector_store import MovieVectors, VectorStore
 from tests.conftest import requires_milvus
 
 
@@ -50,3 +51,31 @@ def test_similar_movies_honour_genre_and_year_filters(live_embeddings, catalogue
     assert [i.movie.id for i in result.items][:5] and catalogue_movies[0].id not in [i.movie.id for i in result.items]
     drama = serving.similar_movies(catalogue_movies[0], limit=5, genre="Drama", year_from=1999)
     assert {i.movie.year >= 1999 and i.movie.genres.first().name == "Drama" for i in drama.items} == {True}
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_stored_neighbour_lists_give_the_same_picks_without_searching(alice, live_embeddings, catalogue_movies,
+                                                                      store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from recommender.models import TrainingRun
+    from recommender.services import nearest_movies
+
+    searched = serving.recommend_movies_for(alice, limit=5)
+    ids = store.get_vectors([m.id for m in catalogue_movies])
+    movie_ids = np.array(sorted(ids))
+    vectors = np.stack([ids[m] for m in movie_ids])
+    neighbors, scores = nearest_movies(movie_ids, vectors)
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, config=live_embeddings.config)
+    published = MovieVectors(movie_ids, vectors, np.zeros(len(movie_ids), dtype=np.int32), [[] for _ in movie_ids])
+    store.publish(run.id, replace(published, neighbors=neighbors, neighbor_scores=scores))
+    serving.forget_live_run()
+
+    def no_search(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a page with stored neighbour lists must not search")
+    monkeypatch.setattr(store, "search", no_search)
+    stored = serving.recommend_movies_for(alice, limit=5)
+    assert stored.source == serving.Source.PERSONAL
+    assert [i.movie.id for i in stored.items][:3] == [i.movie.id for i in searched.items][:3]
+    assert stored.items[0].because == searched.items[0].because

@@ -32,6 +32,30 @@ def test_publish_switches_the_alias_and_search_finds_each_movie_first(store: Vec
 
 
 @requires_milvus
+def test_neighbour_lists_are_stored_with_each_movie_and_match_the_search(store: VectorStore) -> None:
+    from dataclasses import replace
+
+    from recommender.services import nearest_movies
+
+    movies = movie_vectors()
+    neighbors, scores = nearest_movies(movies.movie_ids, movies.vectors)
+    name = store.publish(1, replace(movies, neighbors=neighbors, neighbor_scores=scores))
+    assert store.has_neighbor_lists(name)
+    stored = store.get_neighbors([7, 8, 999])
+    assert set(stored) == {7, 8} and len(stored[7][0]) == 49 and 7 not in stored[7][0].tolist()
+    searched = [h.movie_id for h in store.search(movies.vectors[6:7], 11)[0] if h.movie_id != 7][:10]
+    assert stored[7][0][:10].tolist() == searched
+    assert np.all(np.diff(stored[7][1]) <= 1e-6)  # nearest first
+    store.upsert_movies(replace(movies_slice(movies, 0, 1), neighbors=None, neighbor_scores=None))
+    assert store.get_neighbors([1])[1][0].size == 0  # a movie upserted without a list has an empty one
+
+
+def movies_slice(movies: MovieVectors, start: int, stop: int) -> MovieVectors:
+    part = slice(start, stop)
+    return MovieVectors(movies.movie_ids[part], movies.vectors[part], movies.years[part], movies.genres[part])
+
+
+@requires_milvus
 def test_publishing_the_same_run_twice_is_harmless(store: VectorStore) -> None:
     movies = movie_vectors()
     store.publish(1, movies)
