@@ -128,6 +128,27 @@ def sample_health(url: str, samples: list, stop: threading.Event) -> None:
         samples.append({"t": round(time.monotonic() - started, 1), **health(url)})
 
 
+def warm_up(url: str, movie_ids: list[int], num_requests: int) -> None:
+    """Unmeasured requests first, so every gunicorn worker has its imports and connections before the clock runs."""
+    from django.contrib.auth import get_user_model
+
+    from movies.models import Rating
+    from signed_in import session_key_for
+
+    user = get_user_model().objects.filter(id__in=Rating.objects.values("user_id")[:1]).first()
+    cookie = f"sessionid={session_key_for(user)}" if user else ""
+    paths = ["/", "/for-you/", f"/movies/{movie_ids[0]}/", "/movies/?q=star"]
+
+    def fetch(k: int) -> None:
+        request = urllib.request.Request(f"{url}{paths[k % len(paths)]}", headers={"Cookie": cookie})
+        urllib.request.urlopen(request, timeout=30).read()
+    threads = [threading.Thread(target=fetch, args=(k,)) for k in range(num_requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def run_locust(plan: dict, url: str, users: int, seconds: int, prefix: Path) -> list:
     plan_file, errors_file = prefix.with_suffix(".plan.json"), prefix.with_suffix(".errors.json")
     plan_file.write_text(json.dumps(plan))
@@ -257,6 +278,7 @@ def main() -> None:
     try:
         wait_until(lambda: answers(f"{url}/health/live/"), 60, "gunicorn")
         plan = {"movie_ids": list(Movie.objects.order_by("id").values_list("id", flat=True)), "queries": QUERIES}
+        warm_up(url, plan["movie_ids"], 10 * args.web_workers)
         report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "users": args.users, "seconds": args.seconds,
                   "fault_seconds": args.fault_seconds, "web_workers": args.web_workers, "cpus": os.cpu_count(),
                   "phases": {"steady": phase("steady", plan, url, args, None),

@@ -27,10 +27,12 @@ def history_weights(stars: np.ndarray, timestamps: np.ndarray, config: ScoringCo
     return chosen, weights.astype(np.float32)
 
 
-def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top-k of every movie among the others, best first: (indices, scores), each (num_movies, k)."""
     num = len(embeddings)
     k = min(k, num - 1)
+    # A batch's similarity block stays near 128 MB however large the catalogue (2048 rows at most).
+    batch_size = batch_size or max(1, min(2048, 2**25 // num))
     indices = np.empty((num, k), dtype=np.int64)
     scores = np.empty((num, k), dtype=np.float32)
     for start in range(0, num, batch_size):
