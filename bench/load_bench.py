@@ -135,7 +135,8 @@ def warm_up(url: str, movie_ids: list[int], num_requests: int) -> None:
     from movies.models import Rating
     from signed_in import session_key_for
 
-    user = get_user_model().objects.filter(id__in=Rating.objects.values("user_id")[:1]).first()
+    rating = Rating.objects.order_by("id").first()
+    user = get_user_model().objects.get(id=rating.user_id) if rating else None
     cookie = f"sessionid={session_key_for(user)}" if user else ""
     paths = ["/", "/for-you/", f"/movies/{movie_ids[0]}/", "/movies/?q=star"]
 
