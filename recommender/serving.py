@@ -89,13 +89,14 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
                                       np.array([h[2] for h in history]), scoring)
     candidates = [int(m) for m in movie_ids[chosen]]
     rated = set(movie_ids.tolist())
+    # A few extra neighbours per liked movie make room for the movies the user already rated, dropped below.
+    per_movie = scoring.neighbors_per_item + min(len(rated), scoring.neighbors_per_item)
     store = vector_store()
     keep = []
     if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(store.collection_for_run(run.id)):
-        keep, neighbor_ids, neighbor_scores = _stored_neighbors(store, candidates, scoring.neighbors_per_item)
+        keep, neighbor_ids, neighbor_scores = _stored_neighbors(store, candidates, per_movie)
     if not keep:  # published without lists (too many movies, or before they existed)
-        keep, neighbor_ids, neighbor_scores = _searched_neighbors(store, candidates, scoring.neighbors_per_item,
-                                                                  extra=min(len(rated), scoring.neighbors_per_item))
+        keep, neighbor_ids, neighbor_scores = _searched_neighbors(store, candidates, per_movie)
     if not keep:
         return None
     fused = fuse(np.array(candidates)[keep], weights[keep], neighbor_ids, neighbor_scores)
@@ -108,20 +109,19 @@ Neighbours = tuple[list[int], list[np.ndarray], list[np.ndarray]]
 
 
 def _stored_neighbors(store: VectorStore, candidates: list[int], n: int) -> Neighbours:
-    """The liked movies' nearest movies as stored at publish: one read, no search (what evaluation scores)."""
+    """The liked movies' nearest movies as stored at publish: one read, no search."""
     lists = store.get_neighbors(candidates)
     keep = [i for i, movie_id in enumerate(candidates) if len(lists.get(movie_id, ((), ()))[0])]
     return keep, [lists[candidates[i]][0][:n] for i in keep], [lists[candidates[i]][1][:n] for i in keep]
 
 
-def _searched_neighbors(store: VectorStore, candidates: list[int], n: int, extra: int) -> Neighbours:
+def _searched_neighbors(store: VectorStore, candidates: list[int], n: int) -> Neighbours:
     """For a collection published without lists: one batched search over the liked movies' vectors."""
     vectors = store.get_vectors(candidates)
     keep = [i for i, movie_id in enumerate(candidates) if movie_id in vectors]
     if not keep:
         return [], [], []
-    # A few extra hits per query make room for the movies the user already rated, which are dropped later.
-    hits = store.search(np.stack([vectors[candidates[i]] for i in keep]), n + extra)
+    hits = store.search(np.stack([vectors[candidates[i]] for i in keep]), n)
     return (keep, [np.array([h.movie_id for h in row]) for row in hits],
             [np.array([h.score for h in row], dtype=np.float32) for row in hits])
 
