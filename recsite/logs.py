@@ -32,6 +32,11 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
     handlers = {"console": {"class": "logging.StreamHandler", "formatter": "default"},
                 "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"}}
     loggers = {"django.db.backends": {"level": "WARNING"}}
+    # pymilvus logs every failed call at ERROR with a traceback, including the ones the vector store handles
+    # (a collection released by a restart is loaded and the call retried); the vector store reports real
+    # failures itself, so pymilvus speaks only when critical, and through our handlers.
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
+        loggers[name] = {"level": "CRITICAL", "handlers": [], "propagate": True}
     if gunicorn:
         loggers["gunicorn.error"] = {"level": level, "handlers": ["console"], "propagate": False}
         loggers["gunicorn.access"] = {"level": "INFO", "handlers": ["access"], "propagate": False}

@@ -41,3 +41,17 @@ def test_text_logs_stay_plain_and_a_wrong_format_is_refused(restore_logging: Non
     assert stream.getvalue().rstrip().endswith("INFO movies imported")
     with pytest.raises(ValueError, match="LOG_FORMAT must be json or text"):
         logging_config("xml", "INFO")
+
+
+def test_pymilvus_logs_through_the_project_handlers_and_only_when_critical() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A fresh process: pymilvus installs a handler of its own when imported, and django.setup() must replace it.
+    probe = ("import django, logging; django.setup(); import pymilvus; "
+             "print([(logging.getLogger(n).handlers, logging.getLogger(n).propagate, logging.getLogger(n).level) "
+             "for n in ('pymilvus', 'pymilvus.milvus_client')])")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == str([([], True, logging.CRITICAL)] * 2)
