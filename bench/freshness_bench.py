@@ -37,8 +37,10 @@ def wait_until(predicate: object, seconds: float) -> float:
 
 def wait_for_quiet_pipeline() -> None:
     """No run queued or running and no change pending, so the next rating's retrain is its own."""
+    from recommender import pipeline
     from recommender.models import RecommenderState, TrainingRun
 
+    pipeline.resend_stuck_runs()  # the beat sweeper's job: this bench starts no beat
     busy = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
     wait_until(lambda: not TrainingRun.objects.filter(status__in=busy).exists(), 3600)
     RecommenderState.objects.filter(id=RecommenderState.current().id).update(num_changes=0)
@@ -140,6 +142,9 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
 
+    from django.conf import settings
+    from django.db import connection
+
     from movies import selectors, services
     from movies.models import Rating
 
@@ -154,6 +159,7 @@ def main() -> None:
         movies = selectors.popular_movies(30)
         page_seconds, live_run = rating_to_page_and_live_run(user, movies)
         report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "broker": broker,
+                  "database": connection.vendor, "milvus_uri": settings.MILVUS_URI,
                   "retrain_config": json.loads(args.retrain_config), "num_ratings": Rating.objects.count(),
                   "rating_to_page_s": round(page_seconds, 3), "rating_to_retrained_live": live_run,
                   "new_movie_to_similar_s": round(new_movie_to_similar(), 2)}

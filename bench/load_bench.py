@@ -203,11 +203,11 @@ def phase(name: str, plan_base: dict, url: str, args: argparse.Namespace, milvus
     return {"pages": pages, "server_errors": len(server_errors), "ratings_accepted": accepted,
             "ratings_saved": saved, "ratings_lost": max(accepted - saved, 0),
             "saved_while_in_flight_at_stop": max(saved - accepted, 0), "events": events, "health": samples,
-            "seen_healthy_again_after_s": recovered,
-            "history_csv": f"{prefix}_stats_history.csv"}
+            "seen_healthy_again_after_s": recovered}
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(report: dict, var: Path, path: Path) -> None:
+    """Requests/s and running p95 over time from locust's history files in `var`, outages shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,7 +215,8 @@ def plot(report: dict, path: Path) -> None:
 
     figure, axes = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for name, result in report["phases"].items():
-        rows = [r for r in csv.DictReader(open(result["history_csv"])) if r["Name"] == "Aggregated"]
+        with open(var / f"{name}_stats_history.csv") as history:
+            rows = [r for r in csv.DictReader(history) if r["Name"] == "Aggregated"]
         if not rows:
             continue
         start = int(rows[0]["Timestamp"])
@@ -293,7 +294,7 @@ def main() -> None:
         milvus.stop()
     print_table(report)
     RESULTS.mkdir(exist_ok=True)
-    plot(report, RESULTS / "load.png")
+    plot(report, Path(args.var), RESULTS / "load.png")
     (RESULTS / "load.json").write_text(json.dumps(report, indent=2))
 
 

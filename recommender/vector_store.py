@@ -266,10 +266,8 @@ class VectorStore:
 
     def upsert_movies(self, movies: MovieVectors) -> None:
         """Add or replace single movies in the live collection (new or edited movies)."""
-        rows = _rows(movies, slice(None))
         live = self.live_collection()
-        if live is not None and not self.has_neighbor_lists(live):
-            rows = [{k: v for k, v in row.items() if k not in {"neighbors", "neighbor_scores"}} for row in rows]
+        rows = _rows(movies, slice(None), with_lists=live is None or self.has_neighbor_lists(live))
         with self._calls("upsert") as client:
             client.upsert(self.alias, rows, timeout=self.timeout)
 
@@ -284,14 +282,18 @@ def _index_params(client: object) -> object:
     return params
 
 
-def _rows(movies: MovieVectors, part: slice) -> list[dict]:
+def _rows(movies: MovieVectors, part: slice, with_lists: bool = True) -> list[dict]:
+    """Rows to write; `with_lists` False for a collection published before neighbour lists existed."""
     ids = movies.movie_ids[part]
     none = [[]] * len(ids)
     neighbors = none if movies.neighbors is None else movies.neighbors[part][:, :NEIGHBORS].tolist()
     scores = none if movies.neighbor_scores is None else movies.neighbor_scores[part][:, :NEIGHBORS].tolist()
-    return [
-        {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year), "genres": [g[:64] for g in genres][:MAX_GENRES],
-         "neighbors": near, "neighbor_scores": near_scores}
-        for movie_id, vector, year, genres, near, near_scores in zip(ids, movies.vectors[part], movies.years[part],
-                                                                     movies.genres[part], neighbors, scores)
-    ]
+    rows = []
+    for movie_id, vector, year, genres, near, near_scores in zip(ids, movies.vectors[part], movies.years[part],
+                                                                 movies.genres[part], neighbors, scores):
+        row = {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year),
+               "genres": [g[:64] for g in genres][:MAX_GENRES]}
+        if with_lists:
+            row.update(neighbors=near, neighbor_scores=near_scores)
+        rows.append(row)
+    return rows

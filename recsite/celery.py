@@ -14,11 +14,11 @@ app.autodiscover_tasks()
 @setup_logging.connect
 def use_django_logging(**kwargs: object) -> None:
     """Celery logs through Django's LOGGING instead of replacing it."""
-    from logging.config import dictConfig
-
     from django.conf import settings
 
-    dictConfig(settings.LOGGING)
+    from recsite.logs import configure
+
+    configure(settings.LOGGING)
 
 
 @worker_process_init.connect

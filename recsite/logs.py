@@ -1,4 +1,6 @@
 """Log configuration shared by Django, Celery and gunicorn: plain lines for people, JSON lines for collectors."""
+from logging.config import dictConfig
+
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
@@ -42,3 +44,11 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
         loggers["gunicorn.access"] = {"level": "INFO", "handlers": ["access"], "propagate": False}
     return {"version": 1, "disable_existing_loggers": False, "formatters": formatters, "handlers": handlers,
             "root": {"handlers": ["console"], "level": level}, "loggers": loggers}
+
+
+def configure(config: dict) -> None:
+    """Applies a logging_config() dict (Django's LOGGING_CONFIG, Celery's setup_logging). pymilvus installs a
+    plain-text handler of its own when first imported, so it is imported first and the dict then takes over."""
+    import pymilvus  # noqa: F401
+
+    dictConfig(config)

@@ -139,8 +139,10 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 _BROKER_DIR = VAR_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem"):
     (_BROKER_DIR / "done").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "control").mkdir(exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR / "done")}
+    {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR / "done"),
+     "control_folder": str(_BROKER_DIR / "control")}
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"socket_timeout": 2, "socket_connect_timeout": 2, "visibility_timeout": 3600}
 )
@@ -192,3 +194,4 @@ ARTIFACTS_DIR = Path(env_str("RECSITE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")
 
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
 LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+LOGGING_CONFIG = "recsite.logs.configure"

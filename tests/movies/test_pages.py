@@ -135,7 +135,7 @@ def test_for_you_changes_right_after_a_rating(client: Client, bob, alice, live_e
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_submits_leave_one_rating_with_the_last_value(bob, catalogue_movies) -> None:
+def test_two_concurrent_submits_leave_one_rating_holding_one_of_them(bob, catalogue_movies) -> None:
     import threading
 
     from django.db import connection
