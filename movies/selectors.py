@@ -81,9 +81,9 @@ def user_ratings(user: object) -> dict[int, Rating]:
 
 
 def rating_history(user: object) -> list[tuple[int, float, int]]:
-    """(movie_id, stars, Unix time) of every rating by the user."""
+    """(movie_id, stars, Unix time) of every rating by the user, oldest first (ties by movie id)."""
     return [(m, float(s), int(t.timestamp())) for m, s, t in
-            Rating.objects.filter(user=user).values_list("movie_id", "stars", "rated_at")]
+            Rating.objects.filter(user=user).order_by("rated_at", "movie_id").values_list("movie_id", "stars", "rated_at")]
 
 
 def ratings_for_training() -> "Interactions":

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from recommender.scoring import ScoringConfig, history_weights, neighbor_matrix, top_neighbors
+from recommender.scoring import LIKED_STARS, Histories, ScoringConfig, history_weight_matrix, rank, select_history, top_neighbors
 
 K = 10
 RECALL_K = 20
@@ -99,21 +99,104 @@ def coverage_at_k(ranked: np.ndarray, num_movies: int, k: int = K) -> float:
 
 # (history, user rows, whether the history holds the validation ratings) -> scores (len(users), num_movies)
 Scorer = Callable[[sparse.csr_matrix, np.ndarray, bool], np.ndarray]
+# (user rows, whether the history holds the validation ratings) -> ranked movies (len(users), >= RECALL_K)
+Ranker = Callable[[np.ndarray, bool], np.ndarray]
 
 
-def evaluate(split: Split, scorer: Scorer, on: str, batch_size: int = 1024) -> dict[str, float]:
-    """Full-ranking metrics on 'validation' (history = train) or 'test' (history = train + validation)."""
+def ranked_lists(split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024,
+                 is_ranker: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(users evaluated, their top RECALL_K) on 'validation' (history = train) or 'test' (train + validation)."""
     held_out = split.validation if on == "validation" else split.test
     history = split.history_matrix(include_validation=on == "test")
     users = np.flatnonzero(held_out >= 0)
-    ranked = np.concatenate([
-        top_k(scorer(history, chunk, on == "test"), history[chunk], RECALL_K)
-        for chunk in np.array_split(users, max(1, int(np.ceil(len(users) / batch_size))))
-    ]) if len(users) else np.zeros((0, RECALL_K), dtype=np.int64)
-    truth = held_out[users]
+    chunks = np.array_split(users, max(1, int(np.ceil(len(users) / batch_size))))
+    if not len(users):
+        return users, np.zeros((0, RECALL_K), dtype=np.int64)
+    if is_ranker:
+        return users, np.concatenate([model(chunk, on == "test")[:, :RECALL_K] for chunk in chunks])
+    return users, np.concatenate([top_k(model(history, chunk, on == "test"), history[chunk], RECALL_K)
+                                  for chunk in chunks])
+
+
+def metrics_of(ranked: np.ndarray, truth: np.ndarray, num_movies: int) -> dict[str, float]:
     return {"hr@10": hit_rate_at_k(ranked, truth), "ndcg@10": ndcg_at_k(ranked, truth),
             "mrr@10": mrr_at_k(ranked, truth), "recall@20": recall_at_k(ranked, truth),
-            "coverage@10": coverage_at_k(ranked, split.num_movies), "num_users": int(len(users))}
+            "coverage@10": coverage_at_k(ranked, num_movies), "num_users": int(len(truth))}
+
+
+def evaluate(split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024,
+             is_ranker: bool = False) -> dict[str, float]:
+    """Full-ranking metrics on 'validation' (history = train) or 'test' (history = train + validation)."""
+    users, ranked = ranked_lists(split, model, on, batch_size, is_ranker)
+    held_out = split.validation if on == "validation" else split.test
+    return metrics_of(ranked, held_out[users], split.num_movies)
+
+
+def per_user_gains(ranked: np.ndarray, truth: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+    """(hit@k, NDCG@k) of each user, for paired comparisons."""
+    hits = ranked[:, :k] == truth[:, None]
+    return hits.any(axis=1).astype(np.float64), (hits / np.log2(np.arange(2, k + 2))[None, :]).sum(axis=1)
+
+
+def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 2000,
+                     seed: int = 0) -> dict[str, float]:
+    """Mean difference ours - theirs over users, its 95% interval, and the share of resamples where ours wins."""
+    generator = np.random.default_rng(seed)
+    difference = np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)
+    picks = generator.integers(len(difference), size=(num_samples, len(difference)))
+    means = difference[picks].mean(axis=1)
+    return {"difference": float(difference.mean()), "low": float(np.percentile(means, 2.5)),
+            "high": float(np.percentile(means, 97.5)), "p_better": float((means > 0).mean())}
+
+
+def split_histories(split: Split, include_validation: bool) -> Histories:
+    users, movies, stars, times = split.train
+    if include_validation:
+        has = split.validation >= 0
+        users = np.concatenate([users, np.flatnonzero(has)])
+        movies = np.concatenate([movies, split.validation[has]])
+        stars = np.concatenate([stars, split.validation_stars[has]])
+        times = np.concatenate([times, split.validation_times[has]])
+    return Histories.of(users, movies, stars, times, split.num_users)
+
+
+def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
+    lengths = histories.starts[users + 1] - histories.starts[users]
+    take = np.concatenate([np.arange(histories.starts[u], histories.starts[u + 1]) for u in users]) if len(users) else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Histories(starts, histories.movies[take], histories.stars[take], histories.timestamps[take])
+
+
+def embedding_ranker(split: Split, embeddings: np.ndarray, config: ScoringConfig,
+                     neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> Ranker:
+    """The serving rule (`scoring.select_history` then `scoring.rank`) on neighbour lists from the vectors.
+
+    `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
+    indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
+    histories = {False: split_histories(split, False), True: split_histories(split, True)}
+
+    def ranker(users: np.ndarray, with_validation: bool) -> np.ndarray:
+        chunk = subset_histories(histories[with_validation], users)
+        evidence = select_history(chunk, config)
+        return rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, RECALL_K).movies
+
+    return ranker
+
+
+def source_shares(split: Split, embeddings: np.ndarray, config: ScoringConfig, on: str = "test",
+                  min_liked: int = 5, k: int = RECALL_K) -> dict[str, float]:
+    """For users with at least `min_liked` liked movies: the share of their top k whose main contributor
+    is their most frequent one (mean, and share of users above one half)."""
+    indices, scores = top_neighbors(embeddings, config.neighbors_per_item)
+    histories = split_histories(split, on == "test")
+    liked = np.bincount(histories.user_of()[histories.stars >= LIKED_STARS], minlength=split.num_users)
+    users = np.flatnonzero(liked >= min_liked)
+    chunk = subset_histories(histories, users)
+    evidence = select_history(chunk, config)
+    sources = rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, k).sources
+    top = np.array([np.bincount(row[row >= 0]).max(initial=0) for row in sources]) / k
+    return {"mean_top_source_share": float(top.mean()) if len(top) else 0.0,
+            "users_over_half": float((top > 0.5).mean()) if len(top) else 0.0, "num_users": int(len(users))}
 
 
 # Baselines -----------------------------------------------------------------------------------------
@@ -137,51 +220,36 @@ def item_knn_scorer(split: Split, num_neighbors: int = 100, shrink: float = 10.0
     return lambda history, users, with_validation: (history[users] @ similarity).toarray()
 
 
+_ease_cache: dict[tuple[int, float], np.ndarray] = {}
+
+
+def ease_weights(split: Split, l2: float) -> np.ndarray:
+    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero.
+
+    The last one is kept, so a grid over history rules at one l2 inverts once."""
+    key = (id(split), l2)
+    if key not in _ease_cache:
+        x = split.history_matrix(include_validation=False)
+        gram = (x.T @ x).toarray().astype(np.float64)
+        gram[np.diag_indices_from(gram)] += l2
+        p = np.linalg.inv(gram)
+        b = (p / -np.diag(p)).astype(np.float32)
+        np.fill_diagonal(b, 0.0)
+        _ease_cache.clear()
+        _ease_cache[key] = b
+    return _ease_cache[key]
+
+
 def ease_scorer(split: Split, l2: float = 200.0) -> Scorer:
-    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero."""
-    x = split.history_matrix(include_validation=False)
-    gram = (x.T @ x).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += l2
-    p = np.linalg.inv(gram)
-    b = (p / -np.diag(p)).astype(np.float32)
-    np.fill_diagonal(b, 0.0)
+    b = ease_weights(split, l2)
     return lambda history, users, with_validation: np.asarray(history[users] @ b)
 
 
-def embedding_scorer(split: Split, embeddings: np.ndarray, config: ScoringConfig,
-                     neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> Scorer:
-    """The serving rule: weighted recent well-rated history, fused top-N neighbour similarities.
-
-    `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
-    indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
-    n = config.neighbors_per_item
-    neighbors = neighbor_matrix(indices[:, :n], scores[:, :n], split.num_movies)
-    weights = {False: _history_weight_matrix(split, config, False), True: _history_weight_matrix(split, config, True)}
-
-    return lambda history, users, with_validation: (weights[with_validation][users] @ neighbors).toarray()
-
-
-def _history_weight_matrix(split: Split, config: ScoringConfig, include_validation: bool) -> sparse.csr_matrix:
-    users, movies, stars, times = split.train
-    if include_validation:
-        has = split.validation >= 0
-        users = np.concatenate([users, np.flatnonzero(has)])
-        movies = np.concatenate([movies, split.validation[has]])
-        stars = np.concatenate([stars, split.validation_stars[has]])
-        times = np.concatenate([times, split.validation_times[has]])
-    order = np.argsort(users, kind="stable")
-    users, movies, stars, times = users[order], movies[order], stars[order], times[order]
-    bounds = np.searchsorted(users, np.arange(split.num_users + 1))
-    rows, cols, vals = [], [], []
-    for user in range(split.num_users):
-        lo, hi = bounds[user], bounds[user + 1]
-        if lo == hi:
-            continue
-        chosen, weight = history_weights(stars[lo:hi], times[lo:hi], config)
-        rows.append(np.full(len(chosen), user))
-        cols.append(movies[lo:hi][chosen])
-        vals.append(weight)
-    if not rows:
-        return sparse.csr_matrix((split.num_users, split.num_movies), dtype=np.float32)
-    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(split.num_users, split.num_movies))
+def ease_recency_scorer(split: Split, l2: float = 200.0, recency_half_life: float = 20.0,
+                        history_limit: int = 20, min_stars: float = 0.0) -> Scorer:
+    """EASE's item weights applied to the product's weighted recent history instead of the whole binary one."""
+    base = ease_scorer(split, l2)
+    config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
+    weights = {v: history_weight_matrix(select_history(split_histories(split, v), config), split.num_users,
+                                        split.num_movies) for v in (False, True)}
+    return lambda history, users, with_validation: base(weights[with_validation], users, with_validation)

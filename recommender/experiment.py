@@ -8,8 +8,9 @@ from recommender import evaluation
 from recommender.embeddings import movie_embeddings
 from recommender.features import MovieFeatures, build_movie_features
 from recommender.graph import Interactions, InteractionGraph, build_interaction_graph
+from recommender.sampling import UserSequences, importance_neighborhoods
 from recommender.scoring import ScoringConfig, top_neighbors
-from recommender.training import EpochRecord, TrainingConfig, TrainingResult, train
+from recommender.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
 
 MIN_USERS = 2
 MIN_RATINGS = 10
@@ -34,7 +35,7 @@ class Prepared:
     split: evaluation.Split
     train_graph: InteractionGraph  # train ratings only: what the model may learn from
     full_graph: InteractionGraph   # every rating: what published embeddings are computed over
-    features: MovieFeatures
+    features: MovieFeatures        # with train rating counts as the degree feature
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Outcome:
     test: dict[str, float]
     embeddings: np.ndarray  # (num_movies, hidden_dim) over the full graph
     scoring: ScoringConfig  # the serving rule's settings chosen on validation
+    validation_embeddings: np.ndarray  # (num_movies, hidden_dim) over the train graph: what was evaluated
 
 
 def check_enough_data(interactions: Interactions) -> None:
@@ -69,6 +71,7 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
     train_users, train_movies, train_stars, train_times = split.train
     train = Interactions(user_ids[train_users], catalogue.movie_ids[train_movies], train_stars, train_times)
     features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres)
+    features = features.with_degrees(np.bincount(train_movies, minlength=len(catalogue.movie_ids)))
     return Prepared(interactions, catalogue, split,
                     build_interaction_graph(train, catalogue.movie_ids, config.edges),
                     build_interaction_graph(interactions, catalogue.movie_ids, config.edges), features)
@@ -76,33 +79,54 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
 
 def fit_pinsage(prepared: Prepared, config: TrainingConfig,
                 on_epoch: Callable[[EpochRecord], None] | None = None, tune: bool = True) -> Outcome:
-    def validate(network: object) -> dict[str, float]:
-        vectors = movie_embeddings(network, prepared.train_graph, config.walk, config.seed)
-        return evaluation.evaluate(prepared.split, evaluation.embedding_scorer(prepared.split, vectors, config.scoring),
-                                   "validation")
+    """Trains on the train split, early-stopping on the served rule's validation score; tunes the rule on
+    validation; scores test once; computes the published vectors over every rating."""
+    neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
+    users, movies, stars, times = prepared.split.train
+    sequences = UserSequences.from_ratings(users, movies, stars, times, prepared.split.num_users)
 
-    result = train(prepared.train_graph, prepared.features, config, validate, on_epoch)
-    vectors = movie_embeddings(result.network, prepared.train_graph, config.walk, config.seed)
-    scoring, validation = tune_scoring(prepared.split, vectors, config.scoring) if tune else (
-        config.scoring, evaluation.evaluate(prepared.split, evaluation.embedding_scorer(prepared.split, vectors, config.scoring), "validation"))
-    test = evaluation.evaluate(prepared.split, evaluation.embedding_scorer(prepared.split, vectors, scoring), "test")
-    published = movie_embeddings(result.network, prepared.full_graph, config.walk, config.seed)
-    return Outcome(result, validation, test, published, scoring)
+    def validate(network: object) -> dict[str, float]:
+        vectors = movie_embeddings(network, neighborhoods)
+        return evaluation.evaluate(prepared.split, evaluation.embedding_ranker(prepared.split, vectors, config.scoring),
+                                   "validation", is_ranker=True)
+
+    result = train(neighborhoods, sequences, prepared.features, config, validate, on_epoch)
+    vectors = movie_embeddings(result.network, neighborhoods)
+    if tune:
+        scoring, validation = tune_scoring(prepared.split, vectors, config.scoring)
+    else:
+        scoring, validation = config.scoring, validate(result.network)
+    test = evaluation.evaluate(prepared.split, evaluation.embedding_ranker(prepared.split, vectors, scoring), "test",
+                               is_ranker=True)
+    return Outcome(result, validation, test, published_embeddings(result.network, prepared, config), scoring, vectors)
+
+
+def published_embeddings(network: object, prepared: Prepared, config: TrainingConfig) -> np.ndarray:
+    """Vectors over every rating: neighbourhoods and degree features of the full graph, the trained weights."""
+    full = importance_neighborhoods(prepared.full_graph, config.walk, config.seed)
+    counts = np.bincount(np.searchsorted(prepared.catalogue.movie_ids, prepared.interactions.movie_ids),
+                         minlength=len(prepared.catalogue.movie_ids))
+    trained = network.projector.features
+    network.projector.features = trained.with_degrees(counts)
+    try:
+        return movie_embeddings(network, full)
+    finally:
+        network.projector.features = trained
 
 
 SCORING_GRID = [{"recency_half_life": h, "neighbors_per_item": n, "min_stars": s}
-                for h in (5.0, 20.0, 1000.0) for n in (20, 50, 100) for s in (0.0, 3.5)]
+                for h in (2.0, 5.0, 20.0) for n in (20, 50, 100) for s in (0.0, 3.5)]
 
 
 def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConfig) -> tuple[ScoringConfig, dict]:
-    """The serving rule's knobs chosen on validation HR@10 (NDCG@10 breaks ties), never on test."""
+    """The serving rule's knobs chosen on validation (HR@10 + NDCG@10), never on test."""
     best = None
     neighbors = top_neighbors(vectors, max(v["neighbors_per_item"] for v in SCORING_GRID))
     for values in SCORING_GRID:
         candidate = replace(base, **values)
-        metrics = evaluation.evaluate(split, evaluation.embedding_scorer(split, vectors, candidate, neighbors),
-                                      "validation")
-        key = (metrics["hr@10"], metrics["ndcg@10"])
+        metrics = evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, candidate, neighbors),
+                                      "validation", is_ranker=True)
+        key = validation_key(metrics)
         if best is None or key > best[0]:
             best = (key, candidate, metrics)
     return best[1], best[2]
@@ -111,23 +135,32 @@ def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConf
 BASELINE_GRIDS = {
     "popularity": [{}],
     "itemknn": [{"num_neighbors": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 10.0, 50.0)],
-    "ease": [{"l2": l2} for l2 in (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
+    "ease": [{"l2": l2} for l2 in (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
+    # EASE's weights on the product's recency-weighted history (one inversion per l2).
+    "ease_recency": [{"l2": l2, "recency_half_life": h, "min_stars": s}
+                     for l2 in (20.0, 50.0, 100.0, 200.0, 500.0) for h in (2.0, 5.0, 20.0) for s in (0.0, 3.5)],
 }
 _BASELINES = {"popularity": evaluation.popularity_scorer, "itemknn": evaluation.item_knn_scorer,
-              "ease": evaluation.ease_scorer}
+              "ease": evaluation.ease_scorer, "ease_recency": evaluation.ease_recency_scorer}
 
 
-def fit_baselines(split: evaluation.Split, grids: dict[str, list[dict]] = BASELINE_GRIDS) -> dict[str, dict]:
-    """Each baseline tuned on validation HR@10 (NDCG@10 breaks ties), then scored once on test."""
+def fit_baselines(split: evaluation.Split, grids: dict[str, list[dict]] = BASELINE_GRIDS,
+                  test_lists: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, dict]:
+    """Each baseline tuned on validation (HR@10 + NDCG@10, as PinSage is), then scored once on test;
+    `test_lists`, when given, receives each baseline's (users, ranked test lists) for paired comparisons."""
     report = {}
     for name, grid in grids.items():
         best = None
         for params in grid:
             scorer = _BASELINES[name](split, **params)
             validation = evaluation.evaluate(split, scorer, "validation")
-            key = (validation["hr@10"], validation["ndcg@10"])
+            key = validation_key(validation)
             if best is None or key > best[0]:
                 best = (key, params, scorer, validation)
         _, params, scorer, validation = best
-        report[name] = {"params": params, "validation": validation, "test": evaluation.evaluate(split, scorer, "test")}
+        users, ranked = evaluation.ranked_lists(split, scorer, "test")
+        report[name] = {"params": params, "validation": validation,
+                        "test": evaluation.metrics_of(ranked, split.test[users], split.num_movies)}
+        if test_lists is not None:
+            test_lists[name] = (users, ranked)
     return report

@@ -1,7 +1,7 @@
-"""Movie side features: genres, year and title tokens, as tensors indexed by movie_index."""
+"""Movie side features: genres, year, title tokens and log-degree, as tensors indexed by movie_index."""
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,10 +25,20 @@ class MovieFeatures:
     title_tokens: torch.Tensor  # (num_movies, max_tokens) int64, PAD-padded
     vocabulary: tuple[str, ...]
     genre_names: tuple[str, ...]
+    degree_bucket: torch.Tensor | None = None  # (num_movies,) int64, 1 + floor(log2(1 + ratings)); 0 = none
+
+    def __post_init__(self) -> None:
+        if self.degree_bucket is None:
+            object.__setattr__(self, "degree_bucket", torch.zeros(self.num_movies, dtype=torch.int64))
 
     @property
     def num_movies(self) -> int:
         return self.genres.shape[0]
+
+    def with_degrees(self, num_ratings: np.ndarray, num_buckets: int = 24) -> "MovieFeatures":
+        """The same features with each movie's rating count as a log-scale bucket (popularity is a feature)."""
+        buckets = np.where(num_ratings > 0, 1 + np.floor(np.log2(1 + np.asarray(num_ratings))), 0)
+        return replace(self, degree_bucket=torch.from_numpy(np.minimum(buckets, num_buckets - 1).astype(np.int64)))
 
 
 def build_movie_features(titles: list[str], years: list[int | None], genres: list[list[str]],

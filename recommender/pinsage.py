@@ -1,4 +1,4 @@
-"""The network: feature projector, weighted SAGE layers over PinSage blocks, pair scorer."""
+"""The network: feature projector, weighted SAGE layers over importance neighbourhoods, next-movie loss."""
 import dgl
 import dgl.function as fn
 import torch
@@ -8,9 +8,12 @@ from torch import nn
 from recommender.features import PAD, YEAR_BUCKETS, MovieFeatures
 from recommender.sampling import VISITS
 
+FEATURE_INIT_STD = 0.01  # PyTorch's N(0, 1) rows would give every movie a prior of norm ~11: "its year and title"
+NUM_DEGREE_BUCKETS = 24
+
 
 class FeatureProjector(nn.Module):
-    """Genres + year + title tokens (+ a learnable id embedding) -> one hidden vector per movie."""
+    """Genres + year + title tokens + log-degree (+ a learnable id embedding) -> one hidden vector per movie."""
 
     def __init__(self, features: MovieFeatures, hidden_dim: int, use_id_embedding: bool = True) -> None:
         super().__init__()
@@ -18,40 +21,45 @@ class FeatureProjector(nn.Module):
         self.genres = nn.Linear(features.genres.shape[1], hidden_dim, bias=False)
         self.year = nn.Embedding(len(YEAR_BUCKETS) + 2, hidden_dim)
         self.title = nn.EmbeddingBag(len(features.vocabulary) + 2, hidden_dim, mode="mean", padding_idx=PAD)
+        self.degree = nn.Embedding(NUM_DEGREE_BUCKETS, hidden_dim)
         self.ids = nn.Embedding(features.num_movies, hidden_dim) if use_id_embedding else None
+        for table in (self.year, self.title, self.degree):
+            nn.init.normal_(table.weight, std=FEATURE_INIT_STD)
+        nn.init.normal_(self.genres.weight, std=FEATURE_INIT_STD)
         if self.ids is not None:
-            # Zero start: a movie never seen in training keeps a zero id part and is placed by its features.
-            nn.init.zeros_(self.ids.weight)
+            nn.init.normal_(self.ids.weight, std=FEATURE_INIT_STD)
 
     def forward(self, movie_index: torch.Tensor) -> torch.Tensor:
         device = self.genres.weight.device
-        tokens = self.features.title_tokens[movie_index.cpu()].to(device)
-        hidden = (self.genres(self.features.genres[movie_index.cpu()].to(device))
-                  + self.year(self.features.year_bucket[movie_index.cpu()].to(device))
-                  + self.title(tokens))  # (batch, hidden_dim)
+        cpu_index = movie_index.cpu()
+        hidden = (self.genres(self.features.genres[cpu_index].to(device))
+                  + self.year(self.features.year_bucket[cpu_index].to(device))
+                  + self.title(self.features.title_tokens[cpu_index].to(device))
+                  + self.degree(self.features.degree_bucket[cpu_index].to(device)))  # (batch, hidden_dim)
         if self.ids is not None:
             hidden = hidden + self.ids(movie_index.to(device))
         return hidden
 
 
 class WeightedSAGEConv(nn.Module):
-    """Aggregates neighbours by a visit-count-weighted mean, then mixes with the node itself."""
+    """Aggregates neighbours by their visit-weighted mean, then mixes with the movie itself.
 
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, dropout: float) -> None:
+    The last layer is linear: a ReLU there would keep every vector in the positive orthant."""
+
+    def __init__(self, input_dim: int, output_dim: int, dropout: float, is_last: bool) -> None:
         super().__init__()
-        self.neighbor = nn.Linear(input_dim, hidden_dim)
-        self.combine = nn.Linear(input_dim + hidden_dim, output_dim)
+        self.neighbor = nn.Linear(input_dim, output_dim)
+        self.combine = nn.Linear(input_dim + output_dim, output_dim)
         self.dropout = nn.Dropout(dropout)
+        self.is_last = is_last
 
-    def forward(self, block: dgl.DGLGraph, h_src: torch.Tensor, h_dst: torch.Tensor) -> torch.Tensor:
-        with block.local_scope():
-            block.srcdata["n"] = F.relu(self.neighbor(self.dropout(h_src)))
-            block.edata["w"] = block.edata[VISITS].unsqueeze(1)
-            block.update_all(fn.u_mul_e("n", "w", "m"), fn.sum("m", "n_sum"))
-            block.update_all(fn.copy_e("w", "m"), fn.sum("m", "w_sum"))
-            mean = block.dstdata["n_sum"] / block.dstdata["w_sum"].clamp(min=1)  # (num_dst, hidden_dim)
-            out = F.relu(self.combine(self.dropout(torch.cat([mean, h_dst], dim=1))))
-            return out / out.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    def forward(self, graph: dgl.DGLGraph, h: torch.Tensor) -> torch.Tensor:
+        with graph.local_scope():
+            graph.ndata["n"] = F.relu(self.neighbor(self.dropout(h)))
+            graph.edata["w"] = graph.edata[VISITS].unsqueeze(1)
+            graph.update_all(fn.u_mul_e("n", "w", "m"), fn.sum("m", "mean"))  # weights sum to 1 per movie
+            out = self.combine(self.dropout(torch.cat([graph.ndata["mean"], h], dim=1)))  # (num_movies, output_dim)
+            return out if self.is_last else F.relu(out)
 
 
 class PinSageNetwork(nn.Module):
@@ -59,26 +67,32 @@ class PinSageNetwork(nn.Module):
                  use_id_embedding: bool = True) -> None:
         super().__init__()
         self.projector = FeatureProjector(features, hidden_dim, use_id_embedding)
-        self.layers = nn.ModuleList(
-            [WeightedSAGEConv(hidden_dim, hidden_dim, hidden_dim, dropout) for _ in range(num_layers)]
-        )
+        self.layers = nn.ModuleList([WeightedSAGEConv(hidden_dim, hidden_dim, dropout, i == num_layers - 1)
+                                     for i in range(num_layers)])
 
-    def forward(self, blocks: list[dgl.DGLGraph]) -> torch.Tensor:
-        """L2-normalised embeddings of the last block's destination movies: (num_dst, hidden_dim)."""
-        h = self.projector(blocks[0].srcdata[dgl.NID])
-        for layer, block in zip(self.layers, blocks):
-            h = layer(block, h, h[: block.num_dst_nodes()])
-        # The movie's own features are added back, so a movie with few walks still looks like itself.
-        h = h + self.projector(blocks[-1].dstdata[dgl.NID])
-        return h / h.norm(dim=1, keepdim=True).clamp(min=1e-6)
+    def forward(self, neighborhoods: dgl.DGLGraph) -> torch.Tensor:
+        """L2-normalised embeddings of every movie of the neighbourhood graph: (num_movies, hidden_dim).
 
-
-def pair_scores(embeddings: torch.Tensor, position: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """Inner products of (left, right) movie pairs; `position` maps movie_index -> row of embeddings."""
-    return (embeddings[position[left]] * embeddings[position[right]]).sum(dim=1)
+        Full-graph, layer by layer, as PinSage's inference does: no movie's neighbourhood is computed twice."""
+        device = self.projector.genres.weight.device
+        h = self.projector(torch.arange(neighborhoods.num_nodes()))
+        graph = neighborhoods.to(device)
+        for layer in self.layers:
+            h = layer(graph, h)
+        return F.normalize(h, dim=1)
 
 
-def pair_loss(positive: torch.Tensor, negative: torch.Tensor, kind: str, margin: float) -> torch.Tensor:
-    if kind == "bpr":
-        return -F.logsigmoid((positive - negative) / margin).mean()
-    return (negative - positive + margin).clamp(min=0).mean()
+def next_movie_loss(embeddings: torch.Tensor, targets: torch.Tensor, context_rows: torch.Tensor,
+                    context_movies: torch.Tensor, context_weights: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Softmax cross-entropy of each target against every movie, the query being the weighted sum of its
+    context's vectors (the serving rule's fused score without the neighbour cut). The context movies
+    are masked out: they are already rated and never recommended."""
+    batch = len(targets)
+    query = torch.zeros(batch, embeddings.shape[1], device=embeddings.device)
+    query = query.index_add(0, context_rows, context_weights.unsqueeze(1) * embeddings[context_movies])
+    logits = F.normalize(query, dim=1) @ embeddings.T / temperature  # (batch, num_movies)
+    masked = context_movies != targets[context_rows]
+    logits = logits.index_put((context_rows[masked], context_movies[masked]), torch.tensor(float("-inf")))
+    has_context = torch.zeros(batch, dtype=torch.bool, device=embeddings.device)
+    has_context[context_rows] = True
+    return F.cross_entropy(logits[has_context], targets[has_context])

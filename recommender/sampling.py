@@ -1,11 +1,11 @@
-"""Item-pair batches from co-rating walks, and PinSage neighbour blocks for them."""
+"""PinSage importance neighbourhoods (random walks, once per run) and next-movie training batches."""
 from dataclasses import dataclass
 
 import dgl
 import numpy as np
 import torch
 
-from recommender.graph import MOVIE, RATED, RATED_BY, USER, WEIGHT, InteractionGraph
+from recommender.graph import MOVIE, USER, InteractionGraph
 
 VISITS = "visits"
 
@@ -13,84 +13,113 @@ VISITS = "visits"
 @dataclass(frozen=True)
 class WalkConfig:
     num_layers: int = 2
-    num_traversals: int = 3       # length of each movie -> user -> movie walk, in hops pairs
+    num_traversals: int = 2       # movie -> user -> movie hops per walk before it may restart
     restart_prob: float = 0.5
-    num_random_walks: int = 20
-    num_neighbors: int = 20
+    num_random_walks: int = 200   # walks per movie: enough that the top neighbours are more than single visits
+    num_neighbors: int = 50       # T, the most visited movies kept as a movie's neighbourhood
 
 
 @dataclass(frozen=True)
-class PairBatch:
-    heads: torch.Tensor  # (batch,) movie_index
-    tails: torch.Tensor  # (batch,) movie_index co-rated with the head
-    negatives: torch.Tensor  # (batch,) movie_index
+class Neighborhoods:
+    """Each movie's importance neighbourhood as a movie -> movie graph (edges neighbour -> movie).
+
+    Edge VISITS weights are visit counts normalised to sum to 1 per movie, so aggregation is a
+    weighted mean; a movie nobody rated has no in-edges."""
+
+    graph: dgl.DGLGraph
+
+    @property
+    def num_movies(self) -> int:
+        return self.graph.num_nodes()
 
 
-class ItemPairSampler:
-    """Heads among rated movies, tails one weighted movie->user->movie walk away, random negatives."""
+def importance_neighborhoods(interactions: InteractionGraph, walk: WalkConfig, seed: int = 0,
+                             chunk_size: int = 4096) -> Neighborhoods:
+    """Random walks with restart from every movie, the top `num_neighbors` by visit count kept.
 
-    def __init__(self, interactions: InteractionGraph, generator: torch.Generator,
-                 popularity_negatives: float = 0.0) -> None:
-        graph = interactions.graph
-        degree = graph.in_degrees(etype=RATED).float()
-        self.graph = graph
-        self.rated = torch.nonzero(degree > 0).squeeze(1)
+    Computed once per run over the whole catalogue in chunks (bounded memory), instead of
+    re-sampling neighbourhoods in every batch: the visit counts come from many walks, so they are
+    stable, and training and inference see the same neighbourhood."""
+    dgl.seed(seed)
+    graph = interactions.graph
+    sampler = dgl.sampling.PinSAGESampler(graph, MOVIE, USER, walk.num_traversals, walk.restart_prob,
+                                          walk.num_random_walks, walk.num_neighbors, weight_column=VISITS)
+    sources, targets, visits = [], [], []
+    for start in range(0, interactions.num_movies, chunk_size):
+        seeds = torch.arange(start, min(start + chunk_size, interactions.num_movies))
+        frontier = sampler(seeds)
+        src, dst = frontier.edges()
+        keep = src != dst
+        sources.append(src[keep])
+        targets.append(dst[keep])
+        visits.append(frontier.edata[VISITS][keep].float())
+    src, dst, weight = torch.cat(sources), torch.cat(targets), torch.cat(visits)
+    totals = torch.zeros(interactions.num_movies).index_add_(0, dst, weight)
+    neighborhood = dgl.graph((src, dst), num_nodes=interactions.num_movies)
+    neighborhood.edata[VISITS] = weight / totals[dst].clamp(min=1e-9)
+    return Neighborhoods(neighborhood)
+
+
+@dataclass(frozen=True)
+class UserSequences:
+    """Train ratings grouped by user, oldest first (ties by movie index): the order serving reads them in."""
+
+    starts: np.ndarray  # (num_users + 1,) offsets into the arrays below
+    movies: np.ndarray  # (num_ratings,) movie_index
+    stars: np.ndarray   # (num_ratings,) float32
+
+    @classmethod
+    def from_ratings(cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray,
+                     num_users: int) -> "UserSequences":
+        order = np.lexsort((movies, timestamps, users))
+        starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))])
+        return cls(starts.astype(np.int64), movies[order].astype(np.int64), stars[order].astype(np.float32))
+
+
+@dataclass(frozen=True)
+class NextMovieBatch:
+    """Each row: a target rating and the user's ratings just before it, weighted as serving weights them."""
+
+    targets: torch.Tensor        # (batch,) movie_index
+    context_rows: torch.Tensor   # (num_context,) row of the batch each context movie belongs to
+    context_movies: torch.Tensor  # (num_context,) movie_index
+    context_weights: torch.Tensor  # (num_context,) float32
+
+
+class NextMovieSampler:
+    """Targets drawn per rating (not per movie), each with the `context_size` ratings the user made before it.
+
+    This is the PinSage positive "engaged with right after", generalised from one query movie to the
+    recent history that serving sums over; the loss then ranks the target against every movie."""
+
+    def __init__(self, sequences: UserSequences, context_size: int, recency_half_life: float, star_power: float,
+                 min_context_stars: float, generator: np.random.Generator) -> None:
+        self.sequences = sequences
+        self.context_size = context_size
+        self.recency_half_life = recency_half_life
+        self.star_power = star_power
+        self.min_context_stars = min_context_stars
         self.generator = generator
-        # Mixing in popular negatives makes them harder: popular movies are what a lazy model ranks first.
-        smoothed = degree.pow(0.75) + 1e-9
-        self.negative_weights = (1 - popularity_negatives) / graph.num_nodes(MOVIE) + popularity_negatives * smoothed / smoothed.sum()
+        user_of = np.repeat(np.arange(len(sequences.starts) - 1), np.diff(sequences.starts))
+        # A rating can be a target only if the user rated something before it.
+        self.candidates = np.flatnonzero(np.arange(len(sequences.movies)) > sequences.starts[user_of])
+        self.first_of = sequences.starts[user_of]
 
-    def sample(self, batch_size: int) -> PairBatch:
-        picks = torch.randint(len(self.rated), (batch_size,), generator=self.generator)
-        heads = self.rated[picks]
-        seed = int(torch.randint(2**31 - 1, (1,), generator=self.generator))
-        dgl.seed(seed)
-        traces, _ = dgl.sampling.random_walk(self.graph, heads, metapath=[RATED_BY, RATED], prob=WEIGHT)
-        tails = traces[:, 2]
-        usable = (tails >= 0) & (tails != heads)
-        heads, tails = heads[usable], tails[usable]
-        negatives = torch.multinomial(self.negative_weights, len(heads), replacement=True, generator=self.generator)
-        return PairBatch(heads, tails, negatives)
+    @property
+    def num_targets(self) -> int:
+        return len(self.candidates)
 
-
-class NeighborSampler:
-    """One block per layer; neighbours are the movies most visited by random walks with restart."""
-
-    def __init__(self, interactions: InteractionGraph, config: WalkConfig) -> None:
-        self.graph = interactions.graph
-        self.config = config
-        self.samplers = [
-            dgl.sampling.PinSAGESampler(self.graph, MOVIE, USER, config.num_traversals, config.restart_prob,
-                                        config.num_random_walks, config.num_neighbors, weight_column=VISITS)
-            for _ in range(config.num_layers)
-        ]
-
-    def blocks(self, seeds: torch.Tensor, heads: torch.Tensor | None = None,
-               tails: torch.Tensor | None = None) -> list[dgl.DGLGraph]:
-        """Blocks from input layer to output; the head–tail edges of training pairs are cut, so the
-        model cannot score a pair by merely seeing that the two movies neighbour each other."""
-        blocks = []
-        for sampler in self.samplers:
-            frontier = sampler(seeds)
-            if heads is not None and tails is not None:
-                frontier = _without_pair_edges(frontier, heads, tails)
-            block = dgl.to_block(frontier, seeds)
-            block.edata[VISITS] = frontier.edata[VISITS][block.edata[dgl.EID]].float()
-            seeds = block.srcdata[dgl.NID]
-            blocks.insert(0, block)
-        return blocks
-
-
-def _without_pair_edges(frontier: dgl.DGLGraph, heads: torch.Tensor, tails: torch.Tensor) -> dgl.DGLGraph:
-    src = torch.cat([heads, tails])
-    dst = torch.cat([tails, heads])
-    present = frontier.has_edges_between(src, dst)
-    if not bool(present.any()):
-        return frontier
-    edge_ids = frontier.edge_ids(src[present], dst[present])
-    return dgl.remove_edges(frontier, edge_ids)
-
-
-def seeds_of(batch: PairBatch) -> torch.Tensor:
-    """The distinct movies a batch needs embeddings for."""
-    return torch.unique(torch.cat([batch.heads, batch.tails, batch.negatives]))
+    def sample(self, batch_size: int) -> NextMovieBatch:
+        positions = self.candidates[self.generator.integers(len(self.candidates), size=batch_size)]
+        lags = np.arange(1, self.context_size + 1)
+        context = positions[:, None] - lags[None, :]  # (batch, context_size), newest first
+        valid = context >= self.first_of[positions][:, None]
+        context = np.where(valid, context, 0)
+        stars = self.sequences.stars[context]
+        valid &= stars >= self.min_context_stars
+        recency = 0.5 ** ((lags - 1) / self.recency_half_life) if self.recency_half_life else np.ones(len(lags))
+        weights = (stars / 5.0) ** self.star_power * recency[None, :]
+        rows, columns = np.nonzero(valid)
+        return NextMovieBatch(torch.from_numpy(self.sequences.movies[positions]), torch.from_numpy(rows),
+                              torch.from_numpy(self.sequences.movies[context[rows, columns]]),
+                              torch.from_numpy(weights[rows, columns].astype(np.float32)))

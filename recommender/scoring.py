@@ -1,34 +1,149 @@
-"""The rule that turns a user's rating history and item neighbours into recommendations.
+"""The one rule that turns rating histories and movie neighbour lists into ranked recommendations.
 
-Serving (Milvus search per liked movie) and evaluation (sparse matrices) both apply this rule, so the
-numbers evaluation reports are the numbers users get."""
+Serving (neighbour lists read from Milvus) and evaluation (lists from the vectors) both call
+`select_history` and `rank`, vectorised over many users, so the numbers evaluation reports are the
+picks users get, in the same order."""
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+LIKED_STARS = 3.5  # a movie rated this well may be named as "Because you liked ..."; below, never
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    neighbors_per_item: int = 50   # top-N similar movies searched for each history movie
-    history_limit: int = 20        # most recent well-rated movies that speak for the user (one search each)
+    neighbors_per_item: int = 50   # top-N similar movies read for each history movie
+    history_limit: int = 20        # most recent movies that speak for the user
     recency_half_life: float = 20.0  # in ratings: the 20th most recent counts half as much as the latest
     star_power: float = 1.0        # weight *= (stars / 5) ** star_power
-    min_stars: float = 3.5         # "rated well"; when nothing qualifies, all ratings are used
+    min_stars: float = 3.5         # ratings below this are not evidence; when nothing qualifies, all ratings are
+    max_source_share: float = 0.5  # at most this share of a list may have one liked movie as main contributor
 
 
-def history_weights(stars: np.ndarray, timestamps: np.ndarray, config: ScoringConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(positions into the history, weights) of the ratings that speak for the user, newest first."""
-    order = np.lexsort((np.arange(len(timestamps)), timestamps))[::-1]
-    liked = order[stars[order] >= config.min_stars]
-    chosen = (liked if len(liked) else order)[: config.history_limit]
-    recency = 0.5 ** (np.arange(len(chosen)) / config.recency_half_life) if config.recency_half_life else np.ones(len(chosen))
-    weights = (stars[chosen] / 5.0) ** config.star_power * recency
-    return chosen, weights.astype(np.float32)
+@dataclass(frozen=True)
+class Histories:
+    """Rating histories of many users as flat arrays grouped by user (any order inside a user)."""
+
+    starts: np.ndarray      # (num_users + 1,) offsets
+    movies: np.ndarray      # (num_ratings,) movie keys (movie_index in evaluation, Movie.id in serving)
+    stars: np.ndarray       # (num_ratings,) float32
+    timestamps: np.ndarray  # (num_ratings,) int64
+
+    @classmethod
+    def of(cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray,
+           num_users: int) -> "Histories":
+        order = np.argsort(users, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64)
+        return cls(starts, np.asarray(movies)[order].astype(np.int64), np.asarray(stars)[order].astype(np.float32),
+                   np.asarray(timestamps)[order].astype(np.int64))
+
+    @property
+    def num_users(self) -> int:
+        return len(self.starts) - 1
+
+    def user_of(self) -> np.ndarray:
+        return np.repeat(np.arange(self.num_users), np.diff(self.starts))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The history entries that speak for their users, newest first within a user."""
+
+    users: np.ndarray    # (num_chosen,) row in the Histories
+    movies: np.ndarray   # (num_chosen,) movie keys
+    weights: np.ndarray  # (num_chosen,) float32
+    liked: np.ndarray    # (num_chosen,) bool: stars >= LIKED_STARS, so it may be credited
+
+
+@dataclass(frozen=True)
+class Ranked:
+    movies: np.ndarray   # (num_users, k) movie keys, best first, -1 where fewer candidates
+    scores: np.ndarray   # (num_users, k) float32 fused scores
+    sources: np.ndarray  # (num_users, k) the liked movie that contributed most, -1 when none was liked
+
+
+def _cumcount(groups: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal (sorted) group values."""
+    if not len(groups):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
+
+
+def select_history(histories: Histories, config: ScoringConfig) -> Evidence:
+    """Newest first (ties: larger movie key first); well-rated ratings only unless a user has none;
+    the first `history_limit`; weight = (stars / 5) ** star_power * 0.5 ** (rank / half life)."""
+    users = histories.user_of()
+    order = np.lexsort((-histories.movies, -histories.timestamps, users))
+    users, movies, stars = users[order], histories.movies[order], histories.stars[order]
+    good = stars >= config.min_stars
+    has_good = np.bincount(users[good], minlength=histories.num_users) > 0
+    eligible = good | ~has_good[users]
+    users, movies, stars = users[eligible], movies[eligible], stars[eligible]
+    rank = _cumcount(users)
+    keep = rank < config.history_limit
+    users, movies, stars, rank = users[keep], movies[keep], stars[keep], rank[keep]
+    recency = 0.5 ** (rank / config.recency_half_life) if config.recency_half_life else np.ones(len(rank))
+    weights = ((stars / 5.0) ** config.star_power * recency).astype(np.float32)
+    return Evidence(users, movies, weights, stars >= LIKED_STARS)
+
+
+def rank(evidence: Evidence, neighbor_ids: np.ndarray, neighbor_scores: np.ndarray, histories: Histories,
+         config: ScoringConfig, k: int) -> Ranked:
+    """Fused top-k per user of `histories`.
+
+    neighbor_ids/scores: (len(evidence.movies), >= n) each evidence movie's nearest movies, best first,
+    -1 padded; only the first `neighbors_per_item` are read. A candidate's score is the sum over the
+    evidence of weight * similarity; rated movies are never returned; ties go
+    to the smaller movie key; a candidate's source is its largest contributor among liked movies; at
+    most `max_source_share * k` picks (at least 1) share one source."""
+    n = config.neighbors_per_item
+    ids, sims = neighbor_ids[:, :n], neighbor_scores[:, :n]
+    width = ids.shape[1]
+    users = np.repeat(evidence.users, width)
+    candidates, parts = ids.ravel(), (evidence.weights[:, None] * sims).ravel().astype(np.float64)
+    sources, liked = np.repeat(evidence.movies, width), np.repeat(evidence.liked, width)
+    span = int(max(candidates.max(initial=0), histories.movies.max(initial=0))) + 1
+    keys = users.astype(np.int64) * span + candidates
+    rated = histories.user_of().astype(np.int64) * span + histories.movies
+    usable = (candidates >= 0) & ~np.isin(keys, rated)
+    keys, parts, sources, liked = keys[usable], parts[usable], sources[usable], liked[usable]
+    order = np.lexsort((sources, -parts, ~liked, keys))  # per candidate: liked first, then largest part
+    keys, parts, sources, liked = keys[order], parts[order], sources[order], liked[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    # Summed in sorted order, so the same inputs give bit-identical scores on every path.
+    totals = np.add.reduceat(parts, starts) if len(starts) else np.zeros(0)
+    group_keys = keys[starts]
+    group_users, group_movies = group_keys // span, group_keys % span
+    main = np.where(liked[starts], sources[starts], -1)
+    return _top_per_user(group_users, group_movies, totals, main, histories.num_users, k, config.max_source_share)
+
+
+def _top_per_user(users: np.ndarray, movies: np.ndarray, scores: np.ndarray, sources: np.ndarray,
+                  num_users: int, k: int, max_share: float) -> Ranked:
+    order = np.lexsort((movies, -scores, users))
+    users, movies, scores, sources = users[order], movies[order], scores[order], sources[order]
+    cap = max(1, int(max_share * k))
+    # The n-th pick of a source is that source's n-th in score order, so a skip never changes another's count.
+    by_source = np.lexsort((np.arange(len(users)), sources, users))
+    nth = np.empty(len(users), dtype=np.int64)
+    nth[by_source] = _cumcount(users[by_source] * (sources.max(initial=0) + 2) + sources[by_source] + 1)
+    allowed = (sources < 0) | (nth < cap)
+    users, movies, scores, sources = users[allowed], movies[allowed], scores[allowed], sources[allowed]
+    position = _cumcount(users)
+    keep = position < k
+    out = Ranked(np.full((num_users, k), -1, dtype=np.int64), np.zeros((num_users, k), dtype=np.float32),
+                 np.full((num_users, k), -1, dtype=np.int64))
+    out.movies[users[keep], position[keep]] = movies[keep]
+    out.scores[users[keep], position[keep]] = scores[keep]
+    out.sources[users[keep], position[keep]] = sources[keep]
+    return out
 
 
 def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k of every movie among the others, best first: (indices, scores), each (num_movies, k)."""
+    """Exact inner-product top-k of every movie among the others, best first (ties: smaller index):
+    (indices, scores), each (num_movies, k)."""
     num = len(embeddings)
     k = min(k, num - 1)
     # A batch's similarity block stays near 128 MB however large the catalogue (2048 rows at most).
@@ -41,26 +156,12 @@ def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int | None = None)
         sims[rows, rows + start] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         best = np.take_along_axis(sims, part, axis=1)
-        order = np.argsort(-best, axis=1, kind="stable")
+        order = np.lexsort((part, -best), axis=1)
         indices[start:start + len(rows)] = np.take_along_axis(part, order, axis=1)
         scores[start:start + len(rows)] = np.take_along_axis(best, order, axis=1)
     return indices, scores
 
 
-def neighbor_matrix(indices: np.ndarray, scores: np.ndarray, num_movies: int) -> sparse.csr_matrix:
-    rows = np.repeat(np.arange(len(indices)), indices.shape[1])
-    return sparse.csr_matrix((scores.ravel(), (rows, indices.ravel())), shape=(num_movies, num_movies))
-
-
-def fuse(history: np.ndarray, weights: np.ndarray, neighbor_ids: np.ndarray,
-         neighbor_scores: np.ndarray) -> dict[int, tuple[float, int]]:
-    """movie -> (fused score, the history movie that contributed most), from per-history top-N lists."""
-    fused: dict[int, list] = {}
-    for source, weight, ids, sims in zip(history, weights, neighbor_ids, neighbor_scores):
-        for movie, sim in zip(ids.tolist(), sims.tolist()):
-            part = float(weight) * sim
-            entry = fused.setdefault(movie, [0.0, int(source), -np.inf])
-            entry[0] += part
-            if part > entry[2]:
-                entry[1], entry[2] = int(source), part
-    return {movie: (score, source) for movie, (score, source, _) in fused.items()}
+def history_weight_matrix(evidence: Evidence, num_users: int, num_movies: int) -> sparse.csr_matrix:
+    """Evidence as a users x movies matrix, for scoring a linear baseline with the product's history rule."""
+    return sparse.csr_matrix((evidence.weights, (evidence.users, evidence.movies)), shape=(num_users, num_movies))

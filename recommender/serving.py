@@ -9,7 +9,7 @@ from django.conf import settings
 from movies import selectors
 from movies.models import Movie
 from recommender.models import TrainingRun
-from recommender.scoring import ScoringConfig, fuse, history_weights
+from recommender.scoring import Histories, ScoringConfig, rank, select_history
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, search_filter
 
 logger = logging.getLogger(__name__)
@@ -83,47 +83,57 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     run = live_run()
     if run is None:
         return None
-    scoring = ScoringConfig(**run.config.get("scoring", {}))
-    movie_ids = np.array([h[0] for h in history])
-    chosen, weights = history_weights(np.array([h[1] for h in history], dtype=np.float32),
-                                      np.array([h[2] for h in history]), scoring)
-    candidates = [int(m) for m in movie_ids[chosen]]
-    rated = set(movie_ids.tolist())
-    # A few extra neighbours per liked movie make room for the movies the user already rated, dropped below.
-    per_movie = scoring.neighbors_per_item + min(len(rated), scoring.neighbors_per_item)
+    scoring = ScoringConfig(**{key: value for key, value in run.config.get("scoring", {}).items()
+                               if key in ScoringConfig.__dataclass_fields__})
+    histories = Histories(np.array([0, len(history)]), np.array([h[0] for h in history], dtype=np.int64),
+                          np.array([h[1] for h in history], dtype=np.float32),
+                          np.array([h[2] for h in history], dtype=np.int64))
+    evidence = select_history(histories, scoring)
     store = vector_store()
-    keep = []
+    lists = None
     if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(store.collection_for_run(run.id)):
-        keep, neighbor_ids, neighbor_scores = _stored_neighbors(store, candidates, per_movie)
-    if not keep:  # published without lists (too many movies, or before they existed)
-        keep, neighbor_ids, neighbor_scores = _searched_neighbors(store, candidates, per_movie)
-    if not keep:
+        lists = _stored_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
+    if lists is None:  # published without lists (too many movies, or before they existed)
+        lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
+    if lists is None:
         return None
-    fused = fuse(np.array(candidates)[keep], weights[keep], neighbor_ids, neighbor_scores)
-    ranked = sorted(((score, movie, source) for movie, (score, source) in fused.items() if movie not in rated),
-                    reverse=True)[:limit]
-    return _explained(ranked)
+    ranked = rank(evidence, lists[0], lists[1], histories, scoring, limit)
+    return _explained([(float(score), int(movie), int(source)) for movie, score, source
+                       in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0]) if movie >= 0])
 
 
-Neighbours = tuple[list[int], list[np.ndarray], list[np.ndarray]]
+Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
 
 
-def _stored_neighbors(store: VectorStore, candidates: list[int], n: int) -> Neighbours:
-    """The liked movies' nearest movies as stored at publish: one read, no search."""
-    lists = store.get_neighbors(candidates)
-    keep = [i for i, movie_id in enumerate(candidates) if len(lists.get(movie_id, ((), ()))[0])]
-    return keep, [lists[candidates[i]][0][:n] for i in keep], [lists[candidates[i]][1][:n] for i in keep]
+def _padded(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> Neighbours:
+    ids = np.full((len(rows), n), -1, dtype=np.int64)
+    scores = np.zeros((len(rows), n), dtype=np.float32)
+    for i, (row_ids, row_scores) in enumerate(rows):
+        ids[i, :len(row_ids[:n])], scores[i, :len(row_scores[:n])] = row_ids[:n], row_scores[:n]
+    return ids, scores
 
 
-def _searched_neighbors(store: VectorStore, candidates: list[int], n: int) -> Neighbours:
-    """For a collection published without lists: one batched search over the liked movies' vectors."""
-    vectors = store.get_vectors(candidates)
-    keep = [i for i, movie_id in enumerate(candidates) if movie_id in vectors]
-    if not keep:
-        return [], [], []
-    hits = store.search(np.stack([vectors[candidates[i]] for i in keep]), n)
-    return (keep, [np.array([h.movie_id for h in row]) for row in hits],
-            [np.array([h.score for h in row], dtype=np.float32) for row in hits])
+def _stored_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighbours | None:
+    """The evidence movies' nearest movies as stored at publish (itself excluded): one read, no search."""
+    lists = store.get_neighbors(movies)
+    if not any(len(lists.get(m, ((), ()))[0]) for m in movies):
+        return None
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    return _padded([tuple(np.asarray(part) for part in lists.get(m, empty)) for m in movies], n)
+
+
+def _searched_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighbours | None:
+    """For a collection published without lists: one batched search, each movie's own hit dropped."""
+    vectors = store.get_vectors(movies)
+    found = [m for m in movies if m in vectors]
+    if not found:
+        return None
+    hits = dict(zip(found, store.search(np.stack([vectors[m] for m in found]), n + 1)))
+    rows = []
+    for movie in movies:
+        row = [h for h in hits.get(movie, []) if h.movie_id != movie][:n]
+        rows.append((np.array([h.movie_id for h in row], dtype=np.int64), np.array([h.score for h in row], dtype=np.float32)))
+    return _padded(rows, n)
 
 
 def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
@@ -135,7 +145,7 @@ def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
         if movie is None:
             continue
         shared = sorted({g.name for g in movie.genres.all()} & {g.name for g in source.genres.all()}) if source else []
-        because = f"Because you liked {source.title}" if source else ""
+        because = f"Because you liked {source.title}" if source else "From your ratings"
         items.append(Recommendation(movie, score, because, source, shared))
     return items
 

@@ -1,58 +1,52 @@
-"""Item-pair batches and PinSage neighbour blocks."""
-import dgl
+"""Importance neighbourhoods from random walks, and next-movie training batches."""
+import numpy as np
 import torch
 
 from recommender.graph import build_interaction_graph
-from recommender.sampling import VISITS, ItemPairSampler, NeighborSampler, WalkConfig, seeds_of
+from recommender.sampling import VISITS, NextMovieSampler, UserSequences, WalkConfig, importance_neighborhoods
 
 
 def tiny_graph(tiny_interactions):
     return build_interaction_graph(tiny_interactions.interactions, tiny_interactions.catalogue.movie_ids)
 
 
-def test_pairs_are_co_rated_and_never_self(tiny_interactions) -> None:
+def test_neighbourhoods_are_co_rated_weighted_and_never_self(tiny_interactions) -> None:
     built = tiny_graph(tiny_interactions)
-    batch = ItemPairSampler(built, torch.Generator().manual_seed(0)).sample(64)
-    assert batch.heads.shape == batch.tails.shape == batch.negatives.shape
-    assert len(batch.heads) > 32 and not torch.any(batch.heads == batch.tails)
+    hoods = importance_neighborhoods(built, WalkConfig(num_random_walks=50, num_neighbors=3), seed=0)
+    src, dst = hoods.graph.edges()
+    assert hoods.num_movies == 8 and not torch.any(src == dst)
+    assert torch.max(hoods.graph.in_degrees()) <= 3
+    totals = torch.zeros(8).index_add_(0, dst, hoods.graph.edata[VISITS])
+    rated = built.graph.in_degrees(etype="rated") > 0
+    assert torch.allclose(totals[rated], torch.ones(int(rated.sum())))  # a weighted mean per rated movie
+    assert hoods.graph.in_degrees(7) == 0  # nobody rated movie 7: no neighbours
     raters = {m: set(built.graph.predecessors(m, etype="rated").tolist()) for m in range(8)}
-    for head, tail in zip(batch.heads.tolist(), batch.tails.tolist()):
-        assert raters[head] & raters[tail], "a positive pair shares at least one rater"
-    assert 7 not in batch.heads.tolist()  # the unrated movie is never a head
+    two_hops = {m: {n for u in raters[m] for n in built.graph.successors(u, etype="rated").tolist()} for m in range(8)}
+    assert all(s in two_hops[d] or any(s in two_hops[x] for x in two_hops[d])
+               for s, d in zip(src.tolist(), dst.tolist()))
 
 
-def test_blocks_chain_from_inputs_to_seeds_with_visit_weights(tiny_interactions) -> None:
+def test_the_same_seed_gives_the_same_neighbourhoods(tiny_interactions) -> None:
     built = tiny_graph(tiny_interactions)
-    dgl.seed(0)
-    sampler = NeighborSampler(built, WalkConfig(num_layers=2, num_random_walks=5, num_neighbors=3))
-    seeds = torch.tensor([0, 4, 7])
-    blocks = sampler.blocks(seeds)
-    assert len(blocks) == 2
-    assert torch.equal(blocks[-1].dstdata[dgl.NID], seeds)
-    assert torch.equal(blocks[0].dstdata[dgl.NID], blocks[1].srcdata[dgl.NID])
-    for block in blocks:
-        assert block.edata[VISITS].shape == (block.num_edges(),)
-        assert torch.all(block.edata[VISITS] > 0)
-        assert torch.max(block.in_degrees()) <= 3
+    first, second = (importance_neighborhoods(built, WalkConfig(num_random_walks=10, num_neighbors=3), seed=4)
+                     for _ in range(2))
+    assert all(torch.equal(a, b) for a, b in zip(first.graph.edges(), second.graph.edges()))
 
 
-def test_training_pairs_lose_their_direct_edge(tiny_interactions) -> None:
-    built = tiny_graph(tiny_interactions)
-    dgl.seed(0)
-    sampler = NeighborSampler(built, WalkConfig(num_layers=1, num_random_walks=20, num_neighbors=7))
-    heads, tails = torch.tensor([0]), torch.tensor([1])
-    uncut = sampler.blocks(torch.tensor([0, 1]))[0]
-    cut = sampler.blocks(torch.tensor([0, 1]), heads, tails)[0]
-
-    def linked(block: dgl.DGLGraph) -> bool:
-        src, dst = block.edges()
-        ids_src, ids_dst = block.srcdata[dgl.NID][src], block.dstdata[dgl.NID][dst]
-        return bool(((ids_src == 1) & (ids_dst == 0)).any() | ((ids_src == 0) & (ids_dst == 1)).any())
-
-    assert linked(uncut) and not linked(cut)
-
-
-def test_seeds_cover_heads_tails_and_negatives(tiny_interactions) -> None:
-    batch = ItemPairSampler(tiny_graph(tiny_interactions), torch.Generator().manual_seed(1)).sample(16)
-    seeds = set(seeds_of(batch).tolist())
-    assert set(batch.heads.tolist()) | set(batch.tails.tolist()) | set(batch.negatives.tolist()) == seeds
+def test_each_target_sees_only_ratings_its_user_made_before_it() -> None:
+    users = np.array([0, 0, 0, 1, 1])
+    movies = np.array([5, 6, 7, 8, 9])
+    times = np.array([3, 1, 2, 1, 2])
+    sequences = UserSequences.from_ratings(users, movies, np.full(5, 5.0, dtype=np.float32), times, 2)
+    assert sequences.movies.tolist() == [6, 7, 5, 8, 9]
+    sampler = NextMovieSampler(sequences, context_size=5, recency_half_life=1.0, star_power=1.0,
+                               min_context_stars=0.0, generator=np.random.default_rng(0))
+    assert sampler.num_targets == 3  # each user's first rating has nothing before it
+    batch = sampler.sample(200)
+    before = {7: {6}, 5: {6, 7}, 9: {8}}
+    for row, target in enumerate(batch.targets.tolist()):
+        context = batch.context_movies[batch.context_rows == row].tolist()
+        assert set(context) == before[target]
+    newest = batch.context_weights[(batch.targets[batch.context_rows] == 5) & (batch.context_movies == 7)]
+    older = batch.context_weights[(batch.targets[batch.context_rows] == 5) & (batch.context_movies == 6)]
+    assert torch.allclose(newest, torch.ones_like(newest)) and torch.allclose(older, torch.full_like(older, 0.5))

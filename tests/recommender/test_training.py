@@ -38,7 +38,7 @@ def test_same_seed_same_metrics_and_vectors(tiny_interactions) -> None:
 
 
 def test_nan_loss_aborts_the_run(tiny_interactions) -> None:
-    config = TrainingConfig(**{**TINY, "margin": float("nan")})
+    config = TrainingConfig(**{**TINY, "temperature": float("nan")})
     prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
     with pytest.raises(TrainingDiverged):
         experiment.fit_pinsage(prepared, config)
