@@ -96,8 +96,9 @@ def rank(evidence: Evidence, neighbor_ids: np.ndarray, neighbor_scores: np.ndarr
     neighbor_ids/scores: (len(evidence.movies), >= n) each evidence movie's nearest movies, best first,
     -1 padded; only the first `neighbors_per_item` are read. A candidate's score is the sum over the
     evidence of weight * similarity; rated movies are never returned; ties go
-    to the smaller movie key; a candidate's source is its largest contributor among liked movies; at
-    most `max_source_share * k` picks (at least 1) share one source."""
+    to the smaller movie key; a candidate's source is its largest contributor among liked movies; beyond
+    `max_source_share * k` picks (at least 1) of one source, its further picks go after every other
+    candidate (so they appear only when nothing else is left)."""
     n = config.neighbors_per_item
     ids, sims = neighbor_ids[:, :n], neighbor_scores[:, :n]
     width = ids.shape[1]
@@ -129,8 +130,10 @@ def _top_per_user(users: np.ndarray, movies: np.ndarray, scores: np.ndarray, sou
     by_source = np.lexsort((np.arange(len(users)), sources, users))
     nth = np.empty(len(users), dtype=np.int64)
     nth[by_source] = _cumcount(users[by_source] * (sources.max(initial=0) + 2) + sources[by_source] + 1)
-    allowed = (sources < 0) | (nth < cap)
-    users, movies, scores, sources = users[allowed], movies[allowed], scores[allowed], sources[allowed]
+    # Movies over a source's cap come after all the others, so a short history still fills its list.
+    over = ~((sources < 0) | (nth < cap))
+    order = np.lexsort((np.arange(len(users)), over, users))
+    users, movies, scores, sources = users[order], movies[order], scores[order], sources[order]
     position = _cumcount(users)
     keep = position < k
     out = Ranked(np.full((num_users, k), -1, dtype=np.int64), np.zeros((num_users, k), dtype=np.float32),
