@@ -1,14 +1,17 @@
-"""Full-ranking leave-last-out quality of PinSage beside tuned baselines; writes bench/results/quality.*"""
+"""Full-ranking leave-last-out quality of PinSage beside tuned baselines, with paired bootstrap intervals
+against the best EASE; writes bench/results/<stem>.{json,md} and <stem>_curves.png."""
 import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from movielens_files import DATA_ROOT, load
+from recommender import evaluation
 from recommender.experiment import fit_baselines, fit_pinsage, prepare
 from recommender.training import TrainingConfig
 
@@ -28,25 +31,50 @@ def main() -> None:
     config_base = {**TrainingConfig().as_dict(), **json.loads(args.config)}
     report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": config_base, "datasets": {}}
     for name in args.datasets:
-        interactions, catalogue = load(Path(args.data_root) / name)
-        prepared = prepare(interactions, catalogue, TrainingConfig.from_dict(config_base))
-        started = time.perf_counter()
-        baselines = fit_baselines(prepared.split)
-        baseline_seconds = time.perf_counter() - started
-        runs = []
-        for seed in range(args.seeds):
-            config = TrainingConfig.from_dict({**config_base, "seed": seed})
-            outcome = fit_pinsage(prepare(interactions, catalogue, config), config,
-                                  lambda r: print(f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
-                                                  f"val HR@10 {r.validation['hr@10']:.4f}", flush=True))
-            runs.append({"seed": seed, "validation": outcome.validation, "test": outcome.test,
-                         "best_epoch": outcome.result.best_epoch, "seconds": outcome.result.seconds,
-                         "scoring": vars(outcome.scoring),
-                         "history": [{"epoch": r.epoch, "loss": r.loss, "val_hr@10": r.validation["hr@10"]}
-                                     for r in outcome.result.history]})
-        report["datasets"][name] = {"baselines": baselines, "baseline_seconds": baseline_seconds, "pinsage": runs}
+        report["datasets"][name] = run_dataset(Path(args.data_root) / name, name, config_base, args.seeds)
         save(report, args.output)  # after each data set, so a long run keeps what it finished
     print(format_table(report))
+
+
+def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -> dict:
+    interactions, catalogue = load(directory)
+    prepared = prepare(interactions, catalogue, TrainingConfig.from_dict(config_base))
+    split = prepared.split
+    started = time.perf_counter()
+    baseline_lists: dict = {}
+    baselines = fit_baselines(split, test_lists=baseline_lists)
+    baseline_seconds = time.perf_counter() - started
+    runs, gains = [], []
+    for seed in range(num_seeds):
+        config = TrainingConfig.from_dict({**config_base, "seed": seed})
+        outcome = fit_pinsage(prepare(interactions, catalogue, config), config,
+                              lambda r: print(f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
+                                              f"val HR@10 {r.validation['hr@10']:.4f} ({r.seconds:.0f} s)", flush=True))
+        vectors, scoring = outcome.validation_embeddings, outcome.scoring
+        users, ranked = evaluation.ranked_lists(split, evaluation.embedding_ranker(split, vectors, scoring), "test",
+                                                is_ranker=True)
+        gains.append(evaluation.per_user_gains(ranked, split.test[users]))
+        uncapped = replace(scoring, max_source_share=1.0)
+        runs.append({
+            "seed": seed, "validation": outcome.validation, "test": outcome.test,
+            "validation_uncapped": evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, uncapped),
+                                                       "validation", is_ranker=True),
+            "test_uncapped": evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, uncapped), "test",
+                                                 is_ranker=True),
+            "source_share": evaluation.source_shares(split, vectors, scoring),
+            "source_share_uncapped": evaluation.source_shares(split, vectors, uncapped),
+            "best_epoch": outcome.result.best_epoch, "seconds": outcome.result.seconds,
+            "seconds_to_best": outcome.result.seconds_to_best, "scoring": vars(scoring),
+            "history": [{"epoch": r.epoch, "loss": r.loss, "val_hr@10": r.validation["hr@10"],
+                         "val_ndcg@10": r.validation["ndcg@10"]} for r in outcome.result.history]})
+    hits, ndcgs = (np.mean([g[i] for g in gains], axis=0) for i in (0, 1))  # per user, averaged over seeds
+    comparisons = {}
+    for baseline, (users, ranked) in baseline_lists.items():
+        their_hits, their_ndcgs = evaluation.per_user_gains(ranked, split.test[users])
+        comparisons[baseline] = {"hr@10": evaluation.paired_bootstrap(hits, their_hits),
+                                 "ndcg@10": evaluation.paired_bootstrap(ndcgs, their_ndcgs)}
+    return {"baselines": baselines, "baseline_seconds": baseline_seconds, "pinsage": runs,
+            "against_baselines": comparisons}
 
 
 def save(report: dict, stem: str) -> None:
@@ -63,15 +91,33 @@ def mean_sd(values: list[float]) -> str:
 def format_table(report: dict) -> str:
     lines = []
     for name, data in report["datasets"].items():
-        lines += [f"\n### {name} (test, full ranking; PinSage mean ± sd over {len(data['pinsage'])} seeds)\n",
+        runs = data["pinsage"]
+        lines += [f"\n### {name} (test, full ranking; PinSage mean ± sd over {len(runs)} seeds)\n",
                   "| model | val HR@10 | " + " | ".join(m.upper() for m in METRICS) + " |",
                   "|---" * (len(METRICS) + 2) + "|"]
-        runs = data["pinsage"]
-        lines.append("| PinSage | " + mean_sd([r["validation"]["hr@10"] for r in runs]) + " | "
-                     + " | ".join(mean_sd([r["test"][m] for r in runs]) for m in METRICS) + " |")
+        for label, val_key, test_key in (("PinSage, served (per-source cap)", "validation", "test"),
+                                         ("PinSage, no cap", "validation_uncapped", "test_uncapped")):
+            lines.append(f"| {label} | " + mean_sd([r[val_key]["hr@10"] for r in runs]) + " | "
+                         + " | ".join(mean_sd([r[test_key][m] for r in runs]) for m in METRICS) + " |")
         for baseline, result in data["baselines"].items():
             lines.append(f"| {baseline} {result['params']} | {result['validation']['hr@10']:.4f} | "
                          + " | ".join(f"{result['test'][m]:.4f}" for m in METRICS) + " |")
+        lines += ["", "Served PinSage minus each baseline on test (seed-averaged per user; paired bootstrap over "
+                  "users, 95% interval, share of resamples where PinSage is ahead):", "",
+                  "| baseline | HR@10 difference | NDCG@10 difference |", "|---|---|---|"]
+        for baseline, comparison in data["against_baselines"].items():
+            cells = [f"{c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], p {c['p_better']:.2f}"
+                     for c in (comparison["hr@10"], comparison["ndcg@10"])]
+            lines.append(f"| {baseline} | {cells[0]} | {cells[1]} |")
+        lines += ["", "Users with at least 5 liked movies: share of their top 20 whose main contributor is their "
+                  "most frequent one (mean; share of users over one half):", "",
+                  f"- with the cap: {mean_sd([r['source_share']['mean_top_source_share'] for r in runs])}; "
+                  f"{mean_sd([r['source_share']['users_over_half'] for r in runs])}",
+                  f"- without: {mean_sd([r['source_share_uncapped']['mean_top_source_share'] for r in runs])}; "
+                  f"{mean_sd([r['source_share_uncapped']['users_over_half'] for r in runs])}",
+                  "", f"Seconds: PinSage to best validation {mean_sd([r['seconds_to_best'] for r in runs])}, "
+                  f"whole loop {mean_sd([r['seconds'] for r in runs])}; all baseline grids "
+                  f"{data['baseline_seconds']:.0f} s."]
     return "\n".join(lines)
 
 
@@ -90,9 +136,12 @@ def plot_curves(report: dict, path: Path) -> None:
             epochs = [h["epoch"] for h in run["history"]]
             loss_axis.plot(epochs, [h["loss"] for h in run["history"]], label=f"seed {run['seed']}")
             hr_axis.plot(epochs, [h["val_hr@10"] for h in run["history"]], label=f"seed {run['seed']}")
-        hr_axis.axhline(data["baselines"]["ease"]["validation"]["hr@10"], color="k", linestyle="--", label="EASE")
+        for baseline, style in (("ease", "--"), ("ease_recency", ":")):
+            if baseline in data["baselines"]:
+                hr_axis.axhline(data["baselines"][baseline]["validation"]["hr@10"], color="k", linestyle=style,
+                                label=baseline)
         loss_axis.set_title(f"{name}: training loss")
-        hr_axis.set_title(f"{name}: validation HR@10")
+        hr_axis.set_title(f"{name}: validation HR@10 (default rule)")
         for axis in (loss_axis, hr_axis):
             axis.set_xlabel("epoch")
             axis.legend(fontsize=7)

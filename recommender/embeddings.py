@@ -1,18 +1,18 @@
 """Movie embeddings from a trained network, in movie_index order."""
-import dgl
 import numpy as np
 import torch
 
 from recommender.features import MovieFeatures
 from recommender.pinsage import PinSageNetwork
-from recommender.sampling import VISITS, Neighborhoods
+from recommender.sampling import Neighborhoods
 
 
 @torch.no_grad()
 def movie_embeddings(network: PinSageNetwork, neighborhoods: Neighborhoods) -> np.ndarray:
     """(num_movies, hidden_dim) float32, L2-normalised; the neighbourhoods are fixed, so this is deterministic."""
     network.eval()
-    return network(neighborhoods.graph).cpu().numpy().astype(np.float32)
+    device = next(network.parameters()).device
+    return network(neighborhoods.to(device)).cpu().numpy().astype(np.float32)
 
 
 @torch.no_grad()
@@ -25,8 +25,8 @@ def cold_start_embeddings(network: PinSageNetwork, features: MovieFeatures) -> n
     trained_features, trained_ids = network.projector.features, network.projector.ids
     network.projector.features, network.projector.ids = features, None
     try:
-        graph = dgl.graph(([], []), num_nodes=features.num_movies)
-        graph.edata[VISITS] = torch.zeros(0)
-        return network(graph).cpu().numpy().astype(np.float32)
+        none = torch.zeros(0, dtype=torch.int64)
+        alone = Neighborhoods.of(none, none, torch.zeros(0), features.num_movies)
+        return network(alone).cpu().numpy().astype(np.float32)
     finally:
         network.projector.features, network.projector.ids = trained_features, trained_ids

@@ -1,12 +1,10 @@
 """The network: feature projector, weighted SAGE layers over importance neighbourhoods, next-movie loss."""
-import dgl
-import dgl.function as fn
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recommender.features import PAD, YEAR_BUCKETS, MovieFeatures
-from recommender.sampling import VISITS
+from recommender.sampling import Neighborhoods
 
 FEATURE_INIT_STD = 0.01  # PyTorch's N(0, 1) rows would give every movie a prior of norm ~11: "its year and title"
 NUM_DEGREE_BUCKETS = 24
@@ -41,6 +39,19 @@ class FeatureProjector(nn.Module):
         return hidden
 
 
+class _WeightedMean(torch.autograd.Function):
+    """adjacency @ h, with the gradient from the stored transpose (PyTorch would transpose CSR every step)."""
+
+    @staticmethod
+    def forward(ctx: object, h: torch.Tensor, adjacency: torch.Tensor, adjacency_t: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency_t = adjacency_t
+        return torch.sparse.mm(adjacency, h)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> tuple:
+        return torch.sparse.mm(ctx.adjacency_t, grad), None, None
+
+
 class WeightedSAGEConv(nn.Module):
     """Aggregates neighbours by their visit-weighted mean, then mixes with the movie itself.
 
@@ -53,13 +64,11 @@ class WeightedSAGEConv(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.is_last = is_last
 
-    def forward(self, graph: dgl.DGLGraph, h: torch.Tensor) -> torch.Tensor:
-        with graph.local_scope():
-            graph.ndata["n"] = F.relu(self.neighbor(self.dropout(h)))
-            graph.edata["w"] = graph.edata[VISITS].unsqueeze(1)
-            graph.update_all(fn.u_mul_e("n", "w", "m"), fn.sum("m", "mean"))  # weights sum to 1 per movie
-            out = self.combine(self.dropout(torch.cat([graph.ndata["mean"], h], dim=1)))  # (num_movies, output_dim)
-            return out if self.is_last else F.relu(out)
+    def forward(self, neighborhoods: Neighborhoods, h: torch.Tensor) -> torch.Tensor:
+        messages = F.relu(self.neighbor(self.dropout(h)))
+        mean = _WeightedMean.apply(messages, neighborhoods.adjacency, neighborhoods.adjacency_t)  # weights sum to 1
+        out = self.combine(self.dropout(torch.cat([mean, h], dim=1)))  # (num_movies, output_dim)
+        return out if self.is_last else F.relu(out)
 
 
 class PinSageNetwork(nn.Module):
@@ -70,15 +79,13 @@ class PinSageNetwork(nn.Module):
         self.layers = nn.ModuleList([WeightedSAGEConv(hidden_dim, hidden_dim, dropout, i == num_layers - 1)
                                      for i in range(num_layers)])
 
-    def forward(self, neighborhoods: dgl.DGLGraph) -> torch.Tensor:
-        """L2-normalised embeddings of every movie of the neighbourhood graph: (num_movies, hidden_dim).
+    def forward(self, neighborhoods: Neighborhoods) -> torch.Tensor:
+        """L2-normalised embeddings of every movie of the neighbourhoods: (num_movies, hidden_dim).
 
         Full-graph, layer by layer, as PinSage's inference does: no movie's neighbourhood is computed twice."""
-        device = self.projector.genres.weight.device
-        h = self.projector(torch.arange(neighborhoods.num_nodes()))
-        graph = neighborhoods.to(device)
+        h = self.projector(torch.arange(neighborhoods.num_movies))
         for layer in self.layers:
-            h = layer(graph, h)
+            h = layer(neighborhoods, h)
         return F.normalize(h, dim=1)
 
 

@@ -27,10 +27,26 @@ class Neighborhoods:
     weighted mean; a movie nobody rated has no in-edges."""
 
     graph: dgl.DGLGraph
+    # The same edges as sparse CSR matrices (movie x neighbour and its transpose): a weighted mean is one
+    # sparse product, about 4x faster on CPU than DGL's message passing, and its gradient another.
+    adjacency: torch.Tensor
+    adjacency_t: torch.Tensor
 
     @property
     def num_movies(self) -> int:
         return self.graph.num_nodes()
+
+    def to(self, device: torch.device) -> "Neighborhoods":
+        return Neighborhoods(self.graph.to(device), self.adjacency.to(device), self.adjacency_t.to(device))
+
+    @classmethod
+    def of(cls, src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor, num_movies: int) -> "Neighborhoods":
+        graph = dgl.graph((src, dst), num_nodes=num_movies)
+        graph.edata[VISITS] = weight
+        shape = (num_movies, num_movies)
+        adjacency = torch.sparse_coo_tensor(torch.stack([dst, src]), weight, shape).coalesce().to_sparse_csr()
+        adjacency_t = torch.sparse_coo_tensor(torch.stack([src, dst]), weight, shape).coalesce().to_sparse_csr()
+        return cls(graph, adjacency, adjacency_t)
 
 
 def importance_neighborhoods(interactions: InteractionGraph, walk: WalkConfig, seed: int = 0,
@@ -55,9 +71,7 @@ def importance_neighborhoods(interactions: InteractionGraph, walk: WalkConfig, s
         visits.append(frontier.edata[VISITS][keep].float())
     src, dst, weight = torch.cat(sources), torch.cat(targets), torch.cat(visits)
     totals = torch.zeros(interactions.num_movies).index_add_(0, dst, weight)
-    neighborhood = dgl.graph((src, dst), num_nodes=interactions.num_movies)
-    neighborhood.edata[VISITS] = weight / totals[dst].clamp(min=1e-9)
-    return Neighborhoods(neighborhood)
+    return Neighborhoods.of(src, dst, weight / totals[dst].clamp(min=1e-9), interactions.num_movies)
 
 
 @dataclass(frozen=True)

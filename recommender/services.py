@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -16,15 +16,25 @@ logger = logging.getLogger(__name__)
 # Baselines are re-tuned on every run, on a short grid so a run stays quick on large catalogues.
 RUN_BASELINE_GRIDS = {
     "popularity": [{}],
-    "itemknn": [{"num_neighbors": 100, "shrink": 10.0}, {"num_neighbors": 200, "shrink": 10.0}],
-    "ease": [{"l2": 200.0}, {"l2": 500.0}],
+    "itemknn": [{"num_neighbors": 200, "shrink": 10.0}],
+    "ease": [{"l2": 100.0}],
+    "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],
 }
 EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 
 
 def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
-    return TrainingRun.objects.create(config=config, requested_by=requested_by)
+    """A run for the command line: the pipeline's config under the given overrides. It trains on every
+    rating there is now, so the changes counted so far are consumed and the pipeline does not queue
+    a second run for them."""
+    from recommender.models import RecommenderState
+
+    with transaction.atomic():
+        RecommenderState.current()
+        RecommenderState.objects.filter(id=1).update(num_changes=0)
+        return TrainingRun.objects.create(config={**settings.RECOMMENDER_TRAINING_CONFIG, **config},
+                                          requested_by=requested_by, reason="command line")
 
 
 def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True) -> TrainingRun | None:
@@ -84,7 +94,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
             on_epoch(row)
 
     grids = {name: grid for name, grid in RUN_BASELINE_GRIDS.items()
-             if name != "ease" or len(catalogue.movie_ids) <= EASE_MAX_MOVIES}
+             if not name.startswith("ease") or len(catalogue.movie_ids) <= EASE_MAX_MOVIES}
     baselines = experiment.fit_baselines(prepared.split, grids) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))

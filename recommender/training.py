@@ -35,7 +35,7 @@ class TrainingConfig:
     dropout: float = 0.1
     temperature: float = 0.1           # of the softmax over every movie
     context_size: int = 20             # ratings before the target that form its query
-    context_half_life: float = 20.0    # in ratings, as the serving rule's recency_half_life
+    context_half_life: float = 5.0     # in ratings, as the serving rule's recency_half_life
     use_id_embedding: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -100,13 +100,13 @@ def train(neighborhoods: Neighborhoods, sequences: UserSequences, features: Movi
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     sampler = NextMovieSampler(sequences, config.context_size, config.context_half_life, config.scoring.star_power,
                                config.scoring.min_stars, generator)
-    graph = neighborhoods.graph.to(device)
+    neighborhoods = neighborhoods.to(device)
     history: list[EpochRecord] = []
     best_state, best_score, best_epoch, seconds_to_best = None, -1.0, 0, 0.0
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        loss = _train_epoch(network, optimizer, graph, sampler, config, device)
+        loss = _train_epoch(network, optimizer, neighborhoods, sampler, config, device)
         seconds = time.perf_counter() - epoch_started
         metrics = validate(network)
         record = EpochRecord(epoch, loss, seconds, config.batches_per_epoch / seconds, metrics)
@@ -124,7 +124,7 @@ def train(neighborhoods: Neighborhoods, sequences: UserSequences, features: Movi
     return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best)
 
 
-def _train_epoch(network: PinSageNetwork, optimizer: torch.optim.Optimizer, graph: dgl.DGLGraph,
+def _train_epoch(network: PinSageNetwork, optimizer: torch.optim.Optimizer, neighborhoods: Neighborhoods,
                  sampler: NextMovieSampler, config: TrainingConfig, device: torch.device) -> float:
     network.train()
     total = 0.0
@@ -132,7 +132,7 @@ def _train_epoch(network: PinSageNetwork, optimizer: torch.optim.Optimizer, grap
         return 0.0
     for _ in range(config.batches_per_epoch):
         batch = sampler.sample(config.batch_size)
-        embeddings = network(graph)  # (num_movies, hidden_dim): every movie, so the softmax sees them all
+        embeddings = network(neighborhoods)  # (num_movies, hidden_dim): every movie, so the softmax sees them all
         loss = next_movie_loss(embeddings, batch.targets.to(device), batch.context_rows.to(device),
                                batch.context_movies.to(device), batch.context_weights.to(device), config.temperature)
         value = float(loss)

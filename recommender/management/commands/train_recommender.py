@@ -8,11 +8,13 @@ from tqdm import tqdm
 from recommender import services
 from recommender.management.commands.evaluate_recommender import metrics_table
 from recommender.models import TrainingRun
+from recommender.training import TrainingConfig
 
 
 class Command(BaseCommand):
-    help = ("Train PinSage movie embeddings on every rating in the database, evaluate them against "
-            "Popularity, ItemKNN and EASE on a leave-last-out split, and save the run's artifact.")
+    help = ("Train PinSage movie embeddings on every rating in the database (the pipeline's config, "
+            "RECOMMENDER_TRAINING_CONFIG, under these flags), evaluate them against Popularity, ItemKNN and "
+            "EASE on a leave-last-out split, and save the run's artifact.")
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping on validation HR@10)")
@@ -23,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--learning-rate", type=float)
         parser.add_argument("--min-stars", type=float, help="ratings below this are not graph edges")
         parser.add_argument("--star-power", type=float, help="edge weight (stars/5)**power")
-        parser.add_argument("--loss", choices=["margin", "bpr"])
+        parser.add_argument("--temperature", type=float, help="of the softmax over every movie")
         parser.add_argument("--no-baselines", action="store_true", help="skip fitting the baselines")
         parser.add_argument("--if-needed", action="store_true",
                             help="do nothing when a succeeded run already used the same number of ratings")
@@ -40,7 +42,7 @@ class Command(BaseCommand):
         run = services.create_training_run(self._config(options))
         bar = None
         if not options["no_progress"] and sys.stderr.isatty():
-            bar = tqdm(total=run.config.get("epochs") or 20, desc=f"run {run.id}", unit="epoch", file=sys.stderr)
+            bar = tqdm(total=run.config.get("epochs") or TrainingConfig().epochs, desc=f"run {run.id}", unit="epoch", file=sys.stderr)
 
         def progress(row: dict) -> None:
             if bar:
@@ -59,7 +61,7 @@ class Command(BaseCommand):
 
     def _config(self, options: dict) -> dict:
         config: dict = {}
-        for option in ("epochs", "batches_per_epoch", "device", "seed", "hidden_dim", "learning_rate", "loss"):
+        for option in ("epochs", "batches_per_epoch", "device", "seed", "hidden_dim", "learning_rate", "temperature"):
             if options[option] is not None:
                 config[option] = options[option]
         edges = {key: options[key] for key in ("min_stars", "star_power") if options[key] is not None}
