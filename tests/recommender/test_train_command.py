@@ -42,13 +42,30 @@ def test_training_saves_a_run_with_metrics_baselines_and_artifact(tmp_path: Path
     assert run.status == TrainingRun.Status.SUCCEEDED
     assert (run.num_users, run.num_movies, run.num_ratings) == (30, 25, 240)
     assert len(run.history) == 2 and "hr@10" in run.history[0]["validation"]
-    assert set(run.baseline_metrics) == {"popularity", "itemknn", "ease"}
+    assert set(run.baseline_metrics) == {"popularity", "itemknn", "ease", "ease_recency"}
     assert Path(run.artifact_path).is_file() and run.config["seed"] == 5
-    for name in ("PinSage", "Popularity", "ItemKNN", "Ease"):
+    for name in ("PinSage", "Popularity", "ItemKNN", "EASE", "EASE+recency"):
         assert name in out.getvalue()
     evaluated = StringIO()
     call_command("evaluate_recommender", str(run.id), stdout=evaluated)
     assert evaluated.getvalue().strip() == out.getvalue().strip()
+
+
+def test_the_command_trains_the_pipeline_config_and_consumes_the_pending_changes(tmp_path: Path) -> None:
+    from recommender.models import RecommenderState
+    from recommender.pipeline import maybe_retrain
+
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    RecommenderState.current()
+    RecommenderState.objects.filter(id=1).update(num_changes=240)
+    with override_settings(ARTIFACTS_DIR=tmp_path, RECOMMENDER_TRAINING_CONFIG={"hidden_dim": 8, "temperature": 0.2},
+                           RETRAIN_MIN_CHANGES=1):
+        call_command("train_recommender", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress",
+                     "--no-baselines", stdout=StringIO())
+        assert maybe_retrain() is None, "the import's changes are in this run: no second run is queued"
+    run = TrainingRun.objects.get()
+    assert (run.config["hidden_dim"], run.config["temperature"], run.config["epochs"]) == (8, 0.2, 1)
+    assert RecommenderState.objects.get(id=1).num_changes == 0
 
 
 def test_evaluate_without_runs_says_how_to_train() -> None:

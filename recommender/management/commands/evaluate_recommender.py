@@ -6,17 +6,18 @@ from django.core.management.base import BaseCommand, CommandError
 from recommender.models import TrainingRun
 
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
+LABELS = {"popularity": "Popularity", "itemknn": "ItemKNN", "ease": "EASE", "ease_recency": "EASE+recency"}
 
 
 def metrics_table(run: TrainingRun) -> str:
-    header = f"{'model':12} {'val HR@10':>10} " + " ".join(f"{m.upper():>11}" for m in METRICS)
+    header = f"{'model':14} {'val HR@10':>10} " + " ".join(f"{m.upper():>11}" for m in METRICS)
     lines = [f"Training run {run.id}: {run.num_ratings} ratings, {run.num_users} users, {run.num_movies} movies; "
              f"best epoch {run.best_epoch} of {len(run.history)}; test metrics, full ranking", header, "-" * len(header)]
     rows = [("PinSage", run.validation_metrics, run.test_metrics)]
-    rows += [(name.capitalize() if name != "itemknn" else "ItemKNN", r["validation"], r["test"])
+    rows += [(LABELS.get(name, name), r["validation"], r["test"])
              for name, r in run.baseline_metrics.items()]
     for name, validation, test in rows:
-        lines.append(f"{name:12} {validation.get('hr@10', 0):>10.4f} " + " ".join(f"{test.get(m, 0):>11.4f}" for m in METRICS))
+        lines.append(f"{name:14} {validation.get('hr@10', 0):>10.4f} " + " ".join(f"{test.get(m, 0):>11.4f}" for m in METRICS))
     return "\n".join(lines)
 
 
