@@ -12,7 +12,7 @@ VISITS = "visits"
 
 @dataclass(frozen=True)
 class WalkConfig:
-    num_layers: int = 2
+    num_layers: int = 1           # one SAGE layer over 2-hop walk neighbourhoods: as good as two on validation, 7x faster
     num_traversals: int = 2       # movie -> user -> movie hops per walk before it may restart
     restart_prob: float = 0.5
     num_random_walks: int = 200   # walks per movie: enough that the top neighbours are more than single visits

@@ -15,7 +15,7 @@ LIKED_STARS = 3.5  # a movie rated this well may be named as "Because you liked 
 class ScoringConfig:
     neighbors_per_item: int = 50   # top-N similar movies read for each history movie
     history_limit: int = 20        # most recent movies that speak for the user
-    recency_half_life: float = 5.0   # in ratings: the 5th most recent counts half as much as the latest
+    recency_half_life: float = 5.0   # in ratings: one 5 places back counts half as much as the latest
     star_power: float = 1.0        # weight *= (stars / 5) ** star_power
     min_stars: float = 0.0         # ratings below this are not evidence (0: all are); when none qualifies, all are
     max_source_share: float = 0.5  # at most this share of a list may have one liked movie as main contributor
