@@ -140,8 +140,8 @@ def plot_curves(report: dict, path: Path) -> None:
             if baseline in data["baselines"]:
                 hr_axis.axhline(data["baselines"][baseline]["validation"]["hr@10"], color="k", linestyle=style,
                                 label=baseline)
-        loss_axis.set_title(f"{name}: training loss")
-        hr_axis.set_title(f"{name}: validation HR@10 (default rule)")
+        loss_axis.set_title(f"{name}: training loss", fontsize=10)
+        hr_axis.set_title(f"{name}: val HR@10", fontsize=10)
         for axis in (loss_axis, hr_axis):
             axis.set_xlabel("epoch")
             axis.legend(fontsize=7)
