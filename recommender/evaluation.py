@@ -1,4 +1,5 @@
 """Leave-last-out split, full-ranking metrics, and the Popularity / ItemKNN / EASE baselines."""
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,12 +26,17 @@ class Split:
     validation_stars: np.ndarray  # (num_users,) stars of the validation rating
     validation_times: np.ndarray  # (num_users,) its timestamp
 
+    def ratings(self, include_validation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(users, movies, stars, timestamps) of train, plus each user's validation rating when asked."""
+        users, movies, stars, times = self.train
+        if not include_validation:
+            return users, movies, stars, times
+        has = self.validation >= 0
+        return (np.concatenate([users, np.flatnonzero(has)]), np.concatenate([movies, self.validation[has]]),
+                np.concatenate([stars, self.validation_stars[has]]), np.concatenate([times, self.validation_times[has]]))
+
     def history_matrix(self, include_validation: bool) -> sparse.csr_matrix:
-        users, movies, _, _ = self.train
-        if include_validation:
-            has = self.validation >= 0
-            users = np.concatenate([users, np.flatnonzero(has)])
-            movies = np.concatenate([movies, self.validation[has]])
+        users, movies, _, _ = self.ratings(include_validation)
         data = np.ones(len(users), dtype=np.float32)
         matrix = sparse.csr_matrix((data, (users, movies)), shape=(self.num_users, self.num_movies))
         matrix.data[:] = 1.0  # a repeated pair counts once
@@ -107,13 +113,13 @@ def ranked_lists(split: Split, model: Scorer | Ranker, on: str, batch_size: int 
                  is_ranker: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(users evaluated, their top RECALL_K) on 'validation' (history = train) or 'test' (train + validation)."""
     held_out = split.validation if on == "validation" else split.test
-    history = split.history_matrix(include_validation=on == "test")
     users = np.flatnonzero(held_out >= 0)
     chunks = np.array_split(users, max(1, int(np.ceil(len(users) / batch_size))))
     if not len(users):
         return users, np.zeros((0, RECALL_K), dtype=np.int64)
     if is_ranker:
         return users, np.concatenate([model(chunk, on == "test")[:, :RECALL_K] for chunk in chunks])
+    history = split.history_matrix(include_validation=on == "test")
     return users, np.concatenate([top_k(model(history, chunk, on == "test"), history[chunk], RECALL_K)
                                   for chunk in chunks])
 
@@ -150,14 +156,7 @@ def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 20
 
 
 def split_histories(split: Split, include_validation: bool) -> Histories:
-    users, movies, stars, times = split.train
-    if include_validation:
-        has = split.validation >= 0
-        users = np.concatenate([users, np.flatnonzero(has)])
-        movies = np.concatenate([movies, split.validation[has]])
-        stars = np.concatenate([stars, split.validation_stars[has]])
-        times = np.concatenate([times, split.validation_times[has]])
-    return Histories.of(users, movies, stars, times, split.num_users)
+    return Histories.of(*split.ratings(include_validation), split.num_users)
 
 
 def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
@@ -220,24 +219,23 @@ def item_knn_scorer(split: Split, num_neighbors: int = 100, shrink: float = 10.0
     return lambda history, users, with_validation: (history[users] @ similarity).toarray()
 
 
-_ease_cache: dict[tuple[int, float], np.ndarray] = {}
+_ease_cache: list = []  # [weak reference to the split, l2, B]: the last inversion only
 
 
 def ease_weights(split: Split, l2: float) -> np.ndarray:
     """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero.
 
     The last one is kept, so a grid over history rules at one l2 inverts once."""
-    key = (id(split), l2)
-    if key not in _ease_cache:
-        x = split.history_matrix(include_validation=False)
-        gram = (x.T @ x).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += l2
-        p = np.linalg.inv(gram)
-        b = (p / -np.diag(p)).astype(np.float32)
-        np.fill_diagonal(b, 0.0)
-        _ease_cache.clear()
-        _ease_cache[key] = b
-    return _ease_cache[key]
+    if _ease_cache and _ease_cache[0]() is split and _ease_cache[1] == l2:
+        return _ease_cache[2]
+    x = split.history_matrix(include_validation=False)
+    gram = (x.T @ x).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    p = np.linalg.inv(gram)
+    b = (p / -np.diag(p)).astype(np.float32)
+    np.fill_diagonal(b, 0.0)
+    _ease_cache[:] = [weakref.ref(split), l2, b]
+    return b
 
 
 def ease_scorer(split: Split, l2: float = 200.0) -> Scorer:

@@ -28,7 +28,8 @@ class Neighborhoods:
 
     graph: dgl.DGLGraph
     # The same edges as sparse CSR matrices (movie x neighbour and its transpose): a weighted mean is one
-    # sparse product, about 4x faster on CPU than DGL's message passing, and its gradient another.
+    # sparse product and its gradient another. Timed once here at ml-latest-small's size (9.7k movies x 50
+    # neighbours x 128), forward + backward: 0.11 s against 0.43 s for DGL's u_mul_e/sum message passing.
     adjacency: torch.Tensor
     adjacency_t: torch.Tensor
 
