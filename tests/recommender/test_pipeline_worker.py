@@ -237,7 +237,7 @@ def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
         worker: Worker, settings: object) -> None:
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 15, 120  # the sender's, as in the worker
     make_ratings(num_users=30, num_movies=25, per_user=8)
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 400}):
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 100_000, "patience": 100_000}):
         run = pipeline.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 150, "the time-out")
     run.refresh_from_db()
