@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from movies import services, stats
 from movies.models import DatasetImport, Genre, Movie, Profile, Rating
 
 
@@ -23,13 +24,13 @@ class GenreAdmin(admin.ModelAdmin):
 
 @admin.register(Movie)
 class MovieAdmin(admin.ModelAdmin):
-    list_display = ("title", "year", "movielens_id", "genre_list", "ratings")
+    list_display = ("display_title", "year", "movielens_id", "genre_list", "ratings", "mean_stars")
     list_filter = ("genres", ("year", admin.EmptyFieldListFilter))
-    search_fields = ("title", "=movielens_id", "=imdb_id")
+    search_fields = ("display_title", "title", "=movielens_id", "=imdb_id")
     filter_horizontal = ("genres",)
     show_full_result_count = False
     list_per_page = 50
-    readonly_fields = ("created_at", "updated_at", "ratings")
+    readonly_fields = ("display_title", "created_at", "updated_at", "ratings", "mean_stars", "popularity")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Movie]:
         return super().get_queryset(request).prefetch_related("genres")
@@ -39,15 +40,23 @@ class MovieAdmin(admin.ModelAdmin):
 
         super().save_related(request, form, formsets, change)
         note_movie_changed(form.instance.id)
+        services.note_catalogue_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Movie) -> None:
+        super().delete_model(request, obj)
+        services.note_catalogue_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Movie]) -> None:
+        super().delete_queryset(request, queryset)
+        services.note_catalogue_changed()
 
     @admin.display(description="Genres")
     def genre_list(self, movie: Movie) -> str:
         return ", ".join(genre.name for genre in movie.genres.all())
 
-    @admin.display(description="Ratings")
+    @admin.display(description="Ratings", ordering="num_ratings")
     def ratings(self, movie: Movie) -> str:
-        # One indexed COUNT per row on the page, never a GROUP BY over the whole ratings table.
-        return _ratings_link(f"{movie.ratings.count():,} ratings", movie__id__exact=movie.pk)
+        return _ratings_link(f"{movie.num_ratings:,} ratings", movie__id__exact=movie.pk)
 
 
 @admin.register(Rating)
@@ -56,8 +65,23 @@ class RatingAdmin(admin.ModelAdmin):
     list_filter = ("stars",)
     list_select_related = ("user", "movie")
     raw_id_fields = ("user", "movie")
-    search_fields = ("=user__username", "movie__title")
+    search_fields = ("=user__username", "movie__display_title", "movie__title")
     show_full_result_count = False
+
+    # Rating writes here bypass movies.services, so the movies' counters are recomputed from the table.
+    def save_model(self, request: HttpRequest, obj: Rating, form: object, change: bool) -> None:
+        old_movie = Rating.objects.filter(pk=obj.pk).values_list("movie_id", flat=True).first() if change else None
+        super().save_model(request, obj, form, change)
+        stats.refresh_movie_stats([m for m in {obj.movie_id, old_movie} if m is not None])
+
+    def delete_model(self, request: HttpRequest, obj: Rating) -> None:
+        super().delete_model(request, obj)
+        stats.refresh_movie_stats([obj.movie_id])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Rating]) -> None:
+        movie_ids = list(queryset.values_list("movie_id", flat=True).distinct())
+        super().delete_queryset(request, queryset)
+        stats.refresh_movie_stats(movie_ids)
     list_per_page = 100
     date_hierarchy = None
 
@@ -91,6 +115,14 @@ class UserWithProfileAdmin(UserAdmin):
     @admin.display(description="Ratings")
     def ratings(self, user: User) -> str:
         return _ratings_link(f"{user.ratings.count():,} ratings", user__id__exact=user.pk)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        self.delete_queryset(request, User.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        movie_ids = list(Rating.objects.filter(user__in=queryset).values_list("movie_id", flat=True).distinct())
+        super().delete_queryset(request, queryset)
+        stats.refresh_movie_stats(movie_ids)
 
 
 @admin.register(DatasetImport)

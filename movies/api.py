@@ -15,8 +15,9 @@ from recommender.serving import Recommendations
 
 
 def _movie_json(movie: Movie) -> dict:
-    return {"movie_id": movie.id, "movielens_id": movie.movielens_id, "title": movie.title, "year": movie.year,
-            "genres": [g.name for g in movie.genres.all()]}
+    return {"movie_id": movie.id, "movielens_id": movie.movielens_id, "title": movie.display_title,
+            "movielens_title": movie.title, "year": movie.year, "genres": [g.name for g in movie.genres.all()],
+            "num_ratings": movie.num_ratings, "mean_stars": movie.mean_stars}
 
 
 def _recommendations_json(result: Recommendations) -> dict:
@@ -76,12 +77,14 @@ def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
 def movies(request: HttpRequest) -> JsonResponse:
     form = SearchForm(request.GET)
     if not form.is_valid():
-        return _error("q is at most 100 characters; years are whole numbers")
+        return _error("q is at most 100 characters; years are whole numbers from 1870 to 2100; "
+                      "sort is relevance, popular, rated, newest or title")
     page_number = _bounded_int(request.GET.get("page"), 1, 1, 10**6)
     if page_number is None:
         return _error("page must be a positive whole number")
     data = form.cleaned_data
-    paginator = Paginator(selectors.search_movies(data["q"], data["genre"], data["year_from"], data["year_to"]), 24)
+    paginator = Paginator(selectors.search_movies(data["q"], data["genre"], data["year_from"], data["year_to"],
+                                                  data["sort"]), 24)
     page = paginator.get_page(page_number)
     return JsonResponse({"count": paginator.count, "page": page.number, "num_pages": paginator.num_pages,
                          "results": [_movie_json(m) for m in page]})

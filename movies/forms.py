@@ -25,6 +25,9 @@ class SearchForm(forms.Form):
     genre = forms.CharField(required=False, max_length=64)
     year_from = forms.IntegerField(required=False, min_value=1870, max_value=2100)
     year_to = forms.IntegerField(required=False, min_value=1870, max_value=2100)
+    sort = forms.ChoiceField(required=False, choices=[("", "Best match / most popular"), ("relevance", "Best match"),
+                                                      ("popular", "Most popular"), ("rated", "Highest rated"),
+                                                      ("newest", "Newest"), ("title", "Title")])
 
 
 class SignUpForm(UserCreationForm):

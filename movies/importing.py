@@ -14,6 +14,7 @@ from django.utils.crypto import get_random_string
 from movies import movielens
 from movies.models import DatasetImport, Genre, Movie, Profile, Rating
 from movies.movielens import BadLine, Layout, LinkRecord, MovieRecord, RatingRecord, UserRecord
+from movies.titles import natural_title
 
 logger = logging.getLogger(__name__)
 MAX_BAD_LINES_LISTED = 10
@@ -85,6 +86,8 @@ def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
         )
     record = None if options.is_dry_run else DatasetImport.objects.create(dataset=layout.name, source=str(directory))
     report = _import_tables(directory, layout, options, progress)
+    if not options.is_dry_run:
+        _refresh_derived()
     if report.is_changed and not options.is_dry_run:
         from recommender.pipeline import note_data_changed
 
@@ -95,6 +98,15 @@ def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
         record.summary = report.as_dict()
         record.save(update_fields=["finished_at", "summary"])
     return report
+
+
+def _refresh_derived() -> None:
+    """Bulk writes skip the per-rating counters and the catalogue token: bring both up to date once.
+    Always, not only when this run changed something: a killed run may have committed batches."""
+    from movies import services, stats
+
+    services.note_catalogue_changed()
+    stats.refresh_movie_stats()
 
 
 def _import_tables(directory: Path, layout: Layout, options: ImportOptions, progress: Progress | None) -> ImportReport:
@@ -179,12 +191,13 @@ def _ensure_genres(batch: list[MovieRecord], genre_ids: dict[str, int]) -> None:
 
 
 def _movie_from(record: MovieRecord, link: LinkRecord | None) -> Movie:
-    return Movie(movielens_id=record.movielens_id, title=record.title, year=record.year,
+    return Movie(movielens_id=record.movielens_id, title=record.title, display_title=natural_title(record.title),
+                 year=record.year,
                  release_date=record.release_date, imdb_id=link.imdb_id if link else "",
                  tmdb_id=link.tmdb_id if link else None)
 
 
-_MOVIE_FIELDS = ("title", "year", "release_date", "imdb_id", "tmdb_id")
+_MOVIE_FIELDS = ("title", "display_title", "year", "release_date", "imdb_id", "tmdb_id")
 
 
 def _write_movie_batch(batch: list[MovieRecord], links: dict[int, LinkRecord], existing: dict[int, Movie],

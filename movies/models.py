@@ -3,7 +3,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count
+
+from movies.titles import natural_title
 
 STAR_CHOICES = [Decimal(half) / 2 for half in range(1, 11)]  # 0.5, 1.0, ... 5.0
 
@@ -19,28 +20,55 @@ class Genre(models.Model):
 
 
 class MovieQuerySet(models.QuerySet):
-    def with_rating_counts(self) -> "MovieQuerySet":
-        return self.annotate(num_ratings=Count("ratings"))
+    def popular(self) -> "MovieQuerySet":
+        """Rated movies, the most popular first (see movies.stats for the definition)."""
+        return self.filter(num_ratings__gt=0).order_by("-popularity", "id")
 
 
 class Movie(models.Model):
     movielens_id = models.PositiveIntegerField(unique=True, null=True, blank=True)
-    title = models.CharField(max_length=500, db_index=True)
+    title = models.CharField(max_length=500, db_index=True, help_text="As MovieLens writes it: 'Matrix, The (1999)'.")
+    display_title = models.CharField(max_length=520, db_index=True, editable=False, default="",
+                                     help_text="As people write it: 'The Matrix (1999)'; set from the title on save.")
     year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     release_date = models.DateField(null=True, blank=True)
     genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
     imdb_id = models.CharField(max_length=16, blank=True)
     tmdb_id = models.PositiveIntegerField(null=True, blank=True)
+    # Rating statistics kept with each rating write and by the import (movies.stats), so pages never
+    # aggregate the ratings table.
+    num_ratings = models.PositiveIntegerField(default=0, editable=False)
+    stars_total = models.DecimalField(max_digits=12, decimal_places=1, default=0, editable=False)
+    mean_stars = models.FloatField(null=True, blank=True, editable=False)
+    rated_score = models.FloatField(default=0, db_index=True, editable=False,
+                                    help_text="Mean stars damped towards the global mean (highest rated).")
+    popularity = models.FloatField(default=0, db_index=True, editable=False,
+                                   help_text="Damped mean times log(1 + number of ratings) (most popular).")
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # indexed: search's staleness check reads its max
 
     objects = MovieQuerySet.as_manager()
 
     class Meta:
-        ordering = ["title", "id"]
+        ordering = ["display_title", "id"]
 
     def __str__(self) -> str:
-        return self.title
+        return self.display_title or natural_title(self.title)
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.display_title = natural_title(self.title)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "title" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "display_title"}
+        super().save(*args, **kwargs)
+
+
+class CatalogueVersion(models.Model):
+    """One row whose token changes whenever movies are added, edited or removed, so every process knows
+    when its cached title index is stale (a random token, so a rolled-back change can never be reused)."""
+
+    token = models.CharField(max_length=32)
+    changed_at = models.DateTimeField(auto_now=True)
 
 
 class Profile(models.Model):

@@ -1,41 +1,30 @@
 """Reads across movies, users and ratings."""
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.core.cache import cache
-from django.db.models import Avg, Count, F, FloatField, QuerySet, Sum
-from django.db.models.functions import Cast, Ln
+from django.db.models import F, QuerySet
 
+from movies import search
 from movies.models import Genre, Movie, Rating
 
 if TYPE_CHECKING:
     from recommender.experiment import Catalogue
     from recommender.graph import Interactions
 
-POPULAR_CACHE_SECONDS = 300
-PRIOR_RATINGS = 20  # a movie's average is pulled towards the global mean as if it had 20 more ratings
 SEARCH_MAX_LENGTH = 100
+SORTS = {  # Browse's orders; "relevance" exists only with a query and is the search's own order
+    "popular": "Most popular", "rated": "Highest rated", "newest": "Newest", "title": "Title",
+}
 
 
 def popular_movie_ids(limit: int = 200) -> list[int]:
-    """Movies by damped mean rating times log(1 + number of ratings): well liked and widely seen."""
-    key = f"popular-movie-ids:{limit}"
-    ids = cache.get(key)
-    if ids is None:
-        global_mean = Rating.objects.aggregate(mean=Avg("stars"))["mean"] or 3
-        damped = (Cast(Sum("ratings__stars"), FloatField()) + PRIOR_RATINGS * float(global_mean)) / (
-            F("num_ratings") + PRIOR_RATINGS)
-        ids = list(
-            Movie.objects.annotate(num_ratings=Count("ratings")).filter(num_ratings__gt=0)
-            .annotate(popularity=damped * Ln(F("num_ratings") + 1)).order_by("-popularity", "id")
-            .values_list("id", flat=True)[:limit]
-        )
-        cache.set(key, ids, POPULAR_CACHE_SECONDS)
-    return ids
+    """The most popular rated movies (movies.stats defines popularity), read from an index."""
+    return list(Movie.objects.popular().values_list("id", flat=True)[:limit])
 
 
 def movies_in_order(movie_ids: list[int]) -> list[Movie]:
-    """Movie rows with their genres and rating stats in one query each, in the order given."""
-    rows = with_stats(Movie.objects.filter(id__in=movie_ids)).prefetch_related("genres").in_bulk()
+    """Movie rows with their genres in two queries, in the order given."""
+    rows = Movie.objects.filter(id__in=movie_ids).prefetch_related("genres").in_bulk()
     return [rows[i] for i in movie_ids if i in rows]
 
 
@@ -51,22 +40,43 @@ def rated_count(user: object) -> int:
     return Rating.objects.filter(user=user).count() if getattr(user, "is_authenticated", False) else 0
 
 
-def with_stats(movies: QuerySet[Movie]) -> QuerySet[Movie]:
-    return movies.annotate(num_ratings=Count("ratings"), mean_stars=Avg("ratings__stars"))
+class RankedMovies(Sequence):
+    """Search results as movie ids in order; rows are read only for the slice a page shows."""
+
+    def __init__(self, movie_ids: list[int]) -> None:
+        self.movie_ids = movie_ids
+
+    def __len__(self) -> int:
+        return len(self.movie_ids)
+
+    def __getitem__(self, item: int | slice) -> Movie | list[Movie]:
+        if isinstance(item, slice):
+            return movies_in_order(self.movie_ids[item])
+        return movies_in_order([self.movie_ids[item]])[0]
 
 
-def search_movies(query: str = "", genre: str = "", year_from: int | None = None, year_to: int | None = None) -> QuerySet[Movie]:
-    movies = Movie.objects.all()
+def search_movies(query: str = "", genre: str = "", year_from: int | None = None, year_to: int | None = None,
+                  sort: str = "") -> "QuerySet[Movie] | RankedMovies":
+    """Movies matching the filters. With a query, best match first (movies.search) unless `sort` names
+    another order; without one, in `sort` order (most popular by default)."""
     query = query.strip()[:SEARCH_MAX_LENGTH]
     if query:
-        movies = movies.filter(title__icontains=query)
+        return RankedMovies(search.search_ids(query, genre, year_from, year_to, sort))
+    movies = Movie.objects.all()
     if genre:
         movies = movies.filter(genres__name=genre)
     if year_from is not None:
         movies = movies.filter(year__gte=year_from)
     if year_to is not None:
         movies = movies.filter(year__lte=year_to)
-    return movies.order_by("title", "id").prefetch_related("genres")
+    orders = {"popular": ["-popularity", "id"], "rated": ["-rated_score", "id"],
+              "newest": [F("year").desc(nulls_last=True), "-id"], "title": ["display_title", "id"]}
+    return movies.order_by(*orders.get(sort, orders["popular"])).prefetch_related("genres")
+
+
+def suggest_movies(query: str, limit: int = 8) -> list[Movie]:
+    query = query.strip()[:SEARCH_MAX_LENGTH]
+    return movies_in_order(search.search_ids(query)[:limit]) if query else []
 
 
 def genre_names() -> list[str]:

@@ -1,12 +1,14 @@
-"""Writes that people make on the site: rating and unrating movies."""
+"""Writes that people make on the site: rating and unrating movies; marking the catalogue changed."""
 import re
+import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from movies.models import STAR_CHOICES, Movie, Rating
+from movies import stats
+from movies.models import STAR_CHOICES, CatalogueVersion, Movie, Rating
 
 
 class InvalidStars(ValueError):
@@ -36,8 +38,15 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
 
     value = parse_stars(stars)
     with transaction.atomic():
-        rating, _ = Rating.objects.update_or_create(user=user, movie=movie,
-                                                    defaults={"stars": value, "rated_at": timezone.now()})
+        old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
+        rating, created = Rating.objects.update_or_create(user=user, movie=movie,
+                                                          defaults={"stars": value, "rated_at": timezone.now()})
+        if created:
+            stats.apply_rating_change(movie.id, 1, value)
+        elif old is not None:
+            stats.apply_rating_change(movie.id, 0, value - old)
+        else:  # created by a concurrent request between our read and write: count from the table
+            stats.refresh_movie_stats([movie.id])
         note_data_changed()
     return rating
 
@@ -46,10 +55,19 @@ def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
     from recommender.pipeline import note_data_changed
 
     with transaction.atomic():
+        old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
         deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
         if deleted:
+            stats.apply_rating_change(movie.id, -1, -old)
             note_data_changed()
     return bool(deleted)
+
+
+def note_catalogue_changed() -> None:
+    """Tells every process that movies were added, edited or removed (their title index is rebuilt)."""
+    token = uuid.uuid4().hex
+    if not CatalogueVersion.objects.filter(id=1).update(token=token):
+        CatalogueVersion.objects.update_or_create(id=1, defaults={"token": token})
 
 
 def create_site_profile(user: AbstractBaseUser) -> None:

@@ -14,6 +14,8 @@ from recommender import serving
 
 ONBOARDING_TARGET = 5
 PAGE_SIZE = 24
+SUGGESTIONS = 8
+SUGGEST_MAX_LENGTH = 100
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -28,16 +30,24 @@ def movie_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
     movies = selectors.search_movies(filters.get("q", ""), filters.get("genre", ""), filters.get("year_from"),
-                                     filters.get("year_to"))
+                                     filters.get("year_to"), filters.get("sort", ""))
     page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "movies/movie_list.html", {
         "form": form, "page": page, "genres": selectors.genre_names(),
-        "ratings": selectors.user_ratings(request.user),
+        "ratings": selectors.user_ratings(request.user), "sort": filters.get("sort", ""),
+        "has_query": bool(filters.get("q")),
     })
 
 
+def suggest(request: HttpRequest) -> HttpResponse:
+    """The header search box's suggestions as you type (an htmx fragment: a listbox of links)."""
+    query = request.GET.get("q", "")[:SUGGEST_MAX_LENGTH]
+    return render(request, "movies/includes/suggestions.html",
+                  {"query": query, "movies": selectors.suggest_movies(query, SUGGESTIONS)})
+
+
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
-    movie = get_object_or_404(selectors.with_stats(Movie.objects.filter(id=movie_id)).prefetch_related("genres"))
+    movie = get_object_or_404(Movie.objects.prefetch_related("genres"), id=movie_id)
     return render(request, "movies/movie_detail.html", {
         "movie": movie, "similar": serving.similar_movies(movie, limit=8),
         "rating": selectors.user_ratings(request.user).get(movie.id),

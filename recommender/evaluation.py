@@ -1,4 +1,4 @@
-"""Leave-last-out split, full-ranking metrics, and the Popularity / ItemKNN / EASE baselines."""
+"""Leave-last-out split, full-ranking metrics, and the most-rated / ItemKNN / EASE baselines."""
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,7 +200,8 @@ def source_shares(split: Split, embeddings: np.ndarray, config: ScoringConfig, o
 
 # Baselines -----------------------------------------------------------------------------------------
 
-def popularity_scorer(split: Split) -> Scorer:
+def most_rated_scorer(split: Split) -> Scorer:
+    """Every user gets the movies with the most train ratings (what leave-last-out calls popularity)."""
     counts = np.bincount(split.train[1], minlength=split.num_movies).astype(np.float32)
     return lambda history, users, with_validation: np.tile(counts, (len(users), 1))
 

@@ -133,14 +133,14 @@ def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConf
 
 
 BASELINE_GRIDS = {
-    "popularity": [{}],
+    "most_rated": [{}],
     "itemknn": [{"num_neighbors": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 10.0, 50.0)],
     "ease": [{"l2": l2} for l2 in (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
     # EASE's weights on the product's recency-weighted history (one inversion per l2).
     "ease_recency": [{"l2": l2, "recency_half_life": h, "min_stars": s}
                      for l2 in (20.0, 50.0, 100.0, 200.0, 500.0) for h in (2.0, 5.0, 20.0) for s in (0.0, 3.5)],
 }
-_BASELINES = {"popularity": evaluation.popularity_scorer, "itemknn": evaluation.item_knn_scorer,
+_BASELINES = {"most_rated": evaluation.most_rated_scorer, "itemknn": evaluation.item_knn_scorer,
               "ease": evaluation.ease_scorer, "ease_recency": evaluation.ease_recency_scorer}
 
 

@@ -15,7 +15,7 @@ from recommender.models import TrainingRun
 logger = logging.getLogger(__name__)
 # Baselines are re-tuned on every run, on a short grid so a run stays quick on large catalogues.
 RUN_BASELINE_GRIDS = {
-    "popularity": [{}],
+    "most_rated": [{}],
     "itemknn": [{"num_neighbors": 200, "shrink": 10.0}],
     "ease": [{"l2": 100.0}],
     "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],

@@ -145,7 +145,7 @@ def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
         if movie is None:
             continue
         shared = sorted({g.name for g in movie.genres.all()} & {g.name for g in source.genres.all()}) if source else []
-        because = f"Because you liked {source.title}" if source else "From your ratings"
+        because = f"Because you liked {source.display_title}" if source else "From your ratings"
         items.append(Recommendation(movie, score, because, source, shared))
     return items
 
@@ -169,7 +169,7 @@ def similar_movies(movie: Movie, limit: int = 10, genre: str | None = None, year
     ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id][:limit]
     items = _explained(ranked)
     for item in items:
-        item.because = f"Similar to {movie.title}"
+        item.because = f"Similar to {movie.display_title}"
     return Recommendations(items, Source.PERSONAL)
 
 

@@ -169,11 +169,13 @@ def alice(catalogue_movies: list) -> object:
     from django.contrib.auth import get_user_model
 
     from movies.models import Rating
+    from movies.stats import refresh_movie_stats
 
     user = get_user_model().objects.create_user("alice", password="a-long-password-1")
     for k, (movie, stars) in enumerate([(0, "5"), (1, "4.5"), (2, "4"), (7, "1")]):
         Rating.objects.create(user=user, movie=catalogue_movies[movie], stars=Decimal(stars),
                               rated_at=datetime(2024, 1, 1 + k, tzinfo=UTC))
+    refresh_movie_stats()  # written with the ORM, as a data load would, not through rate_movie
     return user
 
 

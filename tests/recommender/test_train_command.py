@@ -42,9 +42,9 @@ def test_training_saves_a_run_with_metrics_baselines_and_artifact(tmp_path: Path
     assert run.status == TrainingRun.Status.SUCCEEDED
     assert (run.num_users, run.num_movies, run.num_ratings) == (30, 25, 240)
     assert len(run.history) == 2 and "hr@10" in run.history[0]["validation"]
-    assert set(run.baseline_metrics) == {"popularity", "itemknn", "ease", "ease_recency"}
+    assert set(run.baseline_metrics) == {"most_rated", "itemknn", "ease", "ease_recency"}
     assert Path(run.artifact_path).is_file() and run.config["seed"] == 5
-    for name in ("PinSage", "Popularity", "ItemKNN", "EASE", "EASE+recency"):
+    for name in ("PinSage", "Most rated", "ItemKNN", "EASE", "EASE+recency"):
         assert name in out.getvalue()
     evaluated = StringIO()
     call_command("evaluate_recommender", str(run.id), stdout=evaluated)

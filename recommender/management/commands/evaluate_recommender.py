@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from recommender.models import TrainingRun
 
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
-LABELS = {"popularity": "Popularity", "itemknn": "ItemKNN", "ease": "EASE", "ease_recency": "EASE+recency"}
+LABELS = {"most_rated": "Most rated", "popularity": "Most rated", "itemknn": "ItemKNN", "ease": "EASE", "ease_recency": "EASE+recency"}
 
 
 def metrics_table(run: TrainingRun) -> str:

@@ -13,7 +13,7 @@ from recommender.training import TrainingConfig
 
 class Command(BaseCommand):
     help = ("Train PinSage movie embeddings on every rating in the database (the pipeline's config, "
-            "RECOMMENDER_TRAINING_CONFIG, under these flags), evaluate them against Popularity, ItemKNN and "
+            "RECOMMENDER_TRAINING_CONFIG, under these flags), evaluate them against most-rated, ItemKNN and "
             "EASE on a leave-last-out split, and save the run's artifact.")
 
     def add_arguments(self, parser: ArgumentParser) -> None:

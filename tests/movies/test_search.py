@@ -1,0 +1,219 @@
+"""Natural titles, title search, suggestions, Browse's orders and the stored rating statistics."""
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count
+from django.test import Client
+
+from movies import search, selectors, services
+from movies.models import Genre, Movie, Rating
+from movies.stats import PRIOR_RATINGS, refresh_movie_stats
+from movies.titles import natural_title
+from tests.conftest import ROOT, subprocess_database_url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("stored, natural", [
+    ("Matrix, The (1999)", "The Matrix (1999)"),
+    ("Shawshank Redemption, The (1994)", "The Shawshank Redemption (1994)"),
+    ("Lord of the Rings: The Fellowship of the Ring, The (2001)",
+     "The Lord of the Rings: The Fellowship of the Ring (2001)"),
+    ("City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+     "The City of Lost Children (La Cité des enfants perdus) (1995)"),
+    ("Good, the Bad and the Ugly, The (Buono, il brutto, il cattivo, Il) (1966)",
+     "The Good, the Bad and the Ugly (Il Buono, il brutto, il cattivo) (1966)"),
+    ("Atalante, L' (1934)", "L'Atalante (1934)"),
+    ("Boot, Das (1981)", "Das Boot (1981)"),
+    ("Misérables, Les (1995)", "Les Misérables (1995)"),
+    ("Tale of Two Cities, A (1935)", "A Tale of Two Cities (1935)"),
+    ("Postman, The (Postino, Il) (1994)", "The Postman (Il Postino) (1994)"),
+    ("Seven (a.k.a. Se7en) (1995)", "Seven (a.k.a. Se7en) (1995)"),
+    ("Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)", "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)"),
+    ("(500) Days of Summer (2009)", "(500) Days of Summer (2009)"),
+    ("Babylon 5", "Babylon 5"),
+])
+def test_natural_title_moves_the_trailing_article_to_the_front(stored: str, natural: str) -> None:
+    assert natural_title(stored) == natural
+
+
+def _movie(title: str, year: int | None, num_ratings: int = 0, stars: str = "4", genre: Genre | None = None) -> Movie:
+    movie = Movie.objects.create(title=title, year=year)
+    if genre:
+        movie.genres.add(genre)
+    users = get_user_model().objects
+    for k in range(num_ratings):
+        user = users.get_or_create(username=f"rater{k}")[0]
+        Rating.objects.create(user=user, movie=movie, stars=Decimal(stars), rated_at=datetime(2020, 1, 1, tzinfo=UTC))
+    return movie
+
+
+@pytest.fixture
+def films() -> dict[str, Movie]:
+    scifi = Genre.objects.create(name="Sci-Fi")
+    made = {
+        "matrix": _movie("Matrix, The (1999)", 1999, 30, "4.5", scifi),
+        "reloaded": _movie("Matrix Reloaded, The (2003)", 2003, 12, "3.5", scifi),
+        "animatrix": _movie("Animatrix, The (2003)", 2003, 2),
+        "shawshank": _movie("Shawshank Redemption, The (1994)", 1994, 35, "5"),
+        "godfather": _movie("Godfather, The (1972)", 1972, 25, "5"),
+        "godfather2": _movie("Godfather: Part II, The (1974)", 1974, 15, "4.5"),
+        "star_wars": _movie("Star Wars: Episode IV - A New Hope (1977)", 1977, 28, "4.5", scifi),
+        "empire_dreams": _movie("Empire of Dreams: The Story of the 'Star Wars' Trilogy (2004)", 2004, 1),
+        "nineteen84": _movie("1984 (Nineteen Eighty-Four) (1984)", 1984, 3),
+        "terminator": _movie("Terminator, The (1984)", 1984, 20, "4", scifi),
+        "odyssey": _movie("2001: A Space Odyssey (1968)", 1968, 18, "4", scifi),
+        "amelie": _movie("Amelie (Fabuleux destin d'Amélie Poulain, Le) (2001)", 2001, 16),
+        "spiderman": _movie("Spider-Man (2002)", 2002, 10, "3.5"),
+        "one_five_star": _movie("Obscure Gem (2010)", 2010, 1, "5"),
+    }
+    refresh_movie_stats()
+    return made
+
+
+def _top(query: str, n: int = 3) -> list[str]:
+    return [m.display_title for m in selectors.suggest_movies(query, n)]
+
+
+def test_titles_people_type_find_the_movie_they_mean(films) -> None:
+    assert _top("The Matrix")[0] == "The Matrix (1999)"
+    assert _top("matrix")[:2] == ["The Matrix (1999)", "The Matrix Reloaded (2003)"]
+    assert _top("star wars")[0] == "Star Wars: Episode IV - A New Hope (1977)"
+    assert _top("wars star")[0] == "Star Wars: Episode IV - A New Hope (1977)"  # word order
+    assert _top("THE SHAWSHANK redemption!")[0] == "The Shawshank Redemption (1994)"
+    assert _top("amélie")[0].startswith("Amelie") and _top("AMELIE")[0].startswith("Amelie")
+    assert _top("spiderman")[0] == "Spider-Man (2002)" and _top("spider man")[0] == "Spider-Man (2002)"
+
+
+def test_one_or_two_typos_still_find_it(films) -> None:
+    assert _top("shawshenk")[0] == "The Shawshank Redemption (1994)"
+    assert _top("godfater")[:2] == ["The Godfather (1972)", "The Godfather: Part II (1974)"]
+    assert _top("shawshnak redemptoin")[0] == "The Shawshank Redemption (1994)"  # two edits in a long word
+
+
+def test_a_year_favours_that_year_without_hiding_numbered_titles(films) -> None:
+    assert _top("matrix 2003")[0] == "The Matrix Reloaded (2003)"
+    assert _top("matrix 1999")[0] == "The Matrix (1999)"
+    assert "The Matrix (1999)" in _top("matrix 2003", 5)  # favoured, not filtered
+    assert _top("1984")[0] == "1984 (Nineteen Eighty-Four) (1984)"
+    assert "The Terminator (1984)" in _top("1984", 5)
+    assert _top("2001")[0] == "2001: A Space Odyssey (1968)"
+
+
+def test_as_you_type_the_last_word_may_be_partial(films) -> None:
+    assert _top("the godf")[0] == "The Godfather (1972)"
+    assert _top("shaw")[0] == "The Shawshank Redemption (1994)"
+
+
+def test_hostile_queries_answer_normally(client: Client, films) -> None:
+    for query in ["", "   ", "x" * 10_000, "'; DROP TABLE movies_movie; --", ".*(a+)+$", "[[[", "%_%", "🎬🍿",
+                  "Матрица 黑客帝国", "\x00", "a" * 100]:
+        assert client.get("/movies/", {"q": query}).status_code == 200
+        assert client.get("/movies/suggest/", {"q": query}).status_code == 200
+        assert client.get("/api/movies/", {"q": query}).status_code in (200, 400)
+    assert client.get("/api/movies/", {"q": "x" * 101}).status_code == 400
+    assert Movie.objects.count() == len(films)
+    page = client.get("/api/movies/", {"q": "matrix", "page": 999}).json()
+    assert page["page"] == page["num_pages"] == 1 and page["results"]
+
+
+def test_page_and_api_use_the_same_search(client: Client, films) -> None:
+    api = [r["title"] for r in client.get("/api/movies/", {"q": "godfater"}).json()["results"]]
+    body = client.get("/movies/", {"q": "godfater"}).content.decode()
+    assert api[:2] == ["The Godfather (1972)", "The Godfather: Part II (1974)"]
+    assert body.index("The Godfather (1972)") < body.index("The Godfather: Part II (1974)")
+    result = client.get("/api/movies/", {"q": "matrix"}).json()["results"][0]
+    assert result["movielens_title"] == "Matrix, The (1999)" and result["num_ratings"] == 30
+
+
+def test_suggestions_are_a_listbox_of_links(client: Client, films) -> None:
+    body = client.get("/movies/suggest/", {"q": "godfa"}).content.decode()
+    assert body.count('role="option"') == 2
+    assert f'href="/movies/{films["godfather"].id}/"' in body
+    assert client.get("/movies/suggest/", {"q": "zzzzzz"}).content.decode().strip() == ""
+    header = client.get("/").content.decode()
+    assert 'role="combobox"' in header and 'aria-controls="site-suggestions"' in header
+
+
+def test_browse_sorts_and_keeps_the_sort_across_pages(client: Client, films) -> None:
+    def first(params: dict) -> str:
+        return client.get("/movies/", params).context["page"].object_list[0].display_title
+
+    assert first({}) == "The Shawshank Redemption (1994)"  # most popular by default
+    assert first({"sort": "rated"}) == "The Shawshank Redemption (1994)"
+    assert films["one_five_star"].display_title != first({"sort": "rated"})  # one 5-star rating does not top it
+    assert first({"sort": "newest"}) == "Obscure Gem (2010)"
+    assert first({"sort": "title"}) == "1984 (Nineteen Eighty-Four) (1984)"
+    assert first({"sort": "popular", "genre": "Sci-Fi", "year_from": 1990}) == "The Matrix (1999)"
+    assert first({"q": "matrix", "sort": "newest"}) in ("The Matrix Reloaded (2003)", "The Animatrix (2003)")
+    for i in range(30):
+        Movie.objects.create(title=f"Filler {i:02d} (2000)", year=2000)
+    response = client.get("/movies/", {"sort": "title"})
+    assert 'href="?sort=title&amp;page=2"' in response.content.decode()
+    assert client.get("/movies/", {"sort": "title", "page": 2}).context["page"].object_list[0].display_title == \
+        "Filler 20 (2000)"
+    assert client.get("/movies/", {"sort": "sideways"}).status_code == 200
+
+
+def test_stored_statistics_follow_every_rating_write(client: Client, films, bob) -> None:
+    movie = films["animatrix"]
+    services.rate_movie(bob, movie, "5")
+    services.rate_movie(bob, movie, "2.5")
+    services.unrate_movie(bob, films["matrix"])  # bob never rated it: nothing changes
+    services.rate_movie(bob, films["matrix"], "1")
+    services.unrate_movie(bob, films["matrix"])
+    truth = {m["movie"]: m for m in Rating.objects.values("movie").annotate(n=Count("id"), mean=Avg("stars"))}
+    for stored in Movie.objects.all():
+        expected = truth.get(stored.id, {"n": 0, "mean": None})
+        assert stored.num_ratings == expected["n"], stored
+        assert (stored.mean_stars is None) == (expected["mean"] is None)
+        if expected["mean"] is not None:
+            assert stored.mean_stars == pytest.approx(float(expected["mean"]))
+    movie.refresh_from_db()
+    assert movie.num_ratings == 3 and movie.mean_stars == pytest.approx((4 + 4 + 2.5) / 3)
+    damped = Movie.objects.get(id=films["one_five_star"].id).rated_score
+    assert damped < Movie.objects.get(id=films["shawshank"].id).rated_score
+    mean = float(Rating.objects.aggregate(mean=Avg("stars"))["mean"])
+    assert damped == pytest.approx((5 + PRIOR_RATINGS * mean) / (1 + PRIOR_RATINGS), rel=0.02)
+
+
+def test_pages_that_list_movies_do_not_aggregate_ratings(client: Client, films) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for url in ("/", "/movies/", "/movies/?q=matrix", f"/movies/{films['matrix'].id}/", "/api/movies/?q=star"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        aggregates = [q["sql"] for q in queries if "movies_rating" in q["sql"] and
+                      any(f in q["sql"].upper() for f in ("COUNT(", "AVG(", "SUM("))]
+        assert not aggregates, (url, aggregates)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_process_changing_movies_refreshes_this_process_index(films) -> None:
+    assert _top("zeitgeist") == []
+    code = ("from movies.models import Movie; from movies import services; "
+            "Movie.objects.create(title='Zeitgeist, The (2007)', year=2007); services.note_catalogue_changed()")
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], cwd=ROOT,
+                            env={**os.environ, "DATABASE_URL": subprocess_database_url()}, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _top("zeitgeist") == ["The Zeitgeist (2007)"]
+    Movie.objects.filter(title__startswith="Zeitgeist").delete()
+    services.note_catalogue_changed()
+    assert _top("zeitgeist") == []
+
+
+def test_a_rename_in_admin_or_shell_is_searchable_at_once(films) -> None:
+    movie = films["animatrix"]
+    movie.title = "Animatrix Redux, The (2003)"
+    movie.save()
+    assert movie.display_title == "The Animatrix Redux (2003)"
+    assert _top("animatrix redux") == ["The Animatrix Redux (2003)"]
+    assert json.dumps(search.search_ids("redux")) == json.dumps([movie.id])
