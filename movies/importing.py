@@ -107,6 +107,18 @@ def _refresh_derived() -> None:
 
     services.note_catalogue_changed()
     stats.refresh_movie_stats()
+    analyze_tables()
+
+
+def analyze_tables() -> None:
+    """Fresh optimizer statistics after bulk loads. Without them MariaDB joined genres to movie-genre links
+    through the genre index, scanning every link: 135 ms instead of 1 ms for one page's genres at 87k movies."""
+    if connection.vendor != "mysql":
+        return
+    tables = [Movie._meta.db_table, Movie.genres.through._meta.db_table, Rating._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE TABLE " + ", ".join(connection.ops.quote_name(t) for t in tables))
+        cursor.fetchall()
 
 
 def _import_tables(directory: Path, layout: Layout, options: ImportOptions, progress: Progress | None) -> ImportReport:

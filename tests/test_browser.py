@@ -101,3 +101,38 @@ def test_main_pages_have_no_serious_accessibility_violations(live_server, browse
     page.goto(f"{live_server.url}/movies/{catalogue_movies[1].id}/")
     found["detail, signed in"] = serious_violations(page)
     assert not any(found.values()), found
+
+
+def test_header_search_suggests_as_you_type_and_works_by_keyboard(live_server, browser, alice,
+                                                                   catalogue_movies) -> None:
+    page = browser.new_context(bypass_csp=True).new_page()
+    page.goto(f"{live_server.url}/")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
+    box = page.locator("#site-search")
+    box.focus()
+    page.keyboard.type("robot gardn", delay=30)  # a typo, typed as a person would
+    page.locator("#site-suggestions [role=option]").first.wait_for()
+    assert box.get_attribute("aria-expanded") == "true"
+    options = page.locator("#site-suggestions [role=option]")
+    assert options.count() >= 3 and all("Robot Garden" in t for t in options.all_inner_texts())
+    page.get_by_role("status").filter(has_text="suggestions").wait_for()
+    assert not serious_violations(page), "the open combobox must stay accessible"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    second = options.nth(1)
+    assert second.get_attribute("aria-selected") == "true"
+    assert box.get_attribute("aria-activedescendant") == second.get_attribute("id")
+    page.keyboard.press("ArrowUp")
+    assert options.nth(0).get_attribute("aria-selected") == "true"
+    page.keyboard.press("Escape")
+    assert box.get_attribute("aria-expanded") == "false"
+    page.keyboard.press("ArrowDown")
+    chosen = options.nth(0).inner_text()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/movies/*/")
+    assert page.locator("h1").inner_text() in chosen
+    page.goto(f"{live_server.url}/")
+    page.locator("#site-search").fill("garden robot")
+    page.keyboard.press("Enter")  # no suggestion chosen: the full results page
+    page.wait_for_url("**/movies/?q=garden+robot")
+    assert page.locator(".cards .card-title").count() == 11

@@ -1,5 +1,6 @@
 // The header's search box as an ARIA combobox: htmx fills the listbox as you type; this script adds the
-// keyboard (Down/Up move, Enter opens the highlighted movie, Escape closes) and keeps the ARIA state.
+// keyboard (Down/Up move, Enter opens the highlighted movie, Escape closes), the mouse, and the ARIA state.
+// Options hold no links (no interactive control inside another): each names its page in data-href.
 (function () {
   "use strict";
   function setup(input) {
@@ -43,10 +44,16 @@
         highlight(active > 0 ? active - 1 : items.length - 1);
       } else if (event.key === "Enter" && active >= 0 && !list.hidden) {
         event.preventDefault();
-        window.location.assign(items[active].querySelector("a").href);
-      } else if (event.key === "Escape") {
+        window.location.assign(items[active].dataset.href);
+      } else if (event.key === "Escape" && !list.hidden) {
+        event.preventDefault();  // the first Escape closes the list; only a second clears the search box
         open(false);
       }
+    });
+    // mousedown, not click: it comes before the input's blur closes the list.
+    list.addEventListener("mousedown", function (event) {
+      var option = event.target.closest('[role="option"]');
+      if (option) { event.preventDefault(); window.location.assign(option.dataset.href); }
     });
     input.addEventListener("input", function () { if (input.value.trim() === "") { list.innerHTML = ""; open(false); } });
     input.addEventListener("blur", function () { setTimeout(function () { open(false); }, 150); });
