@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count
 from django.test import Client
@@ -217,3 +219,11 @@ def test_a_rename_in_admin_or_shell_is_searchable_at_once(films) -> None:
     assert movie.display_title == "The Animatrix Redux (2003)"
     assert _top("animatrix redux") == ["The Animatrix Redux (2003)"]
     assert json.dumps(search.search_ids("redux")) == json.dumps([movie.id])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=300))
+def test_any_text_is_a_normal_answer(client: Client, films, query: str) -> None:
+    assert client.get("/movies/", {"q": query}).status_code == 200
+    assert client.get("/movies/suggest/", {"q": query}).status_code == 200
+    assert client.get("/api/movies/", {"q": query}).status_code in (200, 400)
