@@ -2,6 +2,7 @@
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -90,6 +91,32 @@ def movies(request: HttpRequest) -> JsonResponse:
                          "results": [_movie_json(m) for m in page]})
 
 
+MAX_BODY_BYTES = 4096  # {"stars": 4.5} is 14 bytes
+
+
+def _posted_stars(request: HttpRequest) -> object:
+    """The "stars" of a form or JSON body, or the 400/413 answer for a body that is not one."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _error("Content-Length is not a number")
+    if length > MAX_BODY_BYTES:
+        return _error(f"the body is {length} bytes; a rating needs at most {MAX_BODY_BYTES}", 413)
+    try:
+        if request.content_type != "application/json":
+            return request.POST.get("stars")
+        body = json.loads(request.body or b"{}")
+    except RequestDataTooBig:
+        return _error(f"the body is larger than {MAX_BODY_BYTES} bytes", 413)
+    except (ValueError, UnicodeDecodeError):
+        return _error("the body is not valid JSON")
+    except RecursionError:  # thousands of nested brackets
+        return _error("the body is nested too deeply to be a rating")
+    if not isinstance(body, dict):
+        return _error('the body must be a JSON object such as {"stars": 4.5}')
+    return body.get("stars")
+
+
 @require_http_methods(["POST", "DELETE"])
 @_login_required_json
 def rating(request: HttpRequest, movie_id: int) -> JsonResponse:
@@ -97,13 +124,9 @@ def rating(request: HttpRequest, movie_id: int) -> JsonResponse:
     movie = get_object_or_404(Movie, id=movie_id)
     if request.method == "DELETE":
         return JsonResponse({"movie_id": movie.id, "deleted": services.unrate_movie(request.user, movie)})
-    stars = request.POST.get("stars")
-    if stars is None and request.content_type == "application/json":
-        try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return _error("the body is not valid JSON")
-        stars = body.get("stars") if isinstance(body, dict) else None
+    stars = _posted_stars(request)
+    if isinstance(stars, JsonResponse):
+        return stars
     try:
         saved = services.rate_movie(request.user, movie, stars)
     except services.InvalidStars as error:

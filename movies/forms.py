@@ -4,6 +4,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
+from movies.importing import RESERVED_PREFIX, is_reserved_username
 from movies.models import STAR_CHOICES
 from movies.services import InvalidStars, parse_stars
 
@@ -33,3 +34,9 @@ class SearchForm(forms.Form):
 class SignUpForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         fields = ("username",)
+
+    def clean_username(self) -> str:
+        username = super().clean_username()
+        if is_reserved_username(username):
+            raise forms.ValidationError(f"Names starting with “{RESERVED_PREFIX}” are kept for imported MovieLens users.")
+        return username

@@ -2,6 +2,7 @@
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -84,6 +85,8 @@ def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
             f"this database holds {held}; MovieLens user and movie ids differ between data sets, "
             f"so import {layout.name} into an empty database"
         )
+    global _can_load_data_infile
+    _can_load_data_infile = True  # found out again per import: it depends on this run's connection
     record = None if options.is_dry_run else DatasetImport.objects.create(dataset=layout.name, source=str(directory))
     report = _import_tables(directory, layout, options, progress)
     if not options.is_dry_run:
@@ -100,6 +103,25 @@ def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
     return report
 
 
+@contextmanager
+def local_infile_connection() -> Iterator[None]:
+    """Reopens this process's database connection with LOAD DATA LOCAL allowed, for the import alone,
+    and closes it again afterwards. Inside a transaction (tests) the connection stays as it is and the
+    import stages with multi-row INSERTs instead."""
+    if connection.vendor != "mysql" or connection.in_atomic_block:
+        yield
+        return
+    options = connection.settings_dict["OPTIONS"]
+    before = options.get("local_infile", 0)
+    connection.close()
+    options["local_infile"] = 1
+    try:
+        yield
+    finally:
+        connection.close()
+        options["local_infile"] = before
+
+
 def _refresh_derived() -> None:
     """Bulk writes skip the per-rating counters and the catalogue token: bring both up to date once.
     Always, not only when this run changed something: a killed run may have committed batches."""
@@ -113,8 +135,8 @@ def _refresh_derived() -> None:
 def analyze_tables() -> None:
     """Fresh optimizer statistics after bulk loads. Without them MariaDB joined genres to movie-genre links
     through the genre index, scanning every link: 135 ms instead of 1 ms for one page's genres at 87k movies."""
-    if connection.vendor != "mysql":
-        return
+    if connection.vendor != "mysql" or connection.in_atomic_block:
+        return  # ANALYZE TABLE commits implicitly: never inside a caller's transaction
     tables = [Movie._meta.db_table, Movie.genres.through._meta.db_table, Rating._meta.db_table]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE TABLE " + ", ".join(connection.ops.quote_name(t) for t in tables))
@@ -285,8 +307,20 @@ def _import_users(records: Iterable[UserRecord], report: ImportReport, options: 
     return user_ids
 
 
+RESERVED_PREFIX = "movielens-"
+
+
 def movielens_username(movielens_user_id: int) -> str:
-    return f"movielens-{movielens_user_id}"
+    return f"{RESERVED_PREFIX}{movielens_user_id}"
+
+
+def is_reserved_username(username: str) -> bool:
+    """Imported users' names; case-insensitive, as MariaDB's collation compares usernames."""
+    return username.casefold().startswith(RESERVED_PREFIX)
+
+
+class ReservedNameTaken(Exception):
+    """A site account holds a name the import needs for a MovieLens user."""
 
 
 def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profile]) -> dict[int, int]:
@@ -294,6 +328,11 @@ def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profi
         return {}
     user_model = get_user_model()
     names = {movielens_username(r.movielens_user_id): r for r in records}
+    taken = list(user_model.objects.filter(username__in=list(names)).values_list("username", flat=True)[:5])
+    if taken:  # accounts made before the name was reserved, or in admin: never take them over
+        raise ReservedNameTaken(
+            f"site account(s) {', '.join(taken)} hold names kept for imported MovieLens users; rename them in "
+            "admin (Users) and run the import again: what was imported so far is kept")
     # "!" marks an unusable password (Django's convention), so these accounts can never log in.
     user_model.objects.bulk_create(
         [user_model(username=name, password="!" + get_random_string(40), is_active=True) for name in names],

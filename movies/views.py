@@ -1,9 +1,12 @@
 """Pages: home, browse and search, movie detail, For you, your ratings, sign up, and the rating form."""
+from urllib.parse import urlsplit
+
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -94,19 +97,25 @@ def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
     else:
         return HttpResponseBadRequest("Choose between 0.5 and 5 stars in half steps.")
     if request.headers.get("HX-Request"):
-        response = render(request, "movies/includes/star_widget.html",
-                          {"movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES})
+        # The widget's form posts here; its "next" must stay the page it sits on, not this URL.
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        next_url = _safe_next(request, page.path + (f"?{page.query}" if page.query else ""), movie)
+        response = render(request, "movies/includes/star_widget.html", {
+            "movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES, "next_url": next_url})
         response["HX-Trigger"] = "rated"
         return response
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        target = movie_url(movie)
-    return redirect(target)
+    return redirect(_safe_next(request, request.POST.get("next", ""), movie))
+
+
+def _safe_next(request: HttpRequest, target: str, movie: Movie) -> str:
+    """A page of this site to return to; never the rating endpoint itself (it only takes POSTs)."""
+    is_safe = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
+    if not is_safe or not target or urlsplit(target).path == reverse("rate", args=[movie.id]):
+        return movie_url(movie)
+    return target
 
 
 def movie_url(movie: Movie) -> str:
-    from django.urls import reverse
-
     return reverse("movie_detail", args=[movie.id])
 
 

@@ -61,10 +61,33 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
                 "charset": "utf8mb4",
                 "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
                 "isolation_level": "read committed",
-                # Lets import_movielens stage ratings with LOAD DATA LOCAL INFILE (it falls back without).
-                "local_infile": 1,
+                # Off explicitly (MariaDB's client library allows it by default): only import_movielens's own
+                # connection turns it on (movies.importing.local_infile_connection), so no web or worker
+                # query can ever read the machine's files.
+                "local_infile": 0,
                 **options,
             },
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     raise ValueError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or mysql://)")
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def unsafe_bind_reasons(binds: list[str], environ: dict[str, str]) -> list[str]:
+    """Why serving on these gunicorn binds would be unsafe: a non-loopback address with the development
+    defaults (the public fallback secret key, cookies without Secure, DEBUG). Empty when it is fine."""
+    public = [b for b in binds if not b.startswith(("unix:", "fd://")) and b.rsplit(":", 1)[0] not in _LOOPBACK_HOSTS
+              and not b.rsplit(":", 1)[0].startswith("127.")]
+    if not public:
+        return []
+    reasons = []
+    if not environ.get("DJANGO_SECRET_KEY"):
+        reasons.append("DJANGO_SECRET_KEY is empty, so sessions are signed with the public development key")
+    if environ.get("DJANGO_PRODUCTION", "").strip().lower() not in {"1", "true", "yes", "on"}:
+        reasons.append("DJANGO_PRODUCTION is not true, so session and CSRF cookies travel without Secure and "
+                       "there is no HTTPS redirect or HSTS")
+    if environ.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}:
+        reasons.append("DJANGO_DEBUG is true, so error pages show settings and code to anyone")
+    return [f"binding {', '.join(public)}: {reason}" for reason in reasons]

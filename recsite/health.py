@@ -47,6 +47,26 @@ def _workers() -> dict:
     return {"workers": sorted(name for reply in replies for name in reply)}
 
 
+_LOOPBACK = {"127.0.0.1", "::1"}
+
+
+class ProbeMiddleware:
+    """First in the chain: a health probe from the same machine or container (curl 127.0.0.1:8000/health/)
+    is answered before host validation and the HTTPS redirect, which would refuse it (its Host is an
+    address, not the site's name, and it speaks plain HTTP inside the proxy)."""
+
+    def __init__(self, get_response: object) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> object:
+        if request.method == "GET" and request.META.get("REMOTE_ADDR") in _LOOPBACK:
+            if request.path == "/health/live/":
+                return live(request)
+            if request.path == "/health/":
+                return ready(request)
+        return self.get_response(request)
+
+
 @never_cache
 def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})

@@ -119,3 +119,57 @@ def test_gunicorn_serves_with_its_config_and_logs_json(tmp_path: Path) -> None:
     assert isinstance(access[-1]["duration_ms"], int)
     booted = [line for line in lines if line["logger"] == "gunicorn.error" and "Booting worker" in line["message"]]
     assert len(booted) == 2 and all({"time", "level", "pid"} <= set(line) for line in booted)
+
+
+def test_compose_publishes_the_web_on_loopback_and_trusts_only_its_proxy(compose: dict) -> None:
+    web = compose["services"]["web"]
+    assert all(str(port).startswith("127.0.0.1:") for port in web["ports"]), web["ports"]
+    gateway = compose["networks"]["default"]["ipam"]["config"][0]["gateway"]
+    for name in ("GUNICORN_FORWARDED_ALLOW_IPS", "TRUSTED_PROXIES"):
+        value = web["environment"][name]
+        assert "*" not in value and gateway in value, (name, value)
+
+
+def test_django_never_trusts_forwarded_proto_by_itself() -> None:
+    env = {**os.environ, "DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60}
+    done = subprocess.run([sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']="
+                           "'recsite.settings'; django.setup(); from django.conf import settings; "
+                           "print(settings.SECURE_PROXY_SSL_HEADER)"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "None", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("bind, env, refused", [
+    ("0.0.0.0:8000", {}, True),
+    ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60}, False),
+    ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60, "DJANGO_DEBUG": "true"}, True),
+    ("127.0.0.1:8000", {}, False),
+    ("[::1]:8000", {}, False),
+    ("unix:/run/recsite.sock", {}, False),
+])
+def test_a_public_bind_with_development_defaults_is_refused(bind: str, env: dict, refused: bool) -> None:
+    from recsite.env import unsafe_bind_reasons
+
+    assert bool(unsafe_bind_reasons([bind], env)) is refused
+
+
+@pytest.mark.timeout(60)
+def test_gunicorn_refuses_to_serve_publicly_with_development_defaults(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key not in {"DJANGO_SECRET_KEY", "DJANGO_PRODUCTION"}}
+    env.update({"GUNICORN_BIND": f"0.0.0.0:{free_port()}", "WEB_CONCURRENCY": "1", "RECSITE_VAR_DIR": str(tmp_path)})
+    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "recsite.wsgi"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=50)
+    assert done.returncode != 0
+    assert "refusing to serve" in done.stderr and "DJANGO_SECRET_KEY is empty" in done.stderr
+
+
+@pytest.mark.django_db
+def test_the_containers_own_health_probe_passes_in_production_shape(client: object, settings: object) -> None:
+    settings.ALLOWED_HOSTS = ["movies.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    probe = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000"}  # what compose's healthcheck sends
+    assert client.get("/health/live/", **probe).status_code == 200
+    assert client.get("/health/", **probe).status_code == 200
+    outside = client.get("/health/", REMOTE_ADDR="198.51.100.4", HTTP_HOST="127.0.0.1:8000")
+    assert outside.status_code == 400  # anyone else still meets host validation
+    assert client.get("/", **probe).status_code == 400  # and only the probes are exempt

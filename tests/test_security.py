@@ -50,3 +50,48 @@ def test_pages_carry_a_csp_without_inline_script(client: Client) -> None:
     script_src = next(part for part in policy.split(";") if part.strip().startswith("script-src"))
     assert "'self'" in script_src and "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
     assert "frame-ancestors 'none'" in policy
+
+
+def _login(client: Client, username: str, password: str, **meta: str) -> int:
+    return client.post("/login/", {"username": username, "password": password}, **meta).status_code
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_an_attacker_cannot_lock_the_owner_out(settings: object) -> None:
+    from django.contrib.auth import get_user_model
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    get_user_model().objects.create_user("admin", password="Owner-Password-42", is_staff=True)
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for _ in range(6):
+        _login(Client(), "admin", "guess", HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy)
+    assert _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy) == 429
+    # The owner comes through the same proxy from elsewhere: the pair (admin, owner's address) is untouched.
+    assert _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="203.0.113.5", **proxy) == 302
+    # A forged left-most hop does not help: the proxy appended the address it really saw.
+    assert _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7",
+                  **proxy) == 429
+
+
+@pytest.mark.django_db
+def test_directly_connected_clients_cannot_choose_their_address(settings: object) -> None:
+    from django.contrib.auth import get_user_model
+
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
+    get_user_model().objects.create_user("admin", password="Owner-Password-42", is_staff=True)
+    for k in range(6):  # a new forged X-Forwarded-For each try: ignored, since the peer is no proxy
+        _login(Client(), "admin", "guess", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"192.0.2.{k}")
+    assert _login(Client(), "admin", "Owner-Password-42", REMOTE_ADDR="198.51.100.7") == 429
+    assert _login(Client(), "admin", "Owner-Password-42", REMOTE_ADDR="203.0.113.5") == 302
+
+
+@pytest.mark.django_db
+def test_password_spraying_from_one_address_hits_a_higher_limit(settings: object) -> None:
+    from django.contrib.auth import get_user_model
+
+    settings.AXES_ADDRESS_FAILURE_LIMIT = 12
+    get_user_model().objects.create_user("zoe", password="Zoe-Password-4242")
+    for k in range(12):  # one try each for 12 usernames: no pair reaches 5
+        assert _login(Client(), f"user{k}", "Summer2026!", REMOTE_ADDR="198.51.100.9") == 200
+    assert _login(Client(), "zoe", "Zoe-Password-4242", REMOTE_ADDR="198.51.100.9") == 429
+    assert _login(Client(), "zoe", "Zoe-Password-4242", REMOTE_ADDR="198.51.100.10") == 302

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import NotSupportedError, OperationalError, connection
 from django.test import override_settings
 
 from movies.models import Movie, Rating
@@ -113,7 +113,7 @@ def dataset_server(tmp_path: Path, fixtures_dir: Path) -> str:
         for path in (fixtures_dir / "ml-1m").iterdir():
             bundle.write(path, f"ml-1m/{path.name}")
     digest = hashlib.md5((site / "ml-1m.zip").read_bytes()).hexdigest()
-    (site / "ml-1m.zip.md5").write_text(f"{digest}  ml-1m.zip\n")
+    (site / "ml-1m.zip.md5").write_text(f"MD5 (ml-1m.zip) = {digest}\n")  # BSD form; GNU's is "<hex>  name"
     (site / "ml-latest-small.zip").write_bytes((site / "ml-1m.zip").read_bytes())
     (site / "ml-latest-small.zip.md5").write_text("0" * 32 + "  ml-latest-small.zip\n")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _QuietHandler(*a, directory=str(site)))
@@ -124,7 +124,11 @@ def dataset_server(tmp_path: Path, fixtures_dir: Path) -> str:
 
 
 @pytest.mark.django_db
-def test_download_verifies_checksum_then_imports(dataset_server: str, tmp_path: Path) -> None:
+def test_download_verifies_checksum_then_imports(dataset_server: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from movies import download
+
+    monkeypatch.setattr(download, "PINNED_MD5", {})  # the fixture stands in for the real ml-1m zip
     with override_settings(MOVIELENS_DOWNLOAD_URL=dataset_server, MOVIELENS_CACHE_DIR=tmp_path / "cache"):
         call_command("import_movielens", "--dataset", "ml-1m", "--no-progress", stdout=StringIO())
     assert Rating.objects.count() == 6
@@ -141,7 +145,73 @@ def test_download_with_wrong_checksum_is_refused(dataset_server: str, tmp_path: 
 
 
 @pytest.mark.django_db
+def test_a_pinned_release_is_checked_against_its_pin_not_the_published_md5(dataset_server: str, tmp_path: Path) -> None:
+    with override_settings(MOVIELENS_DOWNLOAD_URL=dataset_server, MOVIELENS_CACHE_DIR=tmp_path / "cache"):
+        with pytest.raises(CommandError, match="checksum mismatch.*c4d9eecfca2ab87c1945afe126590906"):
+            call_command("import_movielens", "--dataset", "ml-1m", "--no-progress", stdout=StringIO())
+    assert Movie.objects.count() == 0
+
+
+def test_downloads_are_bounded_in_size_and_total_time(dataset_server: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from movies import download
+
+    monkeypatch.setattr(download, "PINNED_MD5", {})
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 100)
+    with pytest.raises(download.DownloadError, match="over the 100-byte limit"):
+        download.fetch_dataset("ml-1m", dataset_server, tmp_path / "a")
+    assert not list((tmp_path / "a").glob("*.part")) and not list((tmp_path / "a").glob("*.zip"))
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1 << 30)
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 10)
+    with pytest.raises(download.DownloadError, match="would unpack"):
+        download.fetch_dataset("ml-1m", dataset_server, tmp_path / "b")
+    assert not (tmp_path / "b" / "ml-1m").exists()
+    monkeypatch.setattr(download, "MAX_UNPACKED_BYTES", 1 << 30)
+    clock = iter(range(0, 10_000, 5000))  # every read looks 5000 s later than the last
+    monkeypatch.setattr(download.time, "monotonic", lambda: next(clock))
+    with pytest.raises(download.DownloadError, match="took longer than"):
+        download.fetch_dataset("ml-1m", dataset_server, tmp_path / "c")
+
+
+def test_a_zip_bomb_is_refused(tmp_path: Path) -> None:
+    from movies import download
+
+    with zipfile.ZipFile(tmp_path / "ml-1m.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("ml-1m/ratings.dat", b"0" * (50 << 20))
+    with pytest.raises(download.DownloadError, match="refusing"):
+        download._unpack(tmp_path / "ml-1m.zip", tmp_path, "ml-1m")
+    assert not (tmp_path / "ml-1m").exists()
+
+
+@pytest.mark.django_db
 def test_download_without_network_says_how_to_import_offline(tmp_path: Path) -> None:
     with override_settings(MOVIELENS_DOWNLOAD_URL="http://127.0.0.1:9", MOVIELENS_CACHE_DIR=tmp_path / "cache"):
         with pytest.raises(CommandError, match="cannot download .*import_movielens PATH"):
             call_command("import_movielens", "--dataset", "ml-1m", "--no-progress", stdout=StringIO())
+
+
+@requires_mysql
+@pytest.mark.django_db
+def test_ordinary_connections_cannot_read_local_files(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.tsv"
+    secret.write_text("1\t2\n")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE probe (a INT, b INT)")
+        with pytest.raises((OperationalError, NotSupportedError)):
+            cursor.execute("LOAD DATA LOCAL INFILE %s INTO TABLE probe", [str(secret)])
+    assert connection.settings_dict["OPTIONS"]["local_infile"] == 0
+
+
+@requires_mysql
+@pytest.mark.django_db(transaction=True)
+def test_the_import_command_alone_stages_with_load_data_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from movies import importing
+
+    expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=20, num_movies=30, ratings_per_user=10)
+    used = []
+    original = importing._load_data_infile
+    monkeypatch.setattr(importing, "_load_data_infile", lambda cursor, rows: used.append(original(cursor, rows)) or used[-1])
+    call_command("import_movielens", str(tmp_path / "ml-latest-small"), "--no-progress", stdout=StringIO())
+    assert used and all(used), "the import's connection should allow LOAD DATA LOCAL"
+    assert Rating.objects.count() == expected
+    assert connection.settings_dict["OPTIONS"]["local_infile"] == 0, "and the option ends with the import"

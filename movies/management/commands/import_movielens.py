@@ -54,11 +54,12 @@ class Command(BaseCommand):
         bars: list[tqdm] = []
         started = time.monotonic()
         try:
-            report = importing.import_movielens(directory, layout, import_options,
-                                                self._progress(bars) if show_progress else None)
+            with importing.local_infile_connection():
+                report = importing.import_movielens(directory, layout, import_options,
+                                                    self._progress(bars) if show_progress else None)
         except (importing.StrictImportError, movielens.EncodingProblem) as error:
             raise CommandError(f"{error}. Nothing of the batch holding this line was written.") from error
-        except (LookupError, importing.DatasetMismatch) as error:
+        except (LookupError, importing.DatasetMismatch, importing.ReservedNameTaken) as error:
             raise CommandError(str(error)) from error
         finally:
             for bar in bars:
