@@ -43,7 +43,8 @@ class Recommendations:
 def vector_store() -> VectorStore:
     global _store
     if _store is None:
-        _store = VectorStore(settings.MILVUS_URI, settings.MILVUS_TOKEN, settings.MILVUS_TIMEOUT_S, settings.MILVUS_ALIAS)
+        _store = VectorStore(settings.MILVUS_URI, settings.MILVUS_TOKEN, settings.MILVUS_TIMEOUT_S, settings.MILVUS_ALIAS,
+                             breaker_s=settings.MILVUS_BREAKER_S)
     return _store
 
 

@@ -1,6 +1,7 @@
 """The only module that talks to Milvus: one collection per training run, served through an alias."""
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,12 +59,20 @@ def search_filter(genre: str | None = None, year_from: int | None = None, year_t
     return " and ".join(parts)
 
 
+READS = frozenset({"describe_alias", "get", "search", "describe_collection", "count", "load_collection"})
+
+
 class VectorStore:
-    def __init__(self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS) -> None:
+    def __init__(self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS,
+                 breaker_s: float = 0.0) -> None:
         self.uri = uri
         self.token = token
         self.timeout = timeout
         self.alias = alias  # also names the run collections, so deployments sharing a Milvus stay apart
+        # After a failure, reads fail at once for this long instead of each waiting out the timeout (a hung
+        # Milvus would otherwise cost every page `timeout`); then one read tries again. Writes always try.
+        self.breaker_s = breaker_s
+        self._open_until = 0.0
         self._client = None
         self._has_lists: dict[str, bool] = {}
 
@@ -81,6 +90,10 @@ class VectorStore:
         import grpc
         from pymilvus.exceptions import MilvusException
 
+        now = time.monotonic()
+        if what in READS and now < self._open_until:
+            raise VectorStoreUnavailable(f"Milvus at {self.uri} failed {self.breaker_s:.0f} s ago or less; "
+                                         f"not asked again for {self._open_until - now:.1f} s ({what})")
         try:
             if self._client is None:
                 from pymilvus import MilvusClient
@@ -91,7 +104,9 @@ class VectorStore:
             yield self._client
         except (MilvusException, grpc.RpcError, ConnectionError, OSError) as error:
             self._forget_client()  # reconnect next time: the server may have restarted
+            self._open_until = time.monotonic() + self.breaker_s
             raise VectorStoreUnavailable(f"Milvus at {self.uri} failed during {what}: {error}") from error
+        self._open_until = 0.0
 
     def _forget_client(self) -> None:
         client, self._client = self._client, None

@@ -191,6 +191,8 @@ RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", 
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
+# After a failed Milvus read, pages fall back at once for this long before one tries Milvus again.
+MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 10)
 MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")
 SERVE_FROM_NEIGHBOR_LISTS = env_bool("SERVE_FROM_NEIGHBOR_LISTS", True)
 

@@ -141,7 +141,7 @@ def test_no_server_fails_fast_as_unavailable() -> None:
     started = time.monotonic()
     with pytest.raises(VectorStoreUnavailable):
         down.search(np.ones((1, 8), dtype=np.float32), 5)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 1.5
 
 
 @pytest.mark.timeout(120)
@@ -153,7 +153,7 @@ def test_hung_server_is_bounded_by_the_timeout(milvus_server) -> None:
         started = time.monotonic()
         with pytest.raises(VectorStoreUnavailable):
             store.search(movie_vectors().vectors[:1], 5)
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < 3.5
     finally:
         os.kill(milvus_server.process.pid, signal.SIGCONT)
     assert store.search(movie_vectors().vectors[:1], 1)[0][0].movie_id == 1
@@ -166,3 +166,28 @@ def test_search_works_again_after_a_server_restart(milvus_server) -> None:
     milvus_server.stop()
     milvus_server.start()
     assert store.search(movie_vectors().vectors[:1], 1)[0][0].movie_id == 1
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_server_costs_one_timeout_then_reads_fail_at_once_until_the_breaker_retries(milvus_server) -> None:
+    store = VectorStore(milvus_server.uri, timeout=2, alias="breaker", breaker_s=8)
+    store.publish(1, movie_vectors())
+    query = movie_vectors().vectors[:1]
+    os.kill(milvus_server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(VectorStoreUnavailable):
+            store.search(query, 5)
+        first = time.monotonic() - started
+        fast = []
+        for _ in range(10):
+            started = time.monotonic()
+            with pytest.raises(VectorStoreUnavailable, match="not asked again"):
+                store.live_collection()
+            fast.append(time.monotonic() - started)
+    finally:
+        os.kill(milvus_server.process.pid, signal.SIGCONT)
+    assert first < 4 and max(fast) < 0.05, (first, fast)
+    time.sleep(max(0.0, store._open_until - time.monotonic()) + 0.2)
+    assert store.search(query, 1)[0][0].movie_id == 1  # the window passed: one read tries, and it works
+    assert store._open_until == 0.0
