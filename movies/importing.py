@@ -19,6 +19,7 @@ from movies.titles import natural_title
 
 logger = logging.getLogger(__name__)
 MAX_BAD_LINES_LISTED = 10
+IMPORT_STATEMENT_TIMEOUT_S = 3600
 Progress = Callable[[str, Path], Callable[[int], None]]
 
 
@@ -112,14 +113,19 @@ def local_infile_connection() -> Iterator[None]:
         yield
         return
     options = connection.settings_dict["OPTIONS"]
-    before = options.get("local_infile", 0)
+    before = {key: options.get(key) for key in ("local_infile", "read_timeout", "write_timeout")}
     connection.close()
-    options["local_infile"] = 1
+    # Recomputing every movie's statistics at 25M ratings is one long statement: the page timeouts don't apply.
+    options.update(local_infile=1, read_timeout=IMPORT_STATEMENT_TIMEOUT_S, write_timeout=IMPORT_STATEMENT_TIMEOUT_S)
     try:
         yield
     finally:
         connection.close()
-        options["local_infile"] = before
+        for key, value in before.items():
+            if value is None:
+                options.pop(key, None)
+            else:
+                options[key] = value
 
 
 def _refresh_derived() -> None:

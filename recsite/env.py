@@ -61,6 +61,10 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
                 "charset": "utf8mb4",
                 "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
                 "isolation_level": "read committed",
+                # A hung server fails a query instead of holding a page until gunicorn kills the worker.
+                "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT_S", 5),
+                "read_timeout": env_int("DATABASE_READ_TIMEOUT_S", 20),
+                "write_timeout": env_int("DATABASE_WRITE_TIMEOUT_S", 20),
                 # Off explicitly (MariaDB's client library allows it by default): only import_movielens's own
                 # connection turns it on (movies.importing.local_infile_connection), so no web or worker
                 # query can ever read the machine's files.

@@ -1,8 +1,12 @@
 """Health endpoints: liveness (the process answers) and readiness (database, broker, Milvus, workers)."""
+import hmac
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -18,8 +22,13 @@ def _check(probe: object) -> dict:
 
 
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """On a health thread, with that thread's own connection, closed again: a hung server is waited for
+    no longer than the deadline (and than DATABASE_CONNECT_TIMEOUT_S / DATABASE_READ_TIMEOUT_S)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()
 
 
 def _broker() -> None:
@@ -59,12 +68,18 @@ class ProbeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> object:
-        if request.method == "GET" and request.META.get("REMOTE_ADDR") in _LOOPBACK:
-            if request.path == "/health/live/":
-                return live(request)
-            if request.path == "/health/":
-                return ready(request)
+        view = {"/health/live/": live, "/health/": ready}.get(request.path)
+        if view and request.method == "GET" and request.META.get("REMOTE_ADDR") in _LOOPBACK and _would_refuse(request):
+            return view(request)
         return self.get_response(request)
+
+
+def _would_refuse(request: HttpRequest) -> bool:
+    try:
+        request.get_host()
+    except DisallowedHost:
+        return True
+    return settings.SECURE_SSL_REDIRECT and not request.is_secure()
 
 
 @never_cache
@@ -75,20 +90,57 @@ def live(request: HttpRequest) -> JsonResponse:
 # A probe must answer within its own timeout even when a backend hangs: the checks run side by side and
 # whatever has not answered by the deadline is reported as down.
 DEADLINE_S = 3.0
-_probes = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
+# Checks are shared by every caller for this long: a burst of probes costs one round of checks (the
+# worker ping alone waits its full second), not one round each, so health never ties up the web tier.
+CACHE_S = 5.0
+_probes = ThreadPoolExecutor(max_workers=12, thread_name_prefix="health")
+_lock = threading.Lock()
+_last: tuple[float, dict] = (-CACHE_S, {})
 
 
-@never_cache
-def ready(request: HttpRequest) -> JsonResponse:
-    """503 when the database is down (nothing works); Milvus, broker or workers down only degrade."""
+def _run_checks() -> dict:
     deadline = time.monotonic() + DEADLINE_S
     pending = {name: _probes.submit(_check, probe) for name, probe in
-               (("broker", _broker), ("milvus", _milvus), ("workers", _workers))}
-    checks = {"database": _check(_database)}  # here: Django's connections belong to the request's thread
+               (("database", _database), ("broker", _broker), ("milvus", _milvus), ("workers", _workers))}
+    checks = {}
     for name, future in pending.items():
         try:
             checks[name] = future.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout:
             checks[name] = {"ok": False, "ms": DEADLINE_S * 1000, "error": f"no answer within {DEADLINE_S} s"}
-    return JsonResponse({"ok": all(c["ok"] for c in checks.values()), "checks": checks},
-                        status=200 if checks["database"]["ok"] else 503)
+    return checks
+
+
+def current_checks() -> dict:
+    """The latest checks, run again when older than CACHE_S; concurrent callers wait for one round."""
+    global _last
+    if time.monotonic() - _last[0] < CACHE_S:
+        return _last[1]
+    if not _lock.acquire(timeout=DEADLINE_S + 0.5):
+        return _last[1] or {"database": {"ok": False, "error": "health checks are stuck"}}
+    try:
+        if time.monotonic() - _last[0] >= CACHE_S:
+            _last = (time.monotonic(), _run_checks())
+        return _last[1]
+    finally:
+        _lock.release()
+
+
+def _may_see_details(request: HttpRequest) -> bool:
+    """Staff, or a caller presenting HEALTH_TOKEN: anyone else learns only up or down."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    token = settings.HEALTH_TOKEN
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(token) and hmac.compare_digest(presented, token)
+
+
+@never_cache
+def ready(request: HttpRequest) -> JsonResponse:
+    """503 when the database is down (nothing works); Milvus, broker or workers down only degrade."""
+    checks = current_checks()
+    body = {"ok": all(c["ok"] for c in checks.values())}
+    if _may_see_details(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if checks["database"]["ok"] else 503)

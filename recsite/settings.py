@@ -147,11 +147,21 @@ _BROKER_DIR = VAR_DIR / "celery-broker"
 if CELERY_BROKER_URL.startswith("filesystem"):
     (_BROKER_DIR / "done").mkdir(parents=True, exist_ok=True)
     (_BROKER_DIR / "control").mkdir(exist_ok=True)
+TRAINING_SOFT_TIME_LIMIT_S = env_int("TRAINING_SOFT_TIME_LIMIT_S", 3600)
+TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 3900)
+# Every other task (publish, retrain checks, new-movie vectors, the sweeper) is bounded too.
+TASK_SOFT_TIME_LIMIT_S = env_int("TASK_SOFT_TIME_LIMIT_S", 840)
+TASK_TIME_LIMIT_S = env_int("TASK_TIME_LIMIT_S", 900)
+CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT_S
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_S
+# Redis hands an unacknowledged task to another worker after this long: it must outlast the longest hard
+# limit, or a training still running would be started a second time.
+BROKER_VISIBILITY_TIMEOUT_S = max(TRAINING_TIME_LIMIT_S, TASK_TIME_LIMIT_S) + 600
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR / "done"),
      "control_folder": str(_BROKER_DIR / "control")}
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"socket_timeout": 2, "socket_connect_timeout": 2, "visibility_timeout": 3600}
+    else {"socket_timeout": 2, "socket_connect_timeout": 2, "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S}
 )
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
@@ -178,8 +188,6 @@ TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 2)
 WORKER_PRELOAD_ML = env_bool("WORKER_PRELOAD_ML", True)
 # A child that imports torch and dgl at start needs longer than Celery's 4 s to report alive.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_int("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 120)
-TRAINING_SOFT_TIME_LIMIT_S = env_int("TRAINING_SOFT_TIME_LIMIT_S", 3600)
-TRAINING_TIME_LIMIT_S = env_int("TRAINING_TIME_LIMIT_S", 3900)
 TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 3)
 RETRAIN_MIN_CHANGES = env_int("RETRAIN_MIN_CHANGES", 50)
 RETRAIN_MAX_DELAY_S = env_int("RETRAIN_MAX_DELAY_S", 3600)
@@ -187,6 +195,9 @@ RETRAIN_RESEND_AFTER_S = env_int("RETRAIN_RESEND_AFTER_S", 300)
 PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.005"))
 # Overrides of recommender.training.TrainingConfig for runs started by the pipeline (JSON).
 RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", "{}"))
+
+# Lets a monitor read /health/'s per-check detail with "Authorization: Bearer <token>" (staff always can).
+HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")

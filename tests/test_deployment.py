@@ -173,3 +173,27 @@ def test_the_containers_own_health_probe_passes_in_production_shape(client: obje
     outside = client.get("/health/", REMOTE_ADDR="198.51.100.4", HTTP_HOST="127.0.0.1:8000")
     assert outside.status_code == 400  # anyone else still meets host validation
     assert client.get("/", **probe).status_code == 400  # and only the probes are exempt
+
+
+def test_every_task_has_a_hard_limit_the_broker_outlasts() -> None:
+    from django.conf import settings
+
+    from recsite.celery import app
+
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("recommender.")}
+    assert {"recommender.tasks.train_model", "recommender.tasks.publish_embeddings"} <= set(ours)
+    for name, task in ours.items():
+        limit = task.time_limit or app.conf.task_time_limit
+        assert limit and limit < settings.BROKER_VISIBILITY_TIMEOUT_S, (name, limit)
+    if not settings.CELERY_BROKER_URL.startswith("filesystem"):
+        assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] == settings.BROKER_VISIBILITY_TIMEOUT_S
+
+
+def test_database_connections_have_timeouts() -> None:
+    from recsite.env import database_from_url
+
+    options = database_from_url("mysql://u:p@db:3306/recsite", ROOT)["OPTIONS"]
+    assert options["connect_timeout"] > 0 and options["read_timeout"] > 0 and options["write_timeout"] > 0
+    assert options["read_timeout"] < 30, "below gunicorn's worker timeout, so a hung query fails the page first"
+    assert options["local_infile"] == 0
