@@ -28,6 +28,10 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     interactions, catalogue = load(Path(args.data_root) / args.dataset)
     variants = json.loads(args.variants)
+    known = set(TrainingConfig().as_dict())
+    for name, overrides in variants.items():  # from_dict ignores unknown keys (old stored configs); a sweep must not
+        if set(overrides) - known:
+            parser.error(f"variant {name!r}: unknown TrainingConfig fields {sorted(set(overrides) - known)}")
     rows, reference = [], None
     for name, overrides in variants.items():
         hits, ndcgs, metrics, seconds = [], [], [], []

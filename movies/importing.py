@@ -206,7 +206,7 @@ def _import_movies(records: Iterable[MovieRecord], links: dict[int, LinkRecord],
                    options: ImportOptions) -> dict[int, int]:
     """Upsert movies and their genres; returns movielens_id -> Movie.id for every movie in the file."""
     existing = {m.movielens_id: m for m in Movie.objects.filter(movielens_id__isnull=False)}
-    genre_ids = dict(Genre.objects.values_list("name", "id"))
+    genre_ids = {movielens.genre_key(name): i for name, i in Genre.objects.values_list("name", "id")}
     current_genres: dict[int, set[int]] = {}
     for movie_id, genre_id in Movie.genres.through.objects.values_list("movie_id", "genre_id"):
         current_genres.setdefault(movie_id, set()).add(genre_id)
@@ -224,10 +224,16 @@ def _import_movies(records: Iterable[MovieRecord], links: dict[int, LinkRecord],
 
 
 def _ensure_genres(batch: list[MovieRecord], genre_ids: dict[str, int]) -> None:
-    missing = sorted({g for r in batch for g in r.genres} - genre_ids.keys())
+    """genre_ids maps collation keys (movielens.genre_key) to ids: "Comedy", "comedy " and "Cömedy" are one
+    genre, as MariaDB's unique index would insist; the first spelling seen names it."""
+    missing: dict[str, str] = {}
+    for name in (g for r in batch for g in r.genres):
+        if movielens.genre_key(name) not in genre_ids:
+            missing.setdefault(movielens.genre_key(name), name)
     if missing:
-        Genre.objects.bulk_create([Genre(name=name) for name in missing], ignore_conflicts=True)
-        genre_ids.update(Genre.objects.filter(name__in=missing).values_list("name", "id"))
+        Genre.objects.bulk_create([Genre(name=name) for name in missing.values()], ignore_conflicts=True)
+        for name, genre_id in Genre.objects.filter(name__in=list(missing.values())).values_list("name", "id"):
+            genre_ids[movielens.genre_key(name)] = genre_id
 
 
 def _movie_from(record: MovieRecord, link: LinkRecord | None) -> Movie:
@@ -269,7 +275,7 @@ def _write_movie_genres(batch: list[MovieRecord], existing: dict[int, Movie], ge
     stale, links, touched = [], [], set()
     for record in batch:
         movie_id = existing[record.movielens_id].id
-        wanted = {genre_ids[g] for g in record.genres}
+        wanted = {genre_ids[movielens.genre_key(g)] for g in record.genres}
         if wanted != current_genres.get(movie_id, set()):
             stale.append(movie_id)
             links += [through(movie_id=movie_id, genre_id=g) for g in wanted]

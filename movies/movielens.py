@@ -1,6 +1,7 @@
 """MovieLens file layouts and line parsers: bytes in, typed records or bad-line reasons out (no Django)."""
 import csv
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +20,16 @@ ML_1M_OCCUPATIONS = (
 )
 AGE_GROUPS = ((1, "<18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-49"), (50, "50-55"), (56, "56+"))
 NO_GENRES = "(no genres listed)"
+# The database columns' limits (movies.models), checked here so a line that would not fit is a reported bad
+# line on every database, not a crash under MariaDB's strict mode or a silent truncation.
+MAX_ID = 2_147_483_647           # ids, ages and TMDb ids: a signed 32-bit integer everywhere
+MAX_TITLE = 500
+MAX_GENRE = 64
+MAX_IMDB_ID = 16
+MAX_ZIP = 16
+MAX_OCCUPATION = 64
+MAX_AGE = 150
+MAX_TIMESTAMP = 4_102_444_800    # 2100-01-01: DATETIME holds it, and no rating comes from later
 _YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 _HALF_STARS = {f"{s / 2:g}": Decimal(s) / 2 for s in range(1, 11)} | {f"{s / 2:.1f}": Decimal(s) / 2 for s in range(1, 11)}
 _WHOLE_STARS = {str(s): Decimal(s) for s in range(1, 6)}
@@ -159,6 +170,30 @@ def age_group_for(age: int) -> str:
     return label
 
 
+def genre_key(name: str) -> str:
+    """What MariaDB's utf8mb4_unicode_ci collation compares: case, accents and trailing spaces ignored."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)).casefold().strip()
+
+
+def _checked_genres(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Stripped, each at most MAX_GENRE long, one spelling per collation key (the first)."""
+    kept: dict[str, str] = {}
+    for name in (n.strip() for n in names):
+        if len(name) > MAX_GENRE:
+            raise ValueError(f"genre {name[:20]!r}... is longer than {MAX_GENRE} characters")
+        if name:
+            kept.setdefault(genre_key(name), name)
+    return tuple(kept.values())
+
+
+def _checked_title(title: str) -> str:
+    if not title:
+        raise ValueError("empty title")
+    if len(title) > MAX_TITLE:
+        raise ValueError(f"title is {len(title)} characters, over {MAX_TITLE}")
+    return title
+
+
 def parse_movie(layout: Layout, fields: list[str], genre_names: tuple[str, ...]) -> MovieRecord:
     if layout.name == "ml-100k":
         if len(fields) != 5 + len(genre_names):
@@ -166,16 +201,14 @@ def parse_movie(layout: Layout, fields: list[str], genre_names: tuple[str, ...])
         flags = fields[5:]
         if any(flag not in ("0", "1") for flag in flags):
             raise ValueError("genre flags must be 0 or 1")
-        genres = tuple(name for name, flag in zip(genre_names, flags) if flag == "1" and name != "unknown")
-        title = fields[1].strip()
+        genres = _checked_genres([name for name, flag in zip(genre_names, flags) if flag == "1" and name != "unknown"])
+        title = _checked_title(fields[1].strip())
         return MovieRecord(_positive_int(fields[0], "movie id"), title, year_from_title(title), genres,
                            release_date=_ml100k_date(fields[2]))
     if len(fields) != 3:
         raise ValueError(f"expected 3 fields (id, title, genres), got {len(fields)}")
-    title = fields[1].strip()
-    if not title:
-        raise ValueError("empty title")
-    genres = tuple(g for g in fields[2].split("|") if g and g != NO_GENRES)
+    title = _checked_title(fields[1].strip())
+    genres = _checked_genres([g for g in fields[2].split("|") if g and g != NO_GENRES])
     return MovieRecord(_positive_int(fields[0], "movie id"), title, year_from_title(title), genres)
 
 
@@ -184,14 +217,21 @@ def parse_user(layout: Layout, fields: list[str]) -> UserRecord:
         raise ValueError(f"expected 5 fields, got {len(fields)}")
     if layout.name == "ml-100k":
         user_id, age_text, gender, occupation, zip_code = fields
-        age = _positive_int(age_text, "age")
-        return UserRecord(_positive_int(user_id, "user id"), gender, age, age_group_for(age), occupation, zip_code)
-    user_id, gender, age_text, occupation_code, zip_code = fields
-    age = _positive_int(age_text, "age")
-    code = _positive_int(occupation_code, "occupation", allow_zero=True)
-    if code >= len(ML_1M_OCCUPATIONS):
-        raise ValueError(f"occupation code {code} is not 0-{len(ML_1M_OCCUPATIONS) - 1}")
-    return UserRecord(_positive_int(user_id, "user id"), gender, age, age_group_for(age), ML_1M_OCCUPATIONS[code], zip_code)
+    else:
+        user_id, gender, age_text, occupation_code, zip_code = fields
+        code = _positive_int(occupation_code, "occupation", allow_zero=True)
+        if code >= len(ML_1M_OCCUPATIONS):
+            raise ValueError(f"occupation code {code} is not 0-{len(ML_1M_OCCUPATIONS) - 1}")
+        occupation = ML_1M_OCCUPATIONS[code]
+    age = _positive_int(age_text, "age", maximum=MAX_AGE)
+    gender, occupation, zip_code = gender.strip(), occupation.strip(), zip_code.strip()
+    if len(gender) > 1:
+        raise ValueError(f"gender {gender[:20]!r} is not one letter (M or F)")
+    if len(occupation) > MAX_OCCUPATION:
+        raise ValueError(f"occupation is longer than {MAX_OCCUPATION} characters")
+    if len(zip_code) > MAX_ZIP:
+        raise ValueError(f"zip code {zip_code[:20]!r} is longer than {MAX_ZIP} characters")
+    return UserRecord(_positive_int(user_id, "user id"), gender, age, age_group_for(age), occupation, zip_code)
 
 
 def parse_rating(layout: Layout, fields: list[str]) -> RatingRecord:
@@ -202,16 +242,17 @@ def parse_rating(layout: Layout, fields: list[str]) -> RatingRecord:
     if stars is None:
         allowed = "0.5-5.0 in half steps" if layout.has_half_stars else "a whole number 1-5"
         raise ValueError(f"rating {fields[2]!r} is not {allowed}")
-    timestamp = _positive_int(fields[3], "timestamp", allow_zero=True)
+    timestamp = _positive_int(fields[3], "timestamp", allow_zero=True, maximum=MAX_TIMESTAMP)
     return RatingRecord(_positive_int(fields[0], "user id"), _positive_int(fields[1], "movie id"), stars, timestamp)
 
 
 def parse_link(fields: list[str]) -> LinkRecord:
     if len(fields) != 3:
         raise ValueError(f"expected 3 fields (movieId, imdbId, tmdbId), got {len(fields)}")
-    tmdb = fields[2].strip()
-    return LinkRecord(_positive_int(fields[0], "movie id"), fields[1].strip(),
-                      _positive_int(tmdb, "tmdb id") if tmdb else None)
+    tmdb, imdb = fields[2].strip(), fields[1].strip()
+    if len(imdb) > MAX_IMDB_ID:
+        raise ValueError(f"IMDb id {imdb[:20]!r} is longer than {MAX_IMDB_ID} characters")
+    return LinkRecord(_positive_int(fields[0], "movie id"), imdb, _positive_int(tmdb, "tmdb id") if tmdb else None)
 
 
 def split_fields(layout: Layout, table: str, text: str) -> list[str]:
@@ -255,10 +296,12 @@ def iter_records(path: Path, layout: Layout, table: str, encoding: str,
             yield BadLine(path.name, line_no, str(error)), line_no, offset
 
 
-def _positive_int(text: str, what: str, allow_zero: bool = False) -> int:
+def _positive_int(text: str, what: str, allow_zero: bool = False, maximum: int = MAX_ID) -> int:
     text = text.strip()
-    if not text.isdigit():
-        raise ValueError(f"{what} {text!r} is not a whole number")
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{what} {text[:20]!r} is not a whole number")
+    if len(text) > 20 or int(text) > maximum:
+        raise ValueError(f"{what} {text[:20]} is out of range (at most {maximum})")
     value = int(text)
     if value == 0 and not allow_zero:
         raise ValueError(f"{what} must be positive")

@@ -101,3 +101,25 @@ def test_removing_a_rating_without_javascript_after_an_htmx_save_returns_to_the_
     assert removed.status_code == 302 and removed["Location"] == page
     assert client.get(removed["Location"]).status_code == 200
     assert not Rating.objects.filter(user=bob, movie=movie).exists()
+
+
+def test_the_popular_fallback_reads_stored_statistics_not_the_ratings_table(client: Client, alice, catalogue_movies,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender import serving
+    from recommender.models import TrainingRun
+    from recommender.vector_store import VectorStore
+
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))  # an outage
+    serving.forget_live_run()
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/for-you/")
+    assert page.status_code == 200 and "unavailable" in page.content.decode()
+    # One user's own ratings (an index range) are fine; an aggregate across everyone's is the scan to avoid.
+    grouped = [q["sql"] for q in queries if "movies_rating" in q["sql"] and "user_id" not in q["sql"].split("WHERE")[-1]
+               and any(f in q["sql"].upper() for f in ("COUNT(", "AVG(", "SUM(", "GROUP BY"))]
+    assert not grouped, grouped

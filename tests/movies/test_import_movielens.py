@@ -180,3 +180,58 @@ def test_an_import_marks_the_change_once_not_per_rating(fixtures_dir: Path, djan
     with django_capture_on_commit_callbacks() as callbacks:
         run_import(str(fixtures_dir / "ml-latest-small"))
     assert callbacks == []
+
+
+def _line_numbers(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def test_lines_that_would_not_fit_the_columns_are_reported_and_the_rest_imports(fixtures_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    from movies.models import Genre
+
+    directory = copy_dataset(fixtures_dir, "ml-latest-small", tmp_path)
+    movies, links, ratings = (directory / name for name in ("movies.csv", "links.csv", "ratings.csv"))
+    first_bad_movie = _line_numbers(movies) + 1
+    with movies.open("a", encoding="utf-8") as handle:
+        handle.write(f'900,"{"Long " * 120}(2001)",Drama\n')            # title over 500 characters
+        handle.write("99999999999,Huge Id (2001),Drama\n")               # id beyond a 32-bit integer
+        handle.write(f"901,Odd Genre (2001),{'G' * 70}\n")                # genre name over 64 characters
+        handle.write("902,Spelled Three Ways (2002),Comedy|comedy |Cömedy\n")
+        handle.write("903,Another Comedy (2003),COMEDY\n")
+    first_bad_link = _line_numbers(links) + 1
+    with links.open("a", encoding="utf-8") as handle:
+        handle.write(f"902,{'1' * 20},5\n")                               # IMDb id over 16 characters
+        handle.write("903,0113228,99999999999\n")                         # TMDb id out of range
+    first_bad_rating = _line_numbers(ratings) + 1
+    with ratings.open("a", encoding="utf-8") as handle:
+        handle.write("1,902,4.0,99999999999\n")                           # a timestamp past year 2100
+        handle.write("99999999999,902,4.0,964982703\n")                   # user id out of range
+        handle.write("3,903,4.0,964982703\n")                             # fine
+    output = run_import(str(directory))
+    for file, first, count in (("movies.csv", first_bad_movie, 3), ("links.csv", first_bad_link, 2),
+                               ("ratings.csv", first_bad_rating, 2)):
+        for line_no in range(first, first + count):
+            assert f"{file}, line {line_no}:" in output, (file, line_no, output)
+    assert "skipped 7 bad line(s)" in output
+    comedy = [name for name in Genre.objects.values_list("name", flat=True) if name.casefold().strip() == "comedy"]
+    assert comedy == ["Comedy"]  # one genre, however the file spells it
+    assert list(Movie.objects.get(movielens_id=902).genres.values_list("name", flat=True)) == ["Comedy"]
+    assert list(Movie.objects.get(movielens_id=903).genres.values_list("name", flat=True)) == ["Comedy"]
+    assert Rating.objects.filter(movie__movielens_id=903).count() == 1
+
+
+def test_users_that_would_not_fit_the_columns_are_reported(fixtures_dir: Path, tmp_path: Path) -> None:
+    directory = copy_dataset(fixtures_dir, "ml-1m", tmp_path)
+    users = directory / "users.dat"
+    first = len(users.read_bytes().splitlines()) + 1
+    with users.open("a", encoding="latin-1") as handle:
+        handle.write("10::Male::25::1::12345\n")                           # gender not one letter
+        handle.write("11::F::999::1::12345\n")                             # age out of range
+        handle.write(f"12::M::25::1::{'9' * 20}\n")                        # zip code over 16 characters
+        handle.write("99999999999::M::25::1::12345\n")                     # id out of range
+        handle.write("13::M::25::1::12345\n")                              # fine
+    output = run_import(str(directory))
+    for line_no in range(first, first + 4):
+        assert f"users.dat, line {line_no}:" in output, output
+    assert Profile.objects.filter(movielens_user_id=13).exists()
