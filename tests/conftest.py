@@ -22,7 +22,7 @@ def is_mysql() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("mysql")
 
 
-requires_mysql = pytest.mark.skipif(not is_mysql(), reason="needs DATABASE_URL=mysql://... (run by .ci/run)")
+requires_mysql = pytest.mark.mysql
 
 
 def subprocess_database_url() -> str:
@@ -126,8 +126,45 @@ def shared_milvus_uri() -> str | None:
     return os.environ.get("MILVUS_URI") if os.environ.get("MILVUS_LITE_PID") else None
 
 
-requires_milvus = pytest.mark.skipif(shared_milvus_uri() is None,
-                                     reason="needs the milvus-lite server that scripts/test starts")
+requires_milvus = pytest.mark.milvus
+
+
+def redis_is_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def chromium_path() -> str | None:
+    import shutil
+
+    return shutil.which("chromium")
+
+
+# Each marker names a real part a test needs; tests with any of them form the integration tier
+# (`scripts/test -m "not integration"` is the fast one). Without the part, the test is skipped, saying why.
+SERVICES = {
+    "mysql": (is_mysql, "needs MariaDB: DATABASE_URL=mysql://root@127.0.0.1:3306/recsite (as .ci/run sets)"),
+    "milvus": (lambda: shared_milvus_uri() is not None, "needs the milvus-lite server that scripts/test starts"),
+    "redis": (redis_is_up, "needs Redis on 127.0.0.1:6379 (apt-get install redis-server; .ci/run starts it)"),
+    "browser": (lambda: chromium_path() is not None, "needs Debian's chromium (apt-get install chromium)"),
+}
+
+
+def pytest_collection_modifyitems(config: object, items: list) -> None:
+    available = {name: check() for name, (check, _) in SERVICES.items()}
+    for item in items:
+        needed = {mark.name for mark in item.iter_markers()} & SERVICES.keys()
+        if needed:
+            item.add_marker(pytest.mark.integration)
+        for name in sorted(needed):
+            if not available[name]:
+                item.add_marker(pytest.mark.skip(reason=SERVICES[name][1]))
+                break
 
 
 @pytest.fixture

@@ -25,16 +25,7 @@ TINY = {"epochs": 2, "batches_per_epoch": 3, "hidden_dim": 16, "walk": {"num_lay
                                                                        "num_neighbors": 5}}
 
 
-def redis_is_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-requires_redis = pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379 (started by .ci/run)")
-pytestmark = [requires_milvus, requires_redis,
+pytestmark = [requires_milvus, pytest.mark.redis, pytest.mark.worker,
               pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
 
@@ -118,10 +109,14 @@ def test_a_prefork_worker_trains_and_publishes_twice(worker: Worker) -> None:
 
 def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Worker) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 40, "batches_per_epoch": 20}):
+    # Long enough to be killed mid-way however fast the trainer gets: no early stopping, many batches. The
+    # redelivered attempt trains the same (the config travels with the run), so the test bounds it by time.
+    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 12, "batches_per_epoch": 400,
+                                                        "patience": 100_000}):
         run = pipeline.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
     time.sleep(1)
+    assert TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, "killed mid-training, not after"
     for pid in worker.child_pids():
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: TrainingRun.objects.get(id=run.id).published_at is not None, 200, "the redelivered run to go live")
