@@ -16,7 +16,7 @@ from django.test import override_settings
 from movies.models import Movie, Rating
 from recommender import pipeline
 from recommender.models import RecommenderState, TrainingRun
-from tests.conftest import ROOT, requires_milvus, shared_milvus_uri, subprocess_database_url
+from tests.conftest import ROOT, redis_is_up, requires_milvus, shared_milvus_uri, subprocess_database_url
 from tests.recommender.test_train_command import make_ratings
 
 _configured = os.environ.get("CELERY_BROKER_URL", "")
