@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from movielens_files import DATA_ROOT, load
-from recommender import evaluation
-from recommender.experiment import fit_pinsage, prepare
-from recommender.training import TrainingConfig
+from recommender.ml import evaluation
+from recommender.ml.experiment import fit_pinsage, prepare
+from recommender.ml.training import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

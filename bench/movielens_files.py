@@ -7,8 +7,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from movies import movielens  # noqa: E402
-from recommender.experiment import Catalogue  # noqa: E402
-from recommender.graph import Interactions  # noqa: E402
+from recommender.ml.data import Catalogue  # noqa: E402
+from recommender.ml.data import Interactions  # noqa: E402
 
 DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "movielens"
 

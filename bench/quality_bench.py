@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from movielens_files import DATA_ROOT, load
-from recommender import evaluation
-from recommender.experiment import fit_baselines, fit_pinsage, prepare
-from recommender.training import TrainingConfig
+from recommender.ml import evaluation
+from recommender.ml.experiment import fit_baselines, fit_pinsage, prepare
+from recommender.ml.training import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from movielens_files import DATA_ROOT, load
-from recommender.experiment import fit_pinsage, prepare
-from recommender.training import TrainingConfig
+from recommender.ml.experiment import fit_pinsage, prepare
+from recommender.ml.training import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

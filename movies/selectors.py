@@ -8,8 +8,8 @@ from movies import search
 from movies.models import Genre, Movie, Rating
 
 if TYPE_CHECKING:
-    from recommender.experiment import Catalogue
-    from recommender.graph import Interactions
+    from recommender.ml.data import Catalogue
+    from recommender.ml.data import Interactions
 
 SEARCH_MAX_LENGTH = 100
 SORTS = {  # Browse's orders; "relevance" exists only with a query and is the search's own order
@@ -100,7 +100,7 @@ def ratings_for_training() -> "Interactions":
     """Every rating as arrays of database ids, for the recommender's graph."""
     import numpy as np
 
-    from recommender.graph import Interactions
+    from recommender.ml.data import Interactions
 
     rows = list(Rating.objects.values_list("user_id", "movie_id", "stars", "rated_at").iterator(chunk_size=20000))
     if not rows:
@@ -116,7 +116,7 @@ def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
     """Movies' ids, titles, years and genres, sorted by id, for the recommender's features."""
     import numpy as np
 
-    from recommender.experiment import Catalogue
+    from recommender.ml.data import Catalogue
 
     movies = Movie.objects.order_by("id")
     links = Movie.genres.through.objects.all()

@@ -5,7 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from recommender import pipeline, plots
+from recommender import pipeline
+from recommender.ml import plots
 from recommender.models import RecommenderState, TrainingRun
 from recommender.vector_store import PublishFailed, VectorStoreUnavailable
 

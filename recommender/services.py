@@ -47,7 +47,7 @@ def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, wit
     try:
         _train(run, on_epoch, with_baselines)
     except Exception as error:
-        from recommender.experiment import NotEnoughData
+        from recommender.ml.experiment import NotEnoughData
 
         _drop_broken_connection()
         from celery.exceptions import SoftTimeLimitExceeded
@@ -72,8 +72,8 @@ def _drop_broken_connection() -> None:
 def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_baselines: bool) -> None:
     import torch
 
-    from recommender import experiment
-    from recommender.training import TrainingConfig
+    from recommender.ml import experiment
+    from recommender.ml.training import TrainingConfig
 
     config = TrainingConfig.from_dict({**TrainingConfig().as_dict(), **run.config})
     if config.device == "auto":
@@ -160,7 +160,7 @@ def publish_embeddings(run_id: int) -> str:
 def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
     """Each movie's exact nearest movies (ids, inner products), stored with it so a page needs no search; None
     beyond NEIGHBOR_LISTS_MAX_MOVIES, where the all-pairs product gets slow and pages search instead."""
-    from recommender.scoring import top_neighbors
+    from recommender.ml.scoring import top_neighbors
     from recommender.vector_store import NEIGHBORS
 
     if len(movie_ids) < 2 or len(movie_ids) > NEIGHBOR_LISTS_MAX_MOVIES:
@@ -174,9 +174,9 @@ _network_cache: dict[int, object] = {}
 
 def live_network(run: TrainingRun) -> tuple[object, dict]:
     """The live run's network and artifact, loaded once per process."""
-    from recommender.features import build_movie_features
-    from recommender.pinsage import PinSageNetwork
-    from recommender.training import TrainingConfig
+    from recommender.ml.features import build_movie_features
+    from recommender.ml.pinsage import PinSageNetwork
+    from recommender.ml.training import TrainingConfig
 
     if run.id not in _network_cache:
         artifact = load_artifact(run)
@@ -196,8 +196,8 @@ def embed_movie(movie_id: int) -> bool:
     """Gives a new or edited movie its vector in the live collection without retraining."""
     import numpy as np
 
-    from recommender.embeddings import cold_start_embeddings
-    from recommender.features import build_movie_features
+    from recommender.ml.embeddings import cold_start_embeddings
+    from recommender.ml.features import build_movie_features
     from recommender.serving import live_run, vector_store
     from recommender.vector_store import NEIGHBORS, MovieVectors
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from movies import selectors
 from movies.models import Movie
 from recommender.models import TrainingRun
-from recommender.scoring import Histories, ScoringConfig, rank, select_history
+from recommender.ml.scoring import Histories, ScoringConfig, rank, select_history
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, search_filter
 
 logger = logging.getLogger(__name__)

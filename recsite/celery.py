@@ -30,4 +30,4 @@ def prepare_child(**kwargs: object) -> None:
 
     os.environ["OMP_NUM_THREADS"] = str(settings.TORCH_NUM_THREADS)
     if settings.WORKER_PRELOAD_ML:
-        from recommender import embeddings, training  # noqa: F401  (imports torch and dgl)
+        from recommender.ml import embeddings, training  # noqa: F401  (imports torch and dgl)

@@ -193,7 +193,7 @@ RETRAIN_MIN_CHANGES = env_int("RETRAIN_MIN_CHANGES", 50)
 RETRAIN_MAX_DELAY_S = env_int("RETRAIN_MAX_DELAY_S", 3600)
 RETRAIN_RESEND_AFTER_S = env_int("RETRAIN_RESEND_AFTER_S", 300)
 PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.005"))
-# Overrides of recommender.training.TrainingConfig for runs started by the pipeline (JSON).
+# Overrides of recommender.ml.training.TrainingConfig for runs started by the pipeline (JSON).
 RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", "{}"))
 
 # Lets a monitor read /health/'s per-check detail with "Authorization: Bearer <token>" (staff always can).

@@ -45,8 +45,8 @@ def tiny_interactions() -> "TinyData":
     """5 users, 8 movies, no database: two taste clusters (movies 1-4 and 5-8) and one unrated movie."""
     import numpy as np
 
-    from recommender.experiment import Catalogue
-    from recommender.graph import Interactions
+    from recommender.ml.data import Catalogue
+    from recommender.ml.data import Interactions
 
     ratings = [  # (user, movie, stars, time)
         (1, 1, 5.0, 10), (1, 2, 4.5, 11), (1, 3, 4.0, 12), (1, 4, 2.0, 13),

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender import evaluation
-from recommender.scoring import Evidence, Histories, ScoringConfig, rank, select_history, top_neighbors
+from recommender.ml import evaluation
+from recommender.ml.scoring import Evidence, Histories, ScoringConfig, rank, select_history, top_neighbors
 
 RANKED = np.array([[3, 1, 2], [0, 2, 3], [1, 0, 4]])
 HELD_OUT = np.array([1, 4, 1])  # second place, a miss, first place

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from recommender.graph import MOVIE, RATED, RATED_BY, USER, WEIGHT, EdgeWeighting, build_interaction_graph
+from recommender.ml.graph import MOVIE, RATED, RATED_BY, USER, WEIGHT, EdgeWeighting, build_interaction_graph
 
 
 def test_every_movie_is_a_node_and_ids_map_both_ways(tiny_interactions) -> None:

@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from recommender.graph import build_interaction_graph
-from recommender.sampling import VISITS, NextMovieSampler, UserSequences, WalkConfig, importance_neighborhoods
+from recommender.ml.graph import build_interaction_graph
+from recommender.ml.sampling import VISITS, NextMovieSampler, UserSequences, WalkConfig, importance_neighborhoods
 
 
 def tiny_graph(tiny_interactions):

@@ -24,9 +24,9 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(store, mon
     from django.contrib.auth import get_user_model
 
     from movies.models import Genre, Movie, Rating
-    from recommender import evaluation, serving
+    from recommender.ml import evaluation, serving
     from recommender.models import TrainingRun
-    from recommender.scoring import ScoringConfig
+    from recommender.ml.scoring import ScoringConfig
     from recommender.services import nearest_movies
     from recommender.vector_store import MovieVectors
 

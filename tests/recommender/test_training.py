@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from recommender import experiment
-from recommender.experiment import NotEnoughData
-from recommender.graph import Interactions
-from recommender.sampling import WalkConfig
-from recommender.training import TrainingConfig, TrainingDiverged
+from recommender.ml import experiment
+from recommender.ml.experiment import NotEnoughData
+from recommender.ml.data import Interactions
+from recommender.ml.sampling import WalkConfig
+from recommender.ml.training import TrainingConfig, TrainingDiverged
 
 TINY = dict(hidden_dim=16, batch_size=32, batches_per_epoch=10, epochs=6, patience=10, learning_rate=0.01,
             walk=WalkConfig(num_layers=1, num_random_walks=5, num_neighbors=3))

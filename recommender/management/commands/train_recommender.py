@@ -8,7 +8,7 @@ from tqdm import tqdm
 from recommender import services
 from recommender.management.commands.evaluate_recommender import metrics_table
 from recommender.models import TrainingRun
-from recommender.training import TrainingConfig
+from recommender.ml.training import TrainingConfig
 
 
 class Command(BaseCommand):

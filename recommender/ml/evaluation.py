@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from recommender.scoring import LIKED_STARS, Histories, ScoringConfig, history_weight_matrix, rank, select_history, top_neighbors
+from recommender.ml.scoring import LIKED_STARS, Histories, ScoringConfig, history_weight_matrix, rank, select_history, top_neighbors
 
 K = 10
 RECALL_K = 20

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommender.features import PAD, YEAR_BUCKETS, MovieFeatures
-from recommender.sampling import Neighborhoods
+from recommender.ml.features import PAD, YEAR_BUCKETS, MovieFeatures
+from recommender.ml.sampling import Neighborhoods
 
 FEATURE_INIT_STD = 0.01  # PyTorch's N(0, 1) rows would give every movie a prior of norm ~11: "its year and title"
 NUM_DEGREE_BUCKETS = 24

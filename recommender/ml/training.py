@@ -9,11 +9,11 @@ import dgl
 import numpy as np
 import torch
 
-from recommender.features import MovieFeatures
-from recommender.graph import EdgeWeighting
-from recommender.pinsage import PinSageNetwork, next_movie_loss
-from recommender.sampling import Neighborhoods, NextMovieSampler, UserSequences, WalkConfig
-from recommender.scoring import ScoringConfig
+from recommender.ml.features import MovieFeatures
+from recommender.ml.graph import EdgeWeighting
+from recommender.ml.pinsage import PinSageNetwork, next_movie_loss
+from recommender.ml.sampling import Neighborhoods, NextMovieSampler, UserSequences, WalkConfig
+from recommender.ml.scoring import ScoringConfig
 
 
 class TrainingDiverged(Exception):

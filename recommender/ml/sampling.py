@@ -5,7 +5,7 @@ import dgl
 import numpy as np
 import torch
 
-from recommender.graph import MOVIE, USER, InteractionGraph
+from recommender.ml.graph import MOVIE, USER, InteractionGraph
 
 VISITS = "visits"
 

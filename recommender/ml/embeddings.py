@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 
-from recommender.features import MovieFeatures
-from recommender.pinsage import PinSageNetwork
-from recommender.sampling import Neighborhoods
+from recommender.ml.features import MovieFeatures
+from recommender.ml.pinsage import PinSageNetwork
+from recommender.ml.sampling import Neighborhoods
 
 
 @torch.no_grad()

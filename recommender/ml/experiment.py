@@ -4,13 +4,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recommender import evaluation
-from recommender.embeddings import movie_embeddings
-from recommender.features import MovieFeatures, build_movie_features
-from recommender.graph import Interactions, InteractionGraph, build_interaction_graph
-from recommender.sampling import UserSequences, importance_neighborhoods
-from recommender.scoring import ScoringConfig, top_neighbors
-from recommender.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
+from recommender.ml import evaluation
+from recommender.ml.embeddings import movie_embeddings
+from recommender.ml.features import MovieFeatures, build_movie_features
+from recommender.ml.data import Catalogue, Interactions
+from recommender.ml.graph import InteractionGraph, build_interaction_graph
+from recommender.ml.sampling import UserSequences, importance_neighborhoods
+from recommender.ml.scoring import ScoringConfig, top_neighbors
+from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
 
 MIN_USERS = 2
 MIN_RATINGS = 10
@@ -18,14 +19,6 @@ MIN_RATINGS = 10
 
 class NotEnoughData(Exception):
     """Too few ratings to learn from; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    movie_ids: np.ndarray  # sorted Movie ids
-    titles: list[str]
-    years: list[int | None]
-    genres: list[list[str]]
 
 
 @dataclass(frozen=True)

@@ -5,27 +5,13 @@ import dgl
 import numpy as np
 import torch
 
+from recommender.ml.data import Interactions
+
 USER = "user"
 MOVIE = "movie"
 RATED = "rated"        # user -> movie
 RATED_BY = "rated-by"  # movie -> user
 WEIGHT = "weight"
-
-
-@dataclass(frozen=True)
-class Interactions:
-    """Ratings as parallel arrays of database ids, one entry per rating."""
-
-    user_ids: np.ndarray    # (num_ratings,) int64, User.id
-    movie_ids: np.ndarray   # (num_ratings,) int64, Movie.id
-    stars: np.ndarray       # (num_ratings,) float32, 0.5 .. 5.0
-    timestamps: np.ndarray  # (num_ratings,) int64, Unix seconds
-
-    def __len__(self) -> int:
-        return len(self.user_ids)
-
-    def subset(self, mask: np.ndarray) -> "Interactions":
-        return Interactions(self.user_ids[mask], self.movie_ids[mask], self.stars[mask], self.timestamps[mask])
 
 
 @dataclass(frozen=True)

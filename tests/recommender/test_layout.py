@@ -1,0 +1,43 @@
+"""The ML package stays Django-free, and reading the database's arrays never loads the training stack."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+ML = sorted(p.stem for p in (ROOT / "recommender" / "ml").glob("*.py") if p.stem != "__init__")
+
+
+def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    probe = code + "; import sys, json; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", **(env or {})})
+    assert done.returncode == 0, done.stderr
+    import json
+
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_ml_package_holds_the_learning_modules() -> None:
+    assert {"graph", "features", "sampling", "pinsage", "training", "embeddings", "evaluation", "scoring",
+            "experiment", "data"} <= set(ML)
+    assert not any((ROOT / "recommender" / f"{name}.py").exists() for name in ML)
+
+
+@pytest.mark.parametrize("module", ML)
+def test_no_ml_module_imports_django(module: str) -> None:
+    loaded = _loaded_after(f"import recommender.ml.{module}")
+    assert not {m for m in loaded if m == "django" or m.startswith("django.")}, module
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_ratings_and_the_catalogue_loads_neither_torch_nor_dgl() -> None:
+    from tests.conftest import subprocess_database_url
+
+    loaded = _loaded_after("import django; django.setup(); from movies import selectors; "
+                           "selectors.movie_catalogue(); selectors.ratings_for_training()",
+                           {"DATABASE_URL": subprocess_database_url()})
+    assert "torch" not in loaded and "dgl" not in loaded
