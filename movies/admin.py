@@ -43,12 +43,15 @@ class MovieAdmin(admin.ModelAdmin):
         services.note_catalogue_changed()
 
     def delete_model(self, request: HttpRequest, obj: Movie) -> None:
-        super().delete_model(request, obj)
-        services.note_catalogue_changed()
+        self.delete_queryset(request, Movie.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Movie]) -> None:
+        from recommender.pipeline import note_movies_deleted
+
+        movie_ids = list(queryset.values_list("id", flat=True))
         super().delete_queryset(request, queryset)
         services.note_catalogue_changed()
+        note_movies_deleted(movie_ids)
 
     @admin.display(description="Genres")
     def genre_list(self, movie: Movie) -> str:

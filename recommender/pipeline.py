@@ -68,6 +68,15 @@ def note_movie_changed(movie_id: int) -> None:
     transaction.on_commit(lambda: enqueue_soon(tasks.embed_movie, movie_id))
 
 
+def note_movies_deleted(movie_ids: list[int]) -> None:
+    """Deleted movies leave Milvus after commit."""
+    from recommender import tasks
+
+    ids = [int(i) for i in movie_ids]
+    if ids:
+        transaction.on_commit(lambda: enqueue_soon(tasks.remove_movies, ids))
+
+
 def request_retrain(reason: str, requested_by: object | None = None) -> TrainingRun | None:
     """Queues a run unless one is already queued (debounce); None when it was already queued."""
     from recommender import tasks

@@ -143,11 +143,17 @@ def publish_embeddings(run_id: int) -> str:
     if run.status != TrainingRun.Status.SUCCEEDED or not run.artifact_path:
         raise ValueError(f"training run {run_id} has not succeeded; only a succeeded run can be published")
     artifact = load_artifact(run)
-    catalogue = selectors.movie_catalogue(artifact["movie_ids"].tolist())
-    present = np.isin(artifact["movie_ids"], catalogue.movie_ids)  # movies deleted since training are left out
-    movie_ids, vectors = artifact["movie_ids"][present], artifact["embeddings"][present]
-    neighbors, scores = nearest_movies(movie_ids, vectors)
-    movies = MovieVectors(movie_ids, vectors, np.array([y or 0 for y in catalogue.years], dtype=np.int32),
+    catalogue = selectors.movie_catalogue()  # every movie that exists now, sorted by id
+    trained = dict(zip(artifact["movie_ids"].tolist(), range(len(artifact["movie_ids"]))))
+    # Movies deleted since training are left out; movies added since get their features-only vector.
+    rows = [trained.get(int(m), -1) for m in catalogue.movie_ids]
+    vectors = np.zeros((len(rows), artifact["embeddings"].shape[1]), dtype=np.float32)
+    known = np.array([r >= 0 for r in rows], dtype=bool)
+    vectors[known] = artifact["embeddings"][[r for r in rows if r >= 0]]
+    if (~known).any():
+        vectors[~known] = _cold_start_vectors(run, catalogue, np.flatnonzero(~known))
+    neighbors, scores = nearest_movies(catalogue.movie_ids, vectors)
+    movies = MovieVectors(catalogue.movie_ids, vectors, np.array([y or 0 for y in catalogue.years], dtype=np.int32),
                           catalogue.genres, neighbors, scores)
     store = vector_store()
     name = store.publish(run.id, movies)
@@ -181,8 +187,14 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
     if run.id not in _network_cache:
         artifact = load_artifact(run)
         config = TrainingConfig.from_dict(artifact["config"])
-        catalogue = selectors.movie_catalogue(artifact["movie_ids"].tolist())
-        features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres,
+        # Rows in the artifact's order, one per trained movie, deleted ones included (with empty features):
+        # the id embedding has one row per trained movie, and a deletion must not change its shape.
+        current = selectors.movie_catalogue(artifact["movie_ids"].tolist())
+        found = {int(m): i for i, m in enumerate(current.movie_ids)}
+        at = [found.get(int(m)) for m in artifact["movie_ids"]]
+        features = build_movie_features([current.titles[i] if i is not None else "" for i in at],
+                                        [current.years[i] if i is not None else None for i in at],
+                                        [current.genres[i] if i is not None else [] for i in at],
                                         vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
         network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, config.dropout,
                                  config.use_id_embedding)
@@ -190,6 +202,27 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
         _network_cache.clear()
         _network_cache[run.id] = (network, artifact)
     return _network_cache[run.id]
+
+
+def _cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) -> object:
+    """Features-only vectors (as new movies get) for the catalogue rows at `positions`."""
+    from recommender.ml.embeddings import cold_start_embeddings
+    from recommender.ml.features import build_movie_features
+
+    network, artifact = live_network(run)
+    features = build_movie_features([catalogue.titles[i] for i in positions], [catalogue.years[i] for i in positions],
+                                    [catalogue.genres[i] for i in positions], vocabulary=artifact["vocabulary"],
+                                    genre_names=artifact["genre_names"])
+    return cold_start_embeddings(network, features)
+
+
+def remove_movies(movie_ids: list[int]) -> None:
+    """Deleted movies leave the live collection (the next publish leaves them out anyway)."""
+    from recommender.serving import forget_live_run, vector_store
+
+    if movie_ids and vector_store().live_collection():
+        vector_store().delete_movies(movie_ids)
+        forget_live_run()
 
 
 def embed_movie(movie_id: int) -> bool:

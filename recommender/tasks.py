@@ -31,6 +31,11 @@ def embed_movie(movie_id: int) -> None:
     services.embed_movie(movie_id)
 
 
+@shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
+def remove_movies(movie_ids: list[int]) -> None:
+    services.remove_movies(movie_ids)
+
+
 @shared_task
 def maybe_retrain() -> None:
     pipeline.maybe_retrain()

@@ -87,3 +87,28 @@ def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, set
     assert lost.status == TrainingRun.Status.FAILED and "hard time limit of 600 s" in lost.failure_reason
     assert busy.status == TrainingRun.Status.RUNNING
     assert pipeline.fail_overdue_runs() == 0
+
+
+@requires_milvus
+def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(store, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    monkeypatch.setattr(serving, "_store", store)
+    serving.forget_live_run()
+    with override_settings(ARTIFACTS_DIR=tmp_path):
+        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+        run = TrainingRun.objects.get()
+        gone = Movie.objects.order_by("id").first()
+        gone_id = gone.id
+        gone.delete()  # trained on, then deleted before publishing
+        added = Movie.objects.create(title="Added After Training (2026)", year=2026)
+        services.publish_embeddings(run.id)
+        held = store.get_vectors([gone_id, added.id])
+        assert added.id in held and gone_id not in held
+        assert store.count(store.collection_for_run(run.id)) == Movie.objects.count()
+        services._network_cache.clear()  # as a fresh worker process would load it
+        later = Movie.objects.create(title="Later Still (2027)", year=2027)
+        assert services.embed_movie(later.id), "a deletion must not break new movies' vectors"
+        services.remove_movies([added.id])
+        assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
+    serving.forget_live_run()
