@@ -1,4 +1,5 @@
 """gunicorn settings for the site (read by `gunicorn -c gunicorn.conf.py recsite.wsgi`), all from the environment."""
+
 import os
 from pathlib import Path
 
@@ -33,5 +34,8 @@ def on_starting(server: object) -> None:
     if reasons and not env_bool("GUNICORN_ALLOW_INSECURE", False):
         for reason in reasons:
             server.log.error("refusing to serve: %s", reason)
-        raise SystemExit("refusing to serve on a public address with development defaults: " + "; ".join(reasons)
-                         + ". Bind 127.0.0.1 behind a TLS proxy, or set DJANGO_PRODUCTION=true and DJANGO_SECRET_KEY.")
+        raise SystemExit(
+            "refusing to serve on a public address with development defaults: "
+            + "; ".join(reasons)
+            + ". Bind 127.0.0.1 behind a TLS proxy, or set DJANGO_PRODUCTION=true and DJANGO_SECRET_KEY."
+        )

@@ -1,5 +1,6 @@
 """Ablations of the PinSage training config on validation only (tuned serving rule), each against the first
 variant by a paired bootstrap over users; appends to bench/results/ablations.json and rewrites ablations.md."""
+
 import argparse
 import json
 import os
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from movielens_files import DATA_ROOT, load
+
 from recommender.ml import evaluation
 from recommender.ml.experiment import fit_pinsage, prepare
 from recommender.ml.training import TrainingConfig
@@ -22,8 +23,9 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(DATA_ROOT))
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--variants", required=True,
-                        help='JSON object: name -> TrainingConfig overrides; the first is the reference')
+    parser.add_argument(
+        "--variants", required=True, help="JSON object: name -> TrainingConfig overrides; the first is the reference"
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     interactions, catalogue = load(Path(args.data_root) / args.dataset)
@@ -49,11 +51,18 @@ def main() -> None:
         hit, ndcg = np.mean(hits, axis=0), np.mean(ndcgs, axis=0)
         if reference is None:
             reference = (hit, ndcg)
-        row = {"dataset": args.dataset, "variant": name, "overrides": overrides, "seeds": args.seeds,
-               "val_hr@10": float(hit.mean()), "val_ndcg@10": float(ndcg.mean()),
-               "hr_vs_reference": evaluation.paired_bootstrap(hit, reference[0]),
-               "ndcg_vs_reference": evaluation.paired_bootstrap(ndcg, reference[1]),
-               "seconds_to_best": float(np.mean(seconds)), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        row = {
+            "dataset": args.dataset,
+            "variant": name,
+            "overrides": overrides,
+            "seeds": args.seeds,
+            "val_hr@10": float(hit.mean()),
+            "val_ndcg@10": float(ndcg.mean()),
+            "hr_vs_reference": evaluation.paired_bootstrap(hit, reference[0]),
+            "ndcg_vs_reference": evaluation.paired_bootstrap(ndcg, reference[1]),
+            "seconds_to_best": float(np.mean(seconds)),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         rows.append(row)
         print(format_row(row), flush=True)
         save(row)
@@ -61,10 +70,12 @@ def main() -> None:
 
 def format_row(row: dict) -> str:
     hr, ndcg = row["hr_vs_reference"], row["ndcg_vs_reference"]
-    return (f"| {row['dataset']} | {row['variant']} | {json.dumps(row['overrides'])} | {row['seeds']} | "
-            f"{row['val_hr@10']:.4f} | {hr['difference']:+.4f} [{hr['low']:+.4f}, {hr['high']:+.4f}] | "
-            f"{row['val_ndcg@10']:.4f} | {ndcg['difference']:+.4f} [{ndcg['low']:+.4f}, {ndcg['high']:+.4f}] | "
-            f"{row['seconds_to_best']:.0f} |")
+    return (
+        f"| {row['dataset']} | {row['variant']} | {json.dumps(row['overrides'])} | {row['seeds']} | "
+        f"{row['val_hr@10']:.4f} | {hr['difference']:+.4f} [{hr['low']:+.4f}, {hr['high']:+.4f}] | "
+        f"{row['val_ndcg@10']:.4f} | {ndcg['difference']:+.4f} [{ndcg['low']:+.4f}, {ndcg['high']:+.4f}] | "
+        f"{row['seconds_to_best']:.0f} |"
+    )
 
 
 def save(row: dict) -> None:
@@ -73,10 +84,13 @@ def save(row: dict) -> None:
     rows = json.loads(path.read_text()) if path.exists() else []
     rows.append(row)
     path.write_text(json.dumps(rows, indent=2))
-    header = ["# Ablations (validation only, tuned serving rule; differences against the first variant of "
-              "each batch, paired bootstrap over users, 95% interval)", "",
-              "| data | variant | overrides | seeds | val HR@10 | vs reference | val NDCG@10 | vs reference | s to best |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    header = [
+        "# Ablations (validation only, tuned serving rule; differences against the first variant of "
+        "each batch, paired bootstrap over users, 95% interval)",
+        "",
+        "| data | variant | overrides | seeds | val HR@10 | vs reference | val NDCG@10 | vs reference | s to best |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     (RESULTS / "ablations.md").write_text("\n".join(header + [format_row(r) for r in rows]) + "\n")
 
 

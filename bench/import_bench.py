@@ -1,4 +1,5 @@
 """Times import_movielens on real and generated data sets against LOAD DATA LOCAL INFILE of the same rows."""
+
 import argparse
 import json
 import os
@@ -17,8 +18,9 @@ BENCH_DB = "recsite_bench"
 
 
 def mysql(database: str | None = None) -> "MySQLdb.Connection":
-    return MySQLdb.connect(host="127.0.0.1", user="root", local_infile=1, charset="utf8mb4",
-                           **({"database": database} if database else {}))
+    return MySQLdb.connect(
+        host="127.0.0.1", user="root", local_infile=1, charset="utf8mb4", **({"database": database} if database else {})
+    )
 
 
 def reset_database() -> None:
@@ -46,8 +48,10 @@ def time_import(directory: Path) -> tuple[float, str]:
 
 
 BARE_TABLE = "CREATE TABLE bare_ratings (user_id INT, movie_id INT, stars DECIMAL(2,1), ts BIGINT) ENGINE=InnoDB"
-INDEXED_TABLE = ("CREATE TABLE bare_ratings (id BIGINT AUTO_INCREMENT PRIMARY KEY, user_id INT, movie_id INT, "
-                 "stars DECIMAL(2,1), ts BIGINT, UNIQUE KEY (user_id, movie_id), KEY (movie_id, stars), KEY (ts)) ENGINE=InnoDB")
+INDEXED_TABLE = (
+    "CREATE TABLE bare_ratings (id BIGINT AUTO_INCREMENT PRIMARY KEY, user_id INT, movie_id INT, "
+    "stars DECIMAL(2,1), ts BIGINT, UNIQUE KEY (user_id, movie_id), KEY (movie_id, stars), KEY (ts)) ENGINE=InnoDB"
+)
 
 
 def time_load_data(ratings: Path, separator: str, skip_header: bool, create: str = BARE_TABLE) -> float:
@@ -103,13 +107,18 @@ def generate_ml1m(directory: Path, seed: int = 0) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data" / "movielens"),
-                        help="folder holding ml-100k/ and ml-latest-small/")
+    parser.add_argument(
+        "--data-root",
+        default=str(ROOT.parent / "shared" / "data" / "movielens"),
+        help="folder holding ml-100k/ and ml-latest-small/",
+    )
     parser.add_argument("--skip-1m", action="store_true", help="leave out the generated 1M data set")
     args = parser.parse_args()
     data_root = Path(args.data_root)
-    cases = [("ml-100k", data_root / "ml-100k", "u.data", "\t", False),
-             ("ml-latest-small", data_root / "ml-latest-small", "ratings.csv", ",", True)]
+    cases = [
+        ("ml-100k", data_root / "ml-100k", "u.data", "\t", False),
+        ("ml-latest-small", data_root / "ml-latest-small", "ratings.csv", ",", True),
+    ]
     workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
     if not args.skip_1m:
         generate_ml1m(workdir / "ml-1m")
@@ -125,17 +134,28 @@ def main() -> None:
         rerun_s, rerun_output = time_import(directory)
         load_s = time_load_data(directory / ratings_file, separator, header)
         indexed_s = time_load_data(directory / ratings_file, separator, header, INDEXED_TABLE)
-        rows.append({"dataset": name, "ratings": num_ratings, "import_s": round(import_s, 2),
-                     "import_rows_per_s": round(num_ratings / import_s), "rerun_s": round(rerun_s, 2),
-                     "rerun_unchanged": "0 new, 0 changed" in rerun_output.split("ratings")[-1],
-                     "load_data_s": round(load_s, 2), "load_data_rows_per_s": round(num_ratings / load_s),
-                     "ratio_import_to_load_data": round(import_s / load_s, 2),
-                     "load_data_indexed_s": round(indexed_s, 2),
-                     "ratio_import_to_indexed_load_data": round(import_s / indexed_s, 2)})
+        rows.append(
+            {
+                "dataset": name,
+                "ratings": num_ratings,
+                "import_s": round(import_s, 2),
+                "import_rows_per_s": round(num_ratings / import_s),
+                "rerun_s": round(rerun_s, 2),
+                "rerun_unchanged": "0 new, 0 changed" in rerun_output.split("ratings")[-1],
+                "load_data_s": round(load_s, 2),
+                "load_data_rows_per_s": round(num_ratings / load_s),
+                "ratio_import_to_load_data": round(import_s / load_s, 2),
+                "load_data_indexed_s": round(indexed_s, 2),
+                "ratio_import_to_indexed_load_data": round(import_s / indexed_s, 2),
+            }
+        )
     print_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "import.json").write_text(json.dumps({"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                                     "cpu_count": os.cpu_count(), "rows": rows}, indent=2))
+    (RESULTS / "import.json").write_text(
+        json.dumps(
+            {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(), "rows": rows}, indent=2
+        )
+    )
     print(f"\nwritten to {RESULTS / 'import.json'}")
 
 
@@ -146,10 +166,12 @@ def print_table(rows: list[dict]) -> None:
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['dataset']:20} {r['ratings']:>10,} {r['import_s']:>9} {r['import_rows_per_s']:>9,} "
-              f"{r['load_data_s']:>12} {r['load_data_rows_per_s']:>10,} {r['ratio_import_to_load_data']:>6} "
-              f"{r['load_data_indexed_s']:>9} {r['ratio_import_to_indexed_load_data']:>6} "
-              f"{r['rerun_s']:>8} {str(r['rerun_unchanged']):>6}")
+        print(
+            f"{r['dataset']:20} {r['ratings']:>10,} {r['import_s']:>9} {r['import_rows_per_s']:>9,} "
+            f"{r['load_data_s']:>12} {r['load_data_rows_per_s']:>10,} {r['ratio_import_to_load_data']:>6} "
+            f"{r['load_data_indexed_s']:>9} {r['ratio_import_to_indexed_load_data']:>6} "
+            f"{r['rerun_s']:>8} {str(r['rerun_unchanged']):>6}"
+        )
 
 
 if __name__ == "__main__":

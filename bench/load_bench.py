@@ -1,5 +1,6 @@
 """Locust load on the whole stack (gunicorn, Celery, MariaDB, Redis, milvus-lite), then the same load while Redis
 and then the Milvus server are stopped for a while each: throughput, page latency, 5xx and ratings lost."""
+
 import argparse
 import csv
 import json
@@ -27,9 +28,20 @@ class Milvus:
         self.data_dir, self.port, self.log, self.process = data_dir, port, log, None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([str(ROOT / ".venv/bin/milvus-lite"), "server", "--data-dir", str(self.data_dir),
-                                         "--host", "127.0.0.1", "--port", str(self.port)],
-                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [
+                str(ROOT / ".venv/bin/milvus-lite"),
+                "server",
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=open(self.log, "a"),
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -41,8 +53,27 @@ def stop_redis() -> None:
 
 
 def start_redis() -> None:
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-                    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/bench.log"], check=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/bench.log",
+        ],
+        check=True,
+    )
 
 
 def wait_until(predicate: object, seconds: float, what: str) -> None:
@@ -78,9 +109,9 @@ def prepare_users(phase: str, count: int) -> list[list[str]]:
     import secrets
 
     from django.contrib.auth import get_user_model
+    from signed_in import session_key_for
 
     from movies import services
-    from signed_in import session_key_for
 
     users = []
     for k in range(count):
@@ -100,21 +131,44 @@ def start_stack(env: dict, var: Path, port: int, web_workers: int) -> list[subpr
     venv = ROOT / ".venv/bin"
     commands = {
         "web": [str(venv / "gunicorn"), "-c", "gunicorn.conf.py", "recsite.wsgi"],
-        "worker": [str(venv / "celery"), "-A", "recsite", "worker", "-n", "default@load", "-Q", "default",
-                   "--concurrency", "1", "-l", "warning"],
+        "worker": [
+            str(venv / "celery"),
+            "-A",
+            "recsite",
+            "worker",
+            "-n",
+            "default@load",
+            "-Q",
+            "default",
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+        ],
         "beat": [str(venv / "celery"), "-A", "recsite", "beat", "-l", "warning", "-s", str(var / "beat-schedule")],
     }
     web_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(web_workers)}
-    return [subprocess.Popen(command, cwd=ROOT, env=web_env if name == "web" else env,
-                             stdout=open(var / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-            for name, command in commands.items()]
+    return [
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=web_env if name == "web" else env,
+            stdout=open(var / f"{name}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        for name, command in commands.items()
+    ]
 
 
 def inject_faults(milvus: Milvus, seconds: int, events: list) -> None:
     """10 s of normal load, Redis down, 5 s, Milvus down, then back, all inside the locust run."""
     started = time.monotonic()
-    steps = [(10, "redis stopped", stop_redis), (seconds, "redis started", start_redis),
-             (5, "milvus stopped", milvus.stop), (seconds, "milvus started", milvus.start)]
+    steps = [
+        (10, "redis stopped", stop_redis),
+        (seconds, "redis started", start_redis),
+        (5, "milvus stopped", milvus.stop),
+        (seconds, "milvus started", milvus.start),
+    ]
     for wait, event, action in steps:
         time.sleep(wait)
         action()
@@ -131,9 +185,9 @@ def sample_health(url: str, samples: list, stop: threading.Event) -> None:
 def warm_up(url: str, movie_ids: list[int], num_requests: int) -> None:
     """Unmeasured requests first, so every gunicorn worker has its imports and connections before the clock runs."""
     from django.contrib.auth import get_user_model
+    from signed_in import session_key_for
 
     from movies.models import Rating
-    from signed_in import session_key_for
 
     rating = Rating.objects.order_by("id").first()
     user = get_user_model().objects.get(id=rating.user_id) if rating else None
@@ -143,6 +197,7 @@ def warm_up(url: str, movie_ids: list[int], num_requests: int) -> None:
     def fetch(k: int) -> None:
         request = urllib.request.Request(f"{url}{paths[k % len(paths)]}", headers={"Cookie": cookie})
         urllib.request.urlopen(request, timeout=30).read()
+
     threads = [threading.Thread(target=fetch, args=(k,)) for k in range(num_requests)]
     for thread in threads:
         thread.start()
@@ -154,12 +209,33 @@ def run_locust(plan: dict, url: str, users: int, seconds: int, prefix: Path) -> 
     plan_file, errors_file = prefix.with_suffix(".plan.json"), prefix.with_suffix(".errors.json")
     plan_file.write_text(json.dumps(plan))
     locust = Path(os.environ["LOCUST_VENV"]) / "bin" / "locust"
-    subprocess.run([str(locust), "-f", str(ROOT / "bench" / "locustfile.py"), "--headless", "--users", str(users),
-                    "--spawn-rate", str(max(users // 5, 1)), "--run-time", f"{seconds}s", "--host", url,
-                    "--csv", str(prefix), "--csv-full-history", "--only-summary", "--loglevel", "WARNING",
-                    "--stop-timeout", "5"],
-                   env={**os.environ, "LOAD_USERS_FILE": str(plan_file), "LOAD_ERRORS_FILE": str(errors_file)},
-                   check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(locust),
+            "-f",
+            str(ROOT / "bench" / "locustfile.py"),
+            "--headless",
+            "--users",
+            str(users),
+            "--spawn-rate",
+            str(max(users // 5, 1)),
+            "--run-time",
+            f"{seconds}s",
+            "--host",
+            url,
+            "--csv",
+            str(prefix),
+            "--csv-full-history",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "5",
+        ],
+        env={**os.environ, "LOAD_USERS_FILE": str(plan_file), "LOAD_ERRORS_FILE": str(errors_file)},
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads(errors_file.read_text())
 
 
@@ -169,9 +245,12 @@ def summarise(prefix: Path, seconds: int) -> dict:
     for name in [*PAGES, "Aggregated"]:
         row = rows.get(name)
         if row:
-            pages[name] = {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                           "rps": round(int(row["Request Count"]) / seconds, 1),
-                           **{f"p{q}_ms": float(row[f"{q}%"]) for q in (50, 95, 99)}}
+            pages[name] = {
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "rps": round(int(row["Request Count"]) / seconds, 1),
+                **{f"p{q}_ms": float(row[f"{q}%"]) for q in (50, 95, 99)},
+            }
     return pages
 
 
@@ -200,10 +279,17 @@ def phase(name: str, plan_base: dict, url: str, args: argparse.Namespace, milvus
     accepted = pages["rate"]["requests"] - pages["rate"]["failures"] if "rate" in pages else 0
     saved = ratings_by(users) - before
     # A POST still in flight when locust stops may be saved without being counted: saved can exceed accepted.
-    return {"pages": pages, "server_errors": len(server_errors), "ratings_accepted": accepted,
-            "ratings_saved": saved, "ratings_lost": max(accepted - saved, 0),
-            "saved_while_in_flight_at_stop": max(saved - accepted, 0), "events": events, "health": samples,
-            "seen_healthy_again_after_s": recovered}
+    return {
+        "pages": pages,
+        "server_errors": len(server_errors),
+        "ratings_accepted": accepted,
+        "ratings_saved": saved,
+        "ratings_lost": max(accepted - saved, 0),
+        "saved_while_in_flight_at_stop": max(saved - accepted, 0),
+        "events": events,
+        "health": samples,
+        "seen_healthy_again_after_s": recovered,
+    }
 
 
 def plot(report: dict, var: Path, path: Path) -> None:
@@ -240,10 +326,14 @@ def print_table(report: dict) -> None:
     print(f"{'phase':<8} {'page':<14} {'req':>6} {'rps':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'fail':>5}")
     for name, result in report["phases"].items():
         for page, row in result["pages"].items():
-            print(f"{name:<8} {page:<14} {row['requests']:>6} {row['rps']:>6} {row['p50_ms']:>8.0f} "
-                  f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['failures']:>5}")
-        print(f"{name:<8} responses >= 500: {result['server_errors']}, ratings accepted {result['ratings_accepted']}, "
-              f"saved {result['ratings_saved']}, lost {result['ratings_lost']}")
+            print(
+                f"{name:<8} {page:<14} {row['requests']:>6} {row['rps']:>6} {row['p50_ms']:>8.0f} "
+                f"{row['p95_ms']:>8.0f} {row['p99_ms']:>8.0f} {row['failures']:>5}"
+            )
+        print(
+            f"{name:<8} responses >= 500: {result['server_errors']}, ratings accepted {result['ratings_accepted']}, "
+            f"saved {result['ratings_saved']}, lost {result['ratings_lost']}"
+        )
         for service, seconds in result["seen_healthy_again_after_s"].items():
             print(f"{name:<8} {service} back in /health/ {seconds} s after it was started again, no restarts")
 
@@ -255,8 +345,11 @@ def main() -> None:
     parser.add_argument("--fault-seconds", type=int, default=10)
     parser.add_argument("--web-workers", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--milvus-data-dir", required=True, help="data dir of a milvus-lite server with a live run "
-                                                                 "(not running: this bench starts and stops it)")
+    parser.add_argument(
+        "--milvus-data-dir",
+        required=True,
+        help="data dir of a milvus-lite server with a live run (not running: this bench starts and stops it)",
+    )
     parser.add_argument("--milvus-port", type=int, default=19545)
     parser.add_argument("--var", default=str(ROOT / "var" / "load"))
     args = parser.parse_args()
@@ -281,10 +374,18 @@ def main() -> None:
         wait_until(lambda: answers(f"{url}/health/live/"), 60, "gunicorn")
         plan = {"movie_ids": list(Movie.objects.order_by("id").values_list("id", flat=True)), "queries": QUERIES}
         warm_up(url, plan["movie_ids"], 10 * args.web_workers)
-        report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "users": args.users, "seconds": args.seconds,
-                  "fault_seconds": args.fault_seconds, "web_workers": args.web_workers, "cpus": os.cpu_count(),
-                  "phases": {"steady": phase("steady", plan, url, args, None),
-                             "faults": phase("faults", plan, url, args, milvus)}}
+        report = {
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "users": args.users,
+            "seconds": args.seconds,
+            "fault_seconds": args.fault_seconds,
+            "web_workers": args.web_workers,
+            "cpus": os.cpu_count(),
+            "phases": {
+                "steady": phase("steady", plan, url, args, None),
+                "faults": phase("faults", plan, url, args, milvus),
+            },
+        }
         report["health_after"] = health(url)
     finally:
         for process in processes:

@@ -2,6 +2,7 @@
 
 Run by bench/load_bench.py in locust's own virtualenv (it does not import Django). LOAD_USERS_FILE names a JSON
 file of {"users": [[username, session key, CSRF secret], ...], "movie_ids": [...], "queries": [...]}."""
+
 import itertools
 import json
 import os
@@ -58,9 +59,16 @@ class Visitor(HttpUser):
             return
         movie_id = self.unrated.pop()
         stars = random.choice(["2", "3", "3.5", "4", "4.5", "5"])
-        with self.client.post(f"/movies/{movie_id}/rate/", {"stars": stars}, name="rate",
-                              headers={"X-CSRFToken": self.csrf_secret, "HX-Request": "true",
-                                       "Referer": f"{self.host}/movies/{movie_id}/"},
-                              catch_response=True) as response:
+        with self.client.post(
+            f"/movies/{movie_id}/rate/",
+            {"stars": stars},
+            name="rate",
+            headers={
+                "X-CSRFToken": self.csrf_secret,
+                "HX-Request": "true",
+                "Referer": f"{self.host}/movies/{movie_id}/",
+            },
+            catch_response=True,
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"rating not saved: {response.status_code}")

@@ -1,4 +1,5 @@
 """MovieLens folders as recommender inputs, read straight from the files (no database), for benchmarks."""
+
 import sys
 from pathlib import Path
 
@@ -7,8 +8,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from movies import movielens  # noqa: E402
-from recommender.ml.data import Catalogue  # noqa: E402
-from recommender.ml.data import Interactions  # noqa: E402
+from recommender.ml.data import (
+    Catalogue,  # noqa: E402
+    Interactions,  # noqa: E402
+)
 
 DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "movielens"
 
@@ -16,14 +19,26 @@ DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / 
 def load(directory: Path) -> tuple[Interactions, Catalogue]:
     layout = movielens.detect_layout(directory)
     genre_names = movielens.ml100k_genre_names(directory) if layout.name == "ml-100k" else movielens.ML_100K_GENRES
-    movies = sorted((r for r, _, _ in movielens.iter_records(directory / layout.movies, layout, "movies",
-                                                             layout.encoding, genre_names)),
-                    key=lambda r: r.movielens_id)
-    catalogue = Catalogue(np.array([m.movielens_id for m in movies], dtype=np.int64), [m.title for m in movies],
-                          [m.year for m in movies], [list(m.genres) for m in movies])
+    movies = sorted(
+        (
+            r
+            for r, _, _ in movielens.iter_records(
+                directory / layout.movies, layout, "movies", layout.encoding, genre_names
+            )
+        ),
+        key=lambda r: r.movielens_id,
+    )
+    catalogue = Catalogue(
+        np.array([m.movielens_id for m in movies], dtype=np.int64),
+        [m.title for m in movies],
+        [m.year for m in movies],
+        [list(m.genres) for m in movies],
+    )
     ratings = [r for r, _, _ in movielens.iter_records(directory / layout.ratings, layout, "ratings", layout.encoding)]
-    interactions = Interactions(np.array([r.movielens_user_id for r in ratings], dtype=np.int64),
-                                np.array([r.movielens_id for r in ratings], dtype=np.int64),
-                                np.array([float(r.stars) for r in ratings], dtype=np.float32),
-                                np.array([r.timestamp for r in ratings], dtype=np.int64))
+    interactions = Interactions(
+        np.array([r.movielens_user_id for r in ratings], dtype=np.int64),
+        np.array([r.movielens_id for r in ratings], dtype=np.int64),
+        np.array([float(r.stars) for r in ratings], dtype=np.float32),
+        np.array([r.timestamp for r in ratings], dtype=np.int64),
+    )
     return interactions, catalogue

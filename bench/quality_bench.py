@@ -1,5 +1,6 @@
 """Full-ranking leave-last-out quality of PinSage beside tuned baselines, with paired bootstrap intervals
 against the best EASE; writes bench/results/<stem>.{json,md} and <stem>_curves.png."""
+
 import argparse
 import json
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from movielens_files import DATA_ROOT, load
+
 from recommender.ml import evaluation
 from recommender.ml.experiment import fit_baselines, fit_pinsage, prepare
 from recommender.ml.training import TrainingConfig
@@ -47,34 +48,63 @@ def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -
     runs, gains = [], []
     for seed in range(num_seeds):
         config = TrainingConfig.from_dict({**config_base, "seed": seed})
-        outcome = fit_pinsage(prepare(interactions, catalogue, config), config,
-                              lambda r: print(f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
-                                              f"val HR@10 {r.validation['hr@10']:.4f} ({r.seconds:.0f} s)", flush=True))
+        outcome = fit_pinsage(
+            prepare(interactions, catalogue, config),
+            config,
+            lambda r, seed=seed: print(
+                f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
+                f"val HR@10 {r.validation['hr@10']:.4f} ({r.seconds:.0f} s)",
+                flush=True,
+            ),
+        )
         vectors, scoring = outcome.validation_embeddings, outcome.scoring
-        users, ranked = evaluation.ranked_lists(split, evaluation.embedding_ranker(split, vectors, scoring), "test",
-                                                is_ranker=True)
+        users, ranked = evaluation.ranked_lists(
+            split, evaluation.embedding_ranker(split, vectors, scoring), "test", is_ranker=True
+        )
         gains.append(evaluation.per_user_gains(ranked, split.test[users]))
         uncapped = replace(scoring, max_source_share=1.0)
-        runs.append({
-            "seed": seed, "validation": outcome.validation, "test": outcome.test,
-            "validation_uncapped": evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, uncapped),
-                                                       "validation", is_ranker=True),
-            "test_uncapped": evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, uncapped), "test",
-                                                 is_ranker=True),
-            "source_share": evaluation.source_shares(split, vectors, scoring),
-            "source_share_uncapped": evaluation.source_shares(split, vectors, uncapped),
-            "best_epoch": outcome.result.best_epoch, "seconds": outcome.result.seconds,
-            "seconds_to_best": outcome.result.seconds_to_best, "scoring": vars(scoring),
-            "history": [{"epoch": r.epoch, "loss": r.loss, "val_hr@10": r.validation["hr@10"],
-                         "val_ndcg@10": r.validation["ndcg@10"]} for r in outcome.result.history]})
+        runs.append(
+            {
+                "seed": seed,
+                "validation": outcome.validation,
+                "test": outcome.test,
+                "validation_uncapped": evaluation.evaluate(
+                    split, evaluation.embedding_ranker(split, vectors, uncapped), "validation", is_ranker=True
+                ),
+                "test_uncapped": evaluation.evaluate(
+                    split, evaluation.embedding_ranker(split, vectors, uncapped), "test", is_ranker=True
+                ),
+                "source_share": evaluation.source_shares(split, vectors, scoring),
+                "source_share_uncapped": evaluation.source_shares(split, vectors, uncapped),
+                "best_epoch": outcome.result.best_epoch,
+                "seconds": outcome.result.seconds,
+                "seconds_to_best": outcome.result.seconds_to_best,
+                "scoring": vars(scoring),
+                "history": [
+                    {
+                        "epoch": r.epoch,
+                        "loss": r.loss,
+                        "val_hr@10": r.validation["hr@10"],
+                        "val_ndcg@10": r.validation["ndcg@10"],
+                    }
+                    for r in outcome.result.history
+                ],
+            }
+        )
     hits, ndcgs = (np.mean([g[i] for g in gains], axis=0) for i in (0, 1))  # per user, averaged over seeds
     comparisons = {}
     for baseline, (users, ranked) in baseline_lists.items():
         their_hits, their_ndcgs = evaluation.per_user_gains(ranked, split.test[users])
-        comparisons[baseline] = {"hr@10": evaluation.paired_bootstrap(hits, their_hits),
-                                 "ndcg@10": evaluation.paired_bootstrap(ndcgs, their_ndcgs)}
-    return {"baselines": baselines, "baseline_seconds": baseline_seconds, "pinsage": runs,
-            "against_baselines": comparisons}
+        comparisons[baseline] = {
+            "hr@10": evaluation.paired_bootstrap(hits, their_hits),
+            "ndcg@10": evaluation.paired_bootstrap(ndcgs, their_ndcgs),
+        }
+    return {
+        "baselines": baselines,
+        "baseline_seconds": baseline_seconds,
+        "pinsage": runs,
+        "against_baselines": comparisons,
+    }
 
 
 def save(report: dict, stem: str) -> None:
@@ -92,32 +122,56 @@ def format_table(report: dict) -> str:
     lines = []
     for name, data in report["datasets"].items():
         runs = data["pinsage"]
-        lines += [f"\n### {name} (test, full ranking; PinSage mean ± sd over {len(runs)} seeds)\n",
-                  "| model | val HR@10 | " + " | ".join(m.upper() for m in METRICS) + " |",
-                  "|---" * (len(METRICS) + 2) + "|"]
-        for label, val_key, test_key in (("PinSage, served (per-source cap)", "validation", "test"),
-                                         ("PinSage, no cap", "validation_uncapped", "test_uncapped")):
-            lines.append(f"| {label} | " + mean_sd([r[val_key]["hr@10"] for r in runs]) + " | "
-                         + " | ".join(mean_sd([r[test_key][m] for r in runs]) for m in METRICS) + " |")
+        lines += [
+            f"\n### {name} (test, full ranking; PinSage mean ± sd over {len(runs)} seeds)\n",
+            "| model | val HR@10 | " + " | ".join(m.upper() for m in METRICS) + " |",
+            "|---" * (len(METRICS) + 2) + "|",
+        ]
+        for label, val_key, test_key in (
+            ("PinSage, served (per-source cap)", "validation", "test"),
+            ("PinSage, no cap", "validation_uncapped", "test_uncapped"),
+        ):
+            lines.append(
+                f"| {label} | "
+                + mean_sd([r[val_key]["hr@10"] for r in runs])
+                + " | "
+                + " | ".join(mean_sd([r[test_key][m] for r in runs]) for m in METRICS)
+                + " |"
+            )
         for baseline, result in data["baselines"].items():
-            lines.append(f"| {baseline} {result['params']} | {result['validation']['hr@10']:.4f} | "
-                         + " | ".join(f"{result['test'][m]:.4f}" for m in METRICS) + " |")
-        lines += ["", "Served PinSage minus each baseline on test (seed-averaged per user; paired bootstrap over "
-                  "users, 95% interval, share of resamples where PinSage is ahead):", "",
-                  "| baseline | HR@10 difference | NDCG@10 difference |", "|---|---|---|"]
+            lines.append(
+                f"| {baseline} {result['params']} | {result['validation']['hr@10']:.4f} | "
+                + " | ".join(f"{result['test'][m]:.4f}" for m in METRICS)
+                + " |"
+            )
+        lines += [
+            "",
+            "Served PinSage minus each baseline on test (seed-averaged per user; paired bootstrap over "
+            "users, 95% interval, share of resamples where PinSage is ahead):",
+            "",
+            "| baseline | HR@10 difference | NDCG@10 difference |",
+            "|---|---|---|",
+        ]
         for baseline, comparison in data["against_baselines"].items():
-            cells = [f"{c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], p {c['p_better']:.2f}"
-                     for c in (comparison["hr@10"], comparison["ndcg@10"])]
+            cells = [
+                f"{c['difference']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], p {c['p_better']:.2f}"
+                for c in (comparison["hr@10"], comparison["ndcg@10"])
+            ]
             lines.append(f"| {baseline} | {cells[0]} | {cells[1]} |")
-        lines += ["", "Users with at least 5 liked movies: share of their top 20 whose main contributor is their "
-                  "most frequent one (mean; share of users over one half):", "",
-                  f"- with the cap: {mean_sd([r['source_share']['mean_top_source_share'] for r in runs])}; "
-                  f"{mean_sd([r['source_share']['users_over_half'] for r in runs])}",
-                  f"- without: {mean_sd([r['source_share_uncapped']['mean_top_source_share'] for r in runs])}; "
-                  f"{mean_sd([r['source_share_uncapped']['users_over_half'] for r in runs])}",
-                  "", f"Seconds: PinSage to best validation {mean_sd([r['seconds_to_best'] for r in runs])}, "
-                  f"whole loop {mean_sd([r['seconds'] for r in runs])}; all baseline grids "
-                  f"{data['baseline_seconds']:.0f} s."]
+        lines += [
+            "",
+            "Users with at least 5 liked movies: share of their top 20 whose main contributor is their "
+            "most frequent one (mean; share of users over one half):",
+            "",
+            f"- with the cap: {mean_sd([r['source_share']['mean_top_source_share'] for r in runs])}; "
+            f"{mean_sd([r['source_share']['users_over_half'] for r in runs])}",
+            f"- without: {mean_sd([r['source_share_uncapped']['mean_top_source_share'] for r in runs])}; "
+            f"{mean_sd([r['source_share_uncapped']['users_over_half'] for r in runs])}",
+            "",
+            f"Seconds: PinSage to best validation {mean_sd([r['seconds_to_best'] for r in runs])}, "
+            f"whole loop {mean_sd([r['seconds'] for r in runs])}; all baseline grids "
+            f"{data['baseline_seconds']:.0f} s.",
+        ]
     return "\n".join(lines)
 
 
@@ -127,8 +181,9 @@ def plot_curves(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2 * len(report["datasets"]), figsize=(6 * len(report["datasets"]), 3.5),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        1, 2 * len(report["datasets"]), figsize=(6 * len(report["datasets"]), 3.5), squeeze=False
+    )
     axes = axes[0]
     for column, (name, data) in enumerate(report["datasets"].items()):
         loss_axis, hr_axis = axes[2 * column], axes[2 * column + 1]
@@ -138,8 +193,9 @@ def plot_curves(report: dict, path: Path) -> None:
             hr_axis.plot(epochs, [h["val_hr@10"] for h in run["history"]], label=f"seed {run['seed']}")
         for baseline, style in (("ease", "--"), ("ease_recency", ":")):
             if baseline in data["baselines"]:
-                hr_axis.axhline(data["baselines"][baseline]["validation"]["hr@10"], color="k", linestyle=style,
-                                label=baseline)
+                hr_axis.axhline(
+                    data["baselines"][baseline]["validation"]["hr@10"], color="k", linestyle=style, label=baseline
+                )
         loss_axis.set_title(f"{name}: training loss", fontsize=10)
         hr_axis.set_title(f"{name}: val HR@10", fontsize=10)
         for axis in (loss_axis, hr_axis):

@@ -1,6 +1,7 @@
 """Title search latency at ml-32m's catalogue size (87,585 generated titles): the new search beside the old
 `icontains` query on the same rows in one run, each as a whole in-process request with its rows; or, with
 --movielens, ten real queries' top three before and after on a real catalogue. Writes bench/results/."""
+
 import argparse
 import json
 import os
@@ -16,10 +17,41 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 
 NUM_MOVIES = 87_585  # ml-32m
-GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"]
-REAL_QUERIES = ["The Matrix", "matrix", "star wars", "shawshenk", "godfater", "matrix 1999", "1984", "amelie",
-                "lord of the rings", "spiderman", "2001", "the god"]
+GENRES = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
+REAL_QUERIES = [
+    "The Matrix",
+    "matrix",
+    "star wars",
+    "shawshenk",
+    "godfater",
+    "matrix 1999",
+    "1984",
+    "amelie",
+    "lord of the rings",
+    "spiderman",
+    "2001",
+    "the god",
+]
 
 
 def old_search(request: object) -> object:
@@ -32,8 +64,15 @@ def old_search(request: object) -> object:
     query = request.GET.get("q", "").strip()[:100]
     movies = Movie.objects.filter(title__icontains=query).order_by("title", "id").prefetch_related("genres")
     page = Paginator(movies, 24).get_page(1)
-    return JsonResponse({"count": page.paginator.count, "results": [
-        {"movie_id": m.id, "title": m.title, "year": m.year, "genres": [g.name for g in m.genres.all()]} for m in page]})
+    return JsonResponse(
+        {
+            "count": page.paginator.count,
+            "results": [
+                {"movie_id": m.id, "title": m.title, "year": m.year, "genres": [g.name for g in m.genres.all()]}
+                for m in page
+            ],
+        }
+    )
 
 
 def _urlpatterns() -> list:
@@ -49,8 +88,38 @@ def generated_titles(num: int, seed: int) -> list[tuple[str, int, list[str]]]:
     """MovieLens-shaped titles: Zipf-distributed made-up words, trailing articles, alternative titles in
     parentheses, sequels, a year skewed to recent decades; 1-3 genres each."""
     rng = np.random.default_rng(seed)
-    syllables = ["ka", "ri", "mo", "ta", "len", "dor", "shi", "va", "ne", "gol", "tu", "bar", "si", "on", "el",
-                 "ran", "qu", "fi", "zo", "per", "lo", "min", "ha", "cre", "ust", "ty", "wen", "ax", "ri", "pa"]
+    syllables = [
+        "ka",
+        "ri",
+        "mo",
+        "ta",
+        "len",
+        "dor",
+        "shi",
+        "va",
+        "ne",
+        "gol",
+        "tu",
+        "bar",
+        "si",
+        "on",
+        "el",
+        "ran",
+        "qu",
+        "fi",
+        "zo",
+        "per",
+        "lo",
+        "min",
+        "ha",
+        "cre",
+        "ust",
+        "ty",
+        "wen",
+        "ax",
+        "ri",
+        "pa",
+    ]
     vocabulary = ["".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(30_000)]
     weights = 1.0 / np.arange(1, len(vocabulary) + 1) ** 1.05
     weights /= weights.sum()
@@ -92,11 +161,19 @@ def fill(num: int, seed: int) -> None:
             for i in range(start, min(num, start + 5000)):
                 title, year, _ = rows[i]
                 total = round(float(means[i]) * int(counts[i]), 1)
-                batch.append(Movie(title=title, display_title=natural_title(title), year=year, movielens_id=i + 1,
-                                   num_ratings=int(counts[i]), stars_total=total,
-                                   mean_stars=float(means[i]) if counts[i] else None,
-                                   rated_score=stats.rated_score(total, int(counts[i]), 3.5),
-                                   popularity=stats.popularity(total, int(counts[i]), 3.5)))
+                batch.append(
+                    Movie(
+                        title=title,
+                        display_title=natural_title(title),
+                        year=year,
+                        movielens_id=i + 1,
+                        num_ratings=int(counts[i]),
+                        stars_total=total,
+                        mean_stars=float(means[i]) if counts[i] else None,
+                        rated_score=stats.rated_score(total, int(counts[i]), 3.5),
+                        popularity=stats.popularity(total, int(counts[i]), 3.5),
+                    )
+                )
             Movie.objects.bulk_create(batch)
         ids = dict(Movie.objects.values_list("movielens_id", "id"))
         through = Movie.genres.through
@@ -129,7 +206,7 @@ def bench_queries(num: int, seed: int) -> list[str]:
         elif kind == 3:
             word = max(words, key=len).lower()
             at = int(rng.integers(0, len(word)))
-            queries.append(" ".join(w for w in words if w.lower() != word) + " " + word[:at] + word[at + 1:])
+            queries.append(" ".join(w for w in words if w.lower() != word) + " " + word[:at] + word[at + 1 :])
         elif kind == 4:
             queries.append(f"{words[0]} {year}")
         else:
@@ -138,8 +215,12 @@ def bench_queries(num: int, seed: int) -> list[str]:
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(samples, 50)), 2), "p99_ms": round(float(np.percentile(samples, 99)), 2),
-            "mean_ms": round(float(np.mean(samples)), 2), "n": len(samples)}
+    return {
+        "p50_ms": round(float(np.percentile(samples, 50)), 2),
+        "p99_ms": round(float(np.percentile(samples, 99)), 2),
+        "mean_ms": round(float(np.mean(samples)), 2),
+        "n": len(samples),
+    }
 
 
 def run_latency(args: argparse.Namespace) -> dict:
@@ -170,12 +251,19 @@ def run_latency(args: argparse.Namespace) -> dict:
                 assert response.status_code == 200, (url, query, response.status_code)
     checked = queries[:600]
     found = sum(1 for q in checked if search.search_ids(q))
-    report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "database": _database(), "movies": args.movies,
-              "queries": len(queries), "fill_seconds": round(fill_seconds, 1),
-              "index_build_seconds": round(build_seconds, 2), "share_with_results": round(found / len(checked), 3),
-              "latency": {name: percentiles(samples) for name, samples in timings.items()}}
-    report["ratio_p50_old_over_new"] = round(report["latency"]["old icontains"]["p50_ms"]
-                                             / report["latency"]["search (api)"]["p50_ms"], 2)
+    report = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "database": _database(),
+        "movies": args.movies,
+        "queries": len(queries),
+        "fill_seconds": round(fill_seconds, 1),
+        "index_build_seconds": round(build_seconds, 2),
+        "share_with_results": round(found / len(checked), 3),
+        "latency": {name: percentiles(samples) for name, samples in timings.items()},
+    }
+    report["ratio_p50_old_over_new"] = round(
+        report["latency"]["old icontains"]["p50_ms"] / report["latency"]["search (api)"]["p50_ms"], 2
+    )
     return report
 
 
@@ -196,29 +284,49 @@ def run_real(args: argparse.Namespace) -> dict:
         call_command("import_movielens", args.movielens, verbosity=0)
     rows = []
     for query in REAL_QUERIES:
-        old = list(Movie.objects.filter(title__icontains=query).order_by("title", "id").values_list("title", flat=True)[:3])
+        old = list(
+            Movie.objects.filter(title__icontains=query).order_by("title", "id").values_list("title", flat=True)[:3]
+        )
         new = [f"{m.display_title} ({m.num_ratings} ratings)" for m in selectors.suggest_movies(query, 3)]
         rows.append({"query": query, "before": old, "after": new})
-    return {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "catalogue": args.movielens,
-            "movies": Movie.objects.count(), "queries": rows}
+    return {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "catalogue": args.movielens,
+        "movies": Movie.objects.count(),
+        "queries": rows,
+    }
 
 
 def format_latency(report: dict) -> str:
-    lines = [f"Search latency, {report['movies']:,} movies ({report['database']}), {report['queries']} queries, "
-             f"each a whole in-process request with its rows (measured {report['measured_at']})", "",
-             "| path | p50 ms | p99 ms | mean ms |", "|---|---|---|---|"]
+    lines = [
+        f"Search latency, {report['movies']:,} movies ({report['database']}), {report['queries']} queries, "
+        f"each a whole in-process request with its rows (measured {report['measured_at']})",
+        "",
+        "| path | p50 ms | p99 ms | mean ms |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {name} | {v['p50_ms']} | {v['p99_ms']} | {v['mean_ms']} |" for name, v in report["latency"].items()]
-    lines += ["", f"index build {report['index_build_seconds']} s per process (on first search and after a catalogue "
-              f"change); {report['share_with_results']:.0%} of queries have results; "
-              f"old/new p50 ratio {report['ratio_p50_old_over_new']}"]
+    lines += [
+        "",
+        f"index build {report['index_build_seconds']} s per process (on first search and after a catalogue "
+        f"change); {report['share_with_results']:.0%} of queries have results; "
+        f"old/new p50 ratio {report['ratio_p50_old_over_new']}",
+    ]
     return "\n".join(lines)
 
 
 def format_real(report: dict) -> str:
-    lines = [f"Top three before (icontains, by title) and after (search), {report['movies']:,} movies of "
-             f"{Path(report['catalogue']).name}", "", "| query | before | after |", "|---|---|---|"]
-    lines += [f"| `{r['query']}` | {'<br>'.join(r['before']) or '(nothing)'} | {'<br>'.join(r['after']) or '(nothing)'} |"
-              for r in report["queries"]]
+    lines = [
+        f"Top three before (icontains, by title) and after (search), {report['movies']:,} movies of "
+        f"{Path(report['catalogue']).name}",
+        "",
+        "| query | before | after |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['query']}` | {'<br>'.join(r['before']) or '(nothing)'} | {'<br>'.join(r['after']) or '(nothing)'} |"
+        for r in report["queries"]
+    ]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Milvus vs numpy top-10 latency on the live vectors, then "For you" page latency under concurrency."""
+
 import argparse
 import json
 import os
@@ -19,8 +20,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(samples_ms, 50)), 2), "p99_ms": round(float(np.percentile(samples_ms, 99)), 2),
-            "n": len(samples_ms)}
+    return {
+        "p50_ms": round(float(np.percentile(samples_ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(samples_ms, 99)), 2),
+        "n": len(samples_ms),
+    }
 
 
 def vector_latency(num_queries: int) -> dict:
@@ -47,28 +51,43 @@ def vector_latency(num_queries: int) -> dict:
         top = np.argpartition(-scores, 10)[:10]
         top[np.argsort(-scores[top])]
         brute.append((time.perf_counter() - started) * 1000)
-    return {"num_vectors": int(len(vectors)), "dim": int(vectors.shape[1]), "milvus": percentiles(milvus),
-            "numpy": percentiles(brute), "ratio_p50": round(np.percentile(milvus, 50) / np.percentile(brute, 50), 1)}
+    return {
+        "num_vectors": int(len(vectors)),
+        "dim": int(vectors.shape[1]),
+        "milvus": percentiles(milvus),
+        "numpy": percentiles(brute),
+        "ratio_p50": round(np.percentile(milvus, 50) / np.percentile(brute, 50), 1),
+    }
 
 
 def session_cookies(num_users: int) -> list[str]:
     """Session cookies for imported users, made directly (they have no usable password)."""
     from django.contrib.auth import get_user_model
-
     from signed_in import session_key_for
 
     users = get_user_model().objects.filter(ratings__isnull=False).distinct().order_by("id")[:num_users]
     return [session_key_for(user) for user in users]
 
 
-def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int,
-                 from_lists: bool) -> dict:
+def page_latency(cookies: list[str], clients: int, requests_per_client: int, workers: int, from_lists: bool) -> dict:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "SERVE_FROM_NEIGHBOR_LISTS": str(from_lists).lower()}
-    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "recsite.wsgi", "--bind", f"127.0.0.1:{port}",
-                               "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "recsite.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/for-you/"
     try:
         deadline = time.monotonic() + 60
@@ -80,7 +99,7 @@ def page_latency(cookies: list[str], clients: int, requests_per_client: int, wor
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        for cookie in cookies[:workers * 2]:  # warm each worker's connections
+        for cookie in cookies[: workers * 2]:  # warm each worker's connections
             fetch(url, cookie)
         samples: list[float] = []
         errors = [0]
@@ -107,9 +126,15 @@ def page_latency(cookies: list[str], clients: int, requests_per_client: int, wor
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"from_neighbor_lists": from_lists, "clients": clients, "gunicorn_workers": workers,
-            "requests": len(samples), "errors": errors[0],
-            "requests_per_s": round(len(samples) / seconds, 1), **percentiles(samples)}
+    return {
+        "from_neighbor_lists": from_lists,
+        "clients": clients,
+        "gunicorn_workers": workers,
+        "requests": len(samples),
+        "errors": errors[0],
+        "requests_per_s": round(len(samples) / seconds, 1),
+        **percentiles(samples),
+    }
 
 
 def fetch(url: str, session_key: str) -> bool:
@@ -135,21 +160,34 @@ def main() -> None:
     vectors = vector_latency(args.queries)
     cookies = session_cookies(args.clients * args.requests_per_client)
     # Side by side in one run: pages reading the stored neighbour lists, then pages searching Milvus.
-    pages = {name: page_latency(cookies, args.clients, args.requests_per_client, args.workers, from_lists)
-             for name, from_lists in (("stored_lists", True), ("milvus_search", False))}
-    report = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(),
-              "milvus_uri": os.environ.get("MILVUS_URI", "default"), "vectors": vectors, "for_you_page": pages,
-              "search_over_lists_p50": round(pages["milvus_search"]["p50_ms"] / pages["stored_lists"]["p50_ms"], 1)}
+    pages = {
+        name: page_latency(cookies, args.clients, args.requests_per_client, args.workers, from_lists)
+        for name, from_lists in (("stored_lists", True), ("milvus_search", False))
+    }
+    report = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cpu_count": os.cpu_count(),
+        "milvus_uri": os.environ.get("MILVUS_URI", "default"),
+        "vectors": vectors,
+        "for_you_page": pages,
+        "search_over_lists_p50": round(pages["milvus_search"]["p50_ms"] / pages["stored_lists"]["p50_ms"], 1),
+    }
     print(f"top-10 over {vectors['num_vectors']} x {vectors['dim']} vectors, {vectors['milvus']['n']} single queries")
     print(f"  {'':18} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"  {'Milvus':18} {vectors['milvus']['p50_ms']:>8} {vectors['milvus']['p99_ms']:>8}")
-    print(f"  {'numpy brute force':18} {vectors['numpy']['p50_ms']:>8} {vectors['numpy']['p99_ms']:>8}"
-          f"   (Milvus / numpy p50: {vectors['ratio_p50']}x)")
+    print(
+        f"  {'numpy brute force':18} {vectors['numpy']['p50_ms']:>8} {vectors['numpy']['p99_ms']:>8}"
+        f"   (Milvus / numpy p50: {vectors['ratio_p50']}x)"
+    )
     print("'For you' page (a page without personal picks counts as an error):")
-    print(f"  {'':16} {'clients':>7} {'requests':>8} {'workers':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>6} {'errors':>6}")
+    print(
+        f"  {'':16} {'clients':>7} {'requests':>8} {'workers':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>6} {'errors':>6}"
+    )
     for name, row in pages.items():
-        print(f"  {name:16} {row['clients']:>7} {row['requests']:>8} {row['gunicorn_workers']:>7} {row['p50_ms']:>8} "
-              f"{row['p99_ms']:>8} {row['requests_per_s']:>6} {row['errors']:>6}")
+        print(
+            f"  {name:16} {row['clients']:>7} {row['requests']:>8} {row['gunicorn_workers']:>7} {row['p50_ms']:>8} "
+            f"{row['p99_ms']:>8} {row['requests_per_s']:>6} {row['errors']:>6}"
+        )
     print(f"  searching / stored lists, p50: {report['search_over_lists_p50']}x")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(report, indent=2))

@@ -1,4 +1,5 @@
 """Batches per second and seconds to the best validation for one default PinSage training per data set."""
+
 import argparse
 import json
 import os
@@ -6,8 +7,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from movielens_files import DATA_ROOT, load
+
 from recommender.ml.experiment import fit_pinsage, prepare
 from recommender.ml.training import TrainingConfig
 
@@ -32,16 +33,22 @@ def main() -> None:
         total = time.perf_counter() - started
         history = outcome.result.history
         reports[name] = {
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": args.device, "torch_threads": args.threads,
-            "cpu_count": os.cpu_count(), "num_movies": int(prepared.split.num_movies),
-            "num_ratings": int(len(interactions)), "batch_size": config.batch_size,
-            "batches_per_epoch": config.batches_per_epoch, "epochs_run": len(history),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "device": args.device,
+            "torch_threads": args.threads,
+            "cpu_count": os.cpu_count(),
+            "num_movies": int(prepared.split.num_movies),
+            "num_ratings": int(len(interactions)),
+            "batch_size": config.batch_size,
+            "batches_per_epoch": config.batches_per_epoch,
+            "epochs_run": len(history),
             "best_epoch": outcome.result.best_epoch,
             "batches_per_s": round(sum(r.batches_per_second for r in history) / len(history), 2),
             "seconds_to_best_validation": round(outcome.result.seconds_to_best, 1),
             "seconds_training_loop": round(outcome.result.seconds, 1),
             "seconds_total_with_walks_tuning_and_published_vectors": round(total, 1),
-            "validation_hr@10": round(outcome.validation["hr@10"], 4), "test_hr@10": round(outcome.test["hr@10"], 4),
+            "validation_hr@10": round(outcome.validation["hr@10"], 4),
+            "test_hr@10": round(outcome.test["hr@10"], 4),
         }
     keys = list(next(iter(reports.values())))
     width = max(len(k) for k in keys)

@@ -1,4 +1,5 @@
 """Admin for movies, genres, profiles and ratings, built to stay fast on millions of ratings."""
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -85,6 +86,7 @@ class RatingAdmin(admin.ModelAdmin):
         movie_ids = list(queryset.values_list("movie_id", flat=True).distinct())
         super().delete_queryset(request, queryset)
         stats.refresh_movie_stats(movie_ids)
+
     list_per_page = 100
     date_hierarchy = None
 

@@ -1,7 +1,7 @@
 """JSON API with session authentication: recommendations, similar movies, ratings, movie search."""
+
 import json
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.http import HttpRequest, JsonResponse
@@ -16,17 +16,33 @@ from recommender.serving import Recommendations
 
 
 def _movie_json(movie: Movie) -> dict:
-    return {"movie_id": movie.id, "movielens_id": movie.movielens_id, "title": movie.display_title,
-            "movielens_title": movie.title, "year": movie.year, "genres": [g.name for g in movie.genres.all()],
-            "num_ratings": movie.num_ratings, "mean_stars": movie.mean_stars}
+    return {
+        "movie_id": movie.id,
+        "movielens_id": movie.movielens_id,
+        "title": movie.display_title,
+        "movielens_title": movie.title,
+        "year": movie.year,
+        "genres": [g.name for g in movie.genres.all()],
+        "num_ratings": movie.num_ratings,
+        "mean_stars": movie.mean_stars,
+    }
 
 
 def _recommendations_json(result: Recommendations) -> dict:
-    return {"source": result.source, "note": result.note, "results": [
-        {**_movie_json(item.movie), "score": round(item.score, 6), "because": item.because,
-         "because_movie_id": item.because_movie.id if item.because_movie else None,
-         "shared_genres": item.shared_genres}
-        for item in result.items]}
+    return {
+        "source": result.source,
+        "note": result.note,
+        "results": [
+            {
+                **_movie_json(item.movie),
+                "score": round(item.score, 6),
+                "because": item.because,
+                "because_movie_id": item.because_movie.id if item.because_movie else None,
+                "shared_genres": item.shared_genres,
+            }
+            for item in result.items
+        ],
+    }
 
 
 def _bounded_int(value: str | None, default: int, low: int, high: int) -> int | None:
@@ -48,6 +64,7 @@ def _login_required_json(view: object) -> object:
         if not request.user.is_authenticated:
             return _error("log in first", 401)
         return view(request, *args, **kwargs)
+
     return wrapped
 
 
@@ -78,17 +95,26 @@ def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
 def movies(request: HttpRequest) -> JsonResponse:
     form = SearchForm(request.GET)
     if not form.is_valid():
-        return _error("q is at most 100 characters; years are whole numbers from 1870 to 2100; "
-                      "sort is relevance, popular, rated, newest or title")
+        return _error(
+            "q is at most 100 characters; years are whole numbers from 1870 to 2100; "
+            "sort is relevance, popular, rated, newest or title"
+        )
     page_number = _bounded_int(request.GET.get("page"), 1, 1, 10**6)
     if page_number is None:
         return _error("page must be a positive whole number")
     data = form.cleaned_data
-    paginator = Paginator(selectors.search_movies(data["q"], data["genre"], data["year_from"], data["year_to"],
-                                                  data["sort"]), 24)
+    paginator = Paginator(
+        selectors.search_movies(data["q"], data["genre"], data["year_from"], data["year_to"], data["sort"]), 24
+    )
     page = paginator.get_page(page_number)
-    return JsonResponse({"count": paginator.count, "page": page.number, "num_pages": paginator.num_pages,
-                         "results": [_movie_json(m) for m in page]})
+    return JsonResponse(
+        {
+            "count": paginator.count,
+            "page": page.number,
+            "num_pages": paginator.num_pages,
+            "results": [_movie_json(m) for m in page],
+        }
+    )
 
 
 MAX_BODY_BYTES = 4096  # {"stars": 4.5} is 14 bytes

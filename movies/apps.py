@@ -1,4 +1,5 @@
 """App configuration for movies."""
+
 from django.apps import AppConfig
 
 

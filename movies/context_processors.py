@@ -1,4 +1,5 @@
 """Template context shared by every page."""
+
 from django.http import HttpRequest
 
 from movies.forms import STAR_VALUES

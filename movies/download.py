@@ -1,4 +1,5 @@
 """Fetches an official MovieLens zip into the cache directory and checks it before unpacking."""
+
 import hashlib
 import re
 import time
@@ -14,11 +15,11 @@ PINNED_MD5 = {
     "ml-1m": "c4d9eecfca2ab87c1945afe126590906",
     "ml-25m": "6b51fb2759a8657d3bfcbfc42b592ada",
 }
-TIMEOUT_S = 30                   # any one connect or read
-TOTAL_TIMEOUT_S = 3600           # the whole download (ml-32m is about 240 MB)
-MAX_DOWNLOAD_BYTES = 2 << 30     # the largest release's zip is well under 1 GB
-MAX_UNPACKED_BYTES = 8 << 30     # and its files well under 2 GB
-MAX_COMPRESSION_RATIO = 100      # MovieLens text compresses about 5:1; far more is a zip bomb
+TIMEOUT_S = 30  # any one connect or read
+TOTAL_TIMEOUT_S = 3600  # the whole download (ml-32m is about 240 MB)
+MAX_DOWNLOAD_BYTES = 2 << 30  # the largest release's zip is well under 1 GB
+MAX_UNPACKED_BYTES = 8 << 30  # and its files well under 2 GB
+MAX_COMPRESSION_RATIO = 100  # MovieLens text compresses about 5:1; far more is a zip bomb
 _MD5 = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
 
 
@@ -59,8 +60,10 @@ def _get(url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             return response.read(4096)
     except (urllib.error.URLError, OSError) as error:
-        raise DownloadError(f"cannot download {url} ({error}); without a network, pass the directory "
-                            f"of an unpacked copy: import_movielens PATH") from error
+        raise DownloadError(
+            f"cannot download {url} ({error}); without a network, pass the directory "
+            f"of an unpacked copy: import_movielens PATH"
+        ) from error
 
 
 def _download(url: str, destination: Path) -> None:
@@ -85,8 +88,10 @@ def _download(url: str, destination: Path) -> None:
         raise
     except (urllib.error.URLError, OSError) as error:
         partial.unlink(missing_ok=True)
-        raise DownloadError(f"cannot download {url} ({error}); without a network, pass the directory "
-                            f"of an unpacked copy: import_movielens PATH") from error
+        raise DownloadError(
+            f"cannot download {url} ({error}); without a network, pass the directory "
+            f"of an unpacked copy: import_movielens PATH"
+        ) from error
     partial.replace(destination)
 
 
@@ -106,11 +111,15 @@ def _unpack(archive: Path, cache_dir: Path, name: str) -> None:
             if not resolved.is_relative_to(cache_dir.resolve()):
                 raise DownloadError(f"{archive}: refusing to unpack {member.filename!r} outside the cache")
             if member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1 << 16):
-                raise DownloadError(f"{archive}: {member.filename!r} would unpack {member.file_size:,} bytes from "
-                                    f"{member.compress_size:,}; refusing (not a MovieLens file)")
+                raise DownloadError(
+                    f"{archive}: {member.filename!r} would unpack {member.file_size:,} bytes from "
+                    f"{member.compress_size:,}; refusing (not a MovieLens file)"
+                )
         unpacked = sum(member.file_size for member in members)
         if unpacked > MAX_UNPACKED_BYTES:
-            raise DownloadError(f"{archive} would unpack {unpacked:,} bytes, over the {MAX_UNPACKED_BYTES:,}-byte limit")
+            raise DownloadError(
+                f"{archive} would unpack {unpacked:,} bytes, over the {MAX_UNPACKED_BYTES:,}-byte limit"
+            )
         bundle.extractall(cache_dir)
     if not (cache_dir / name).is_dir():
         raise DownloadError(f"{archive} did not contain a {name}/ folder")

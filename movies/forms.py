@@ -1,4 +1,5 @@
 """Forms for rating, searching and signing up."""
+
 from decimal import Decimal
 
 from django import forms
@@ -26,9 +27,17 @@ class SearchForm(forms.Form):
     genre = forms.CharField(required=False, max_length=64)
     year_from = forms.IntegerField(required=False, min_value=1870, max_value=2100)
     year_to = forms.IntegerField(required=False, min_value=1870, max_value=2100)
-    sort = forms.ChoiceField(required=False, choices=[("", "Best match / most popular"), ("relevance", "Best match"),
-                                                      ("popular", "Most popular"), ("rated", "Highest rated"),
-                                                      ("newest", "Newest"), ("title", "Title")])
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Best match / most popular"),
+            ("relevance", "Best match"),
+            ("popular", "Most popular"),
+            ("rated", "Highest rated"),
+            ("newest", "Newest"),
+            ("title", "Title"),
+        ],
+    )
 
 
 class SignUpForm(UserCreationForm):
@@ -38,5 +47,7 @@ class SignUpForm(UserCreationForm):
     def clean_username(self) -> str:
         username = super().clean_username()
         if is_reserved_username(username):
-            raise forms.ValidationError(f"Names starting with “{RESERVED_PREFIX}” are kept for imported MovieLens users.")
+            raise forms.ValidationError(
+                f"Names starting with “{RESERVED_PREFIX}” are kept for imported MovieLens users."
+            )
         return username

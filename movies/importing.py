@@ -1,4 +1,5 @@
 """The MovieLens import service: streams a data set's files into the database in transactional batches."""
+
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -77,8 +78,9 @@ class DatasetMismatch(Exception):
     """The database already holds another data set, whose ids would collide with this one's."""
 
 
-def import_movielens(directory: Path, layout: Layout, options: ImportOptions,
-                     progress: Progress | None = None) -> ImportReport:
+def import_movielens(
+    directory: Path, layout: Layout, options: ImportOptions, progress: Progress | None = None
+) -> ImportReport:
     """Import movies, users and ratings; rerunning it writes only what changed."""
     held = DatasetImport.objects.exclude(dataset=layout.name).values_list("dataset", flat=True).first()
     if held:
@@ -156,22 +158,38 @@ def _import_tables(directory: Path, layout: Layout, options: ImportOptions, prog
     genre_names = movielens.ml100k_genre_names(directory) if layout.name == "ml-100k" else movielens.ML_100K_GENRES
     links = _read_links(directory, layout, encoding, report, options) if layout.links else {}
 
-    movie_records = _valid(movielens.iter_records(directory / layout.movies, layout, "movies", encoding, genre_names),
-                           report, options, track("movies", directory / layout.movies))
+    movie_records = _valid(
+        movielens.iter_records(directory / layout.movies, layout, "movies", encoding, genre_names),
+        report,
+        options,
+        track("movies", directory / layout.movies),
+    )
     movie_ids = _import_movies((r for r, _ in movie_records), links, report, options)
     user_ids: dict[int, int] | None = None
     if layout.users:
-        user_records = _valid(movielens.iter_records(directory / layout.users, layout, "users", encoding),
-                              report, options, track("users", directory / layout.users))
+        user_records = _valid(
+            movielens.iter_records(directory / layout.users, layout, "users", encoding),
+            report,
+            options,
+            track("users", directory / layout.users),
+        )
         user_ids = _import_users((r for r, _ in user_records), report, options)
-    rating_records = _valid(movielens.iter_records(directory / layout.ratings, layout, "ratings", encoding),
-                            report, options, track("ratings", directory / layout.ratings))
+    rating_records = _valid(
+        movielens.iter_records(directory / layout.ratings, layout, "ratings", encoding),
+        report,
+        options,
+        track("ratings", directory / layout.ratings),
+    )
     _import_ratings(rating_records, movie_ids, user_ids, report, options, layout.ratings)
     return report
 
 
-def _valid(records: Iterable[tuple[object, int, int]], report: ImportReport, options: ImportOptions,
-           advance: Callable[[int], None]) -> Iterator[tuple[object, int]]:
+def _valid(
+    records: Iterable[tuple[object, int, int]],
+    report: ImportReport,
+    options: ImportOptions,
+    advance: Callable[[int], None],
+) -> Iterator[tuple[object, int]]:
     """(record, line number) with bad lines counted (or raised under --strict), feeding progress by bytes."""
     previous = 0
     for record, line_no, offset in records:
@@ -191,8 +209,9 @@ def _batches(items: Iterable[object], size: int) -> Iterator[list]:
         yield batch
 
 
-def _read_links(directory: Path, layout: Layout, encoding: str, report: ImportReport,
-                options: ImportOptions) -> dict[int, LinkRecord]:
+def _read_links(
+    directory: Path, layout: Layout, encoding: str, report: ImportReport, options: ImportOptions
+) -> dict[int, LinkRecord]:
     path = directory / layout.links
     if not path.is_file():
         return {}
@@ -202,8 +221,10 @@ def _read_links(directory: Path, layout: Layout, encoding: str, report: ImportRe
 
 # Movies ---------------------------------------------------------------------------------------------
 
-def _import_movies(records: Iterable[MovieRecord], links: dict[int, LinkRecord], report: ImportReport,
-                   options: ImportOptions) -> dict[int, int]:
+
+def _import_movies(
+    records: Iterable[MovieRecord], links: dict[int, LinkRecord], report: ImportReport, options: ImportOptions
+) -> dict[int, int]:
     """Upsert movies and their genres; returns movielens_id -> Movie.id for every movie in the file."""
     existing = {m.movielens_id: m for m in Movie.objects.filter(movielens_id__isnull=False)}
     genre_ids = {movielens.genre_key(name): i for name, i in Genre.objects.values_list("name", "id")}
@@ -237,17 +258,28 @@ def _ensure_genres(batch: list[MovieRecord], genre_ids: dict[str, int]) -> None:
 
 
 def _movie_from(record: MovieRecord, link: LinkRecord | None) -> Movie:
-    return Movie(movielens_id=record.movielens_id, title=record.title, display_title=natural_title(record.title),
-                 year=record.year,
-                 release_date=record.release_date, imdb_id=link.imdb_id if link else "",
-                 tmdb_id=link.tmdb_id if link else None)
+    return Movie(
+        movielens_id=record.movielens_id,
+        title=record.title,
+        display_title=natural_title(record.title),
+        year=record.year,
+        release_date=record.release_date,
+        imdb_id=link.imdb_id if link else "",
+        tmdb_id=link.tmdb_id if link else None,
+    )
 
 
 _MOVIE_FIELDS = ("title", "display_title", "year", "release_date", "imdb_id", "tmdb_id")
 
 
-def _write_movie_batch(batch: list[MovieRecord], links: dict[int, LinkRecord], existing: dict[int, Movie],
-                       genre_ids: dict[str, int], current_genres: dict[int, set[int]], report: ImportReport) -> None:
+def _write_movie_batch(
+    batch: list[MovieRecord],
+    links: dict[int, LinkRecord],
+    existing: dict[int, Movie],
+    genre_ids: dict[str, int],
+    current_genres: dict[int, set[int]],
+    report: ImportReport,
+) -> None:
     fresh = [_movie_from(r, links.get(r.movielens_id)) for r in batch]
     new = [m for m in fresh if m.movielens_id not in existing]
     changed = []
@@ -260,7 +292,9 @@ def _write_movie_batch(batch: list[MovieRecord], links: dict[int, LinkRecord], e
     Movie.objects.bulk_create(new)
     Movie.objects.bulk_update(changed, _MOVIE_FIELDS)
     if new:
-        existing.update((m.movielens_id, m) for m in Movie.objects.filter(movielens_id__in=[m.movielens_id for m in new]))
+        existing.update(
+            (m.movielens_id, m) for m in Movie.objects.filter(movielens_id__in=[m.movielens_id for m in new])
+        )
     genres_changed = _write_movie_genres(batch, existing, genre_ids, current_genres)
     changed_ids = {m.movielens_id for m in changed} | (genres_changed - {m.movielens_id for m in new})
     report.movies.new += len(new)
@@ -268,8 +302,9 @@ def _write_movie_batch(batch: list[MovieRecord], links: dict[int, LinkRecord], e
     report.movies.unchanged += len(batch) - len(new) - len(changed_ids)
 
 
-def _write_movie_genres(batch: list[MovieRecord], existing: dict[int, Movie], genre_ids: dict[str, int],
-                        current_genres: dict[int, set[int]]) -> set[int]:
+def _write_movie_genres(
+    batch: list[MovieRecord], existing: dict[int, Movie], genre_ids: dict[str, int], current_genres: dict[int, set[int]]
+) -> set[int]:
     """Makes each movie's genre links match the file; returns the MovieLens ids whose genres changed."""
     through = Movie.genres.through
     stale, links, touched = [], [], set()
@@ -308,7 +343,9 @@ def _import_users(records: Iterable[UserRecord], report: ImportReport, options: 
             changed = []
             for record in batch:
                 profile = profiles[record.movielens_user_id]
-                if record.movielens_user_id not in new_ids and any(getattr(profile, f) != getattr(record, f) for f in _PROFILE_FIELDS):
+                if record.movielens_user_id not in new_ids and any(
+                    getattr(profile, f) != getattr(record, f) for f in _PROFILE_FIELDS
+                ):
                     for name in _PROFILE_FIELDS:
                         setattr(profile, name, getattr(record, name))
                     changed.append(profile)
@@ -344,7 +381,8 @@ def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profi
     if taken:  # accounts made before the name was reserved, or in admin: never take them over
         raise ReservedNameTaken(
             f"site account(s) {', '.join(taken)} hold names kept for imported MovieLens users; rename them in "
-            "admin (Users) and run the import again: what was imported so far is kept")
+            "admin (Users) and run the import again: what was imported so far is kept"
+        )
     # "!" marks an unusable password (Django's convention), so these accounts can never log in.
     user_model.objects.bulk_create(
         [user_model(username=name, password="!" + get_random_string(40), is_active=True) for name in names],
@@ -352,8 +390,12 @@ def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profi
     )
     created = dict(user_model.objects.filter(username__in=list(names)).values_list("username", "id"))
     new_profiles = [
-        Profile(user_id=created[name], source=Profile.Source.MOVIELENS, movielens_user_id=r.movielens_user_id,
-                **{f: getattr(r, f) for f in _PROFILE_FIELDS})
+        Profile(
+            user_id=created[name],
+            source=Profile.Source.MOVIELENS,
+            movielens_user_id=r.movielens_user_id,
+            **{f: getattr(r, f) for f in _PROFILE_FIELDS},
+        )
         for name, r in names.items()
     ]
     Profile.objects.bulk_create(new_profiles)
@@ -372,11 +414,21 @@ def _users_for_ratings(movielens_user_ids: set[int], user_ids: dict[int, int]) -
 
 # Ratings --------------------------------------------------------------------------------------------
 
-def _import_ratings(records: Iterable[tuple[RatingRecord, int]], movie_ids: dict[int, int], user_ids: dict[int, int] | None,
-                    report: ImportReport, options: ImportOptions, file_name: str) -> None:
+
+def _import_ratings(
+    records: Iterable[tuple[RatingRecord, int]],
+    movie_ids: dict[int, int],
+    user_ids: dict[int, int] | None,
+    report: ImportReport,
+    options: ImportOptions,
+    file_name: str,
+) -> None:
     has_users_file = user_ids is not None
-    known_users: dict[int, int] = user_ids if user_ids is not None else dict(
-        Profile.objects.filter(movielens_user_id__isnull=False).values_list("movielens_user_id", "user_id"))
+    known_users: dict[int, int] = (
+        user_ids
+        if user_ids is not None
+        else dict(Profile.objects.filter(movielens_user_id__isnull=False).values_list("movielens_user_id", "user_id"))
+    )
     for batch in _batches(records, options.batch_size):
         rows = []
         for record, line_no in batch:
@@ -405,22 +457,26 @@ def _unknown_reference(record: RatingRecord, movie_ids: dict[int, int], user_ids
     return ""
 
 
-def _write_rating_batch(records: list[RatingRecord], movie_ids: dict[int, int], user_ids: dict[int, int],
-                        report: ImportReport) -> None:
+def _write_rating_batch(
+    records: list[RatingRecord], movie_ids: dict[int, int], user_ids: dict[int, int], report: ImportReport
+) -> None:
     """Stage the batch, then insert new ratings and update changed ones in two set-based statements."""
-    rows = [(user_ids[r.movielens_user_id], movie_ids[r.movielens_id], f"{r.stars:.1f}", r.timestamp)
-            for r in records]
+    rows = [(user_ids[r.movielens_user_id], movie_ids[r.movielens_id], f"{r.stars:.1f}", r.timestamp) for r in records]
     if not rows:
         return
     with connection.cursor() as cursor:
         _stage_ratings(cursor, rows)
-        differs = (f"FROM {_STAGE} s LEFT JOIN {_RATING} r ON r.user_id = s.user_id AND r.movie_id = s.movie_id "
-                   f"WHERE r.id IS NULL OR r.stars <> s.stars OR r.rated_at <> {_stage_time()}")
+        differs = (
+            f"FROM {_STAGE} s LEFT JOIN {_RATING} r ON r.user_id = s.user_id AND r.movie_id = s.movie_id "
+            f"WHERE r.id IS NULL OR r.stars <> s.stars OR r.rated_at <> {_stage_time()}"
+        )
         cursor.execute(f"SELECT COALESCE(SUM(r.id IS NULL), 0), COUNT(*) - COALESCE(SUM(r.id IS NULL), 0) {differs}")
         num_new, num_changed = (int(n) for n in cursor.fetchone())
         if num_new or num_changed:
-            cursor.execute(f"INSERT INTO {_RATING} (user_id, movie_id, stars, rated_at) "
-                           f"SELECT s.user_id, s.movie_id, s.stars, {_stage_time()} {differs} {_upsert_clause()}")
+            cursor.execute(
+                f"INSERT INTO {_RATING} (user_id, movie_id, stars, rated_at) "
+                f"SELECT s.user_id, s.movie_id, s.stars, {_stage_time()} {differs} {_upsert_clause()}"
+            )
     report.ratings.new += num_new
     report.ratings.changed += num_changed
     report.ratings.unchanged += len(rows) - num_new - num_changed
@@ -472,8 +528,11 @@ def _load_data_infile(cursor: object, rows: list[tuple[int, int, str, int]]) -> 
         handle.writelines(f"{u}\t{m}\t{s}\t{t}\n" for u, m, s, t in rows)
         handle.flush()
         try:
-            cursor.execute(f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {_STAGE} "
-                           f"FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n'", [handle.name])
+            cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {_STAGE} "
+                f"FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n'",
+                [handle.name],
+            )
         except (OperationalError, NotSupportedError) as error:
             logger.info("LOAD DATA LOCAL INFILE is not available (%s); staging with multi-row INSERTs", error)
             _can_load_data_infile = False

@@ -1,4 +1,5 @@
 """Movies, genres, user profiles and ratings: the data everything else learns from."""
+
 from decimal import Decimal
 
 from django.conf import settings
@@ -28,8 +29,13 @@ class MovieQuerySet(models.QuerySet):
 class Movie(models.Model):
     movielens_id = models.PositiveIntegerField(unique=True, null=True, blank=True)
     title = models.CharField(max_length=500, db_index=True, help_text="As MovieLens writes it: 'Matrix, The (1999)'.")
-    display_title = models.CharField(max_length=520, db_index=True, editable=False, default="",
-                                     help_text="As people write it: 'The Matrix (1999)'; set from the title on save.")
+    display_title = models.CharField(
+        max_length=520,
+        db_index=True,
+        editable=False,
+        default="",
+        help_text="As people write it: 'The Matrix (1999)'; set from the title on save.",
+    )
     year = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     release_date = models.DateField(null=True, blank=True)
     genres = models.ManyToManyField(Genre, related_name="movies", blank=True)
@@ -40,10 +46,15 @@ class Movie(models.Model):
     num_ratings = models.PositiveIntegerField(default=0, editable=False)
     stars_total = models.DecimalField(max_digits=12, decimal_places=1, default=0, editable=False)
     mean_stars = models.FloatField(null=True, blank=True, editable=False)
-    rated_score = models.FloatField(default=0, db_index=True, editable=False,
-                                    help_text="Mean stars damped towards the global mean (highest rated).")
-    popularity = models.FloatField(default=0, db_index=True, editable=False,
-                                   help_text="Damped mean times log(1 + number of ratings) (most popular).")
+    rated_score = models.FloatField(
+        default=0, db_index=True, editable=False, help_text="Mean stars damped towards the global mean (highest rated)."
+    )
+    popularity = models.FloatField(
+        default=0,
+        db_index=True,
+        editable=False,
+        help_text="Damped mean times log(1 + number of ratings) (most popular).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)  # indexed: search's staleness check reads its max
 

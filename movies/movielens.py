@@ -1,4 +1,5 @@
 """MovieLens file layouts and line parsers: bytes in, typed records or bad-line reasons out (no Django)."""
+
 import csv
 import re
 import unicodedata
@@ -9,29 +10,65 @@ from decimal import Decimal
 from pathlib import Path
 
 ML_100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 ML_1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
-    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
-    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
-    "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 AGE_GROUPS = ((1, "<18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-49"), (50, "50-55"), (56, "56+"))
 NO_GENRES = "(no genres listed)"
 # The database columns' limits (movies.models), checked here so a line that would not fit is a reported bad
 # line on every database, not a crash under MariaDB's strict mode or a silent truncation.
-MAX_ID = 2_147_483_647           # ids, ages and TMDb ids: a signed 32-bit integer everywhere
+MAX_ID = 2_147_483_647  # ids, ages and TMDb ids: a signed 32-bit integer everywhere
 MAX_TITLE = 500
 MAX_GENRE = 64
 MAX_IMDB_ID = 16
 MAX_ZIP = 16
 MAX_OCCUPATION = 64
 MAX_AGE = 150
-MAX_TIMESTAMP = 4_102_444_800    # 2100-01-01: DATETIME holds it, and no rating comes from later
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: DATETIME holds it, and no rating comes from later
 _YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
-_HALF_STARS = {f"{s / 2:g}": Decimal(s) / 2 for s in range(1, 11)} | {f"{s / 2:.1f}": Decimal(s) / 2 for s in range(1, 11)}
+_HALF_STARS = {f"{s / 2:g}": Decimal(s) / 2 for s in range(1, 11)} | {
+    f"{s / 2:.1f}": Decimal(s) / 2 for s in range(1, 11)
+}
 _WHOLE_STARS = {str(s): Decimal(s) for s in range(1, 6)}
 
 
@@ -50,17 +87,35 @@ class Layout:
 
 
 LAYOUTS = {
-    "ml-100k": Layout("ml-100k", "u.item", "u.data", "u.user", None, "latin-1", False,
-                      "u.item, u.data, u.user (and optionally u.genre)"),
-    "ml-1m": Layout("ml-1m", "movies.dat", "ratings.dat", "users.dat", None, "latin-1", False,
-                    "movies.dat, ratings.dat, users.dat"),
-    "ml-latest-small": Layout("ml-latest-small", "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True,
-                              "movies.csv, ratings.csv (and optionally links.csv)"),
+    "ml-100k": Layout(
+        "ml-100k",
+        "u.item",
+        "u.data",
+        "u.user",
+        None,
+        "latin-1",
+        False,
+        "u.item, u.data, u.user (and optionally u.genre)",
+    ),
+    "ml-1m": Layout(
+        "ml-1m", "movies.dat", "ratings.dat", "users.dat", None, "latin-1", False, "movies.dat, ratings.dat, users.dat"
+    ),
+    "ml-latest-small": Layout(
+        "ml-latest-small",
+        "movies.csv",
+        "ratings.csv",
+        None,
+        "links.csv",
+        "utf-8",
+        True,
+        "movies.csv, ratings.csv (and optionally links.csv)",
+    ),
 }
 # ml-25m and ml-32m (and the full ml-latest) share the CSV layout of ml-latest-small.
 for _name in ("ml-25m", "ml-32m", "ml-latest"):
-    LAYOUTS[_name] = Layout(_name, "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True,
-                            LAYOUTS["ml-latest-small"].description)
+    LAYOUTS[_name] = Layout(
+        _name, "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True, LAYOUTS["ml-latest-small"].description
+    )
 
 
 @dataclass(frozen=True)
@@ -125,9 +180,13 @@ def detect_layout(directory: Path, dataset: str | None = None) -> Layout:
         if dataset not in LAYOUTS:
             raise LookupError(f"unknown dataset {dataset!r}; known: {', '.join(LAYOUTS)}")
         layout = LAYOUTS[dataset]
-        missing = [name for name in (layout.movies, layout.ratings, layout.users) if name and not (directory / name).is_file()]
+        missing = [
+            name for name in (layout.movies, layout.ratings, layout.users) if name and not (directory / name).is_file()
+        ]
         if missing:
-            raise LookupError(f"{directory} is missing {', '.join(missing)} for {dataset} (expects {layout.description})")
+            raise LookupError(
+                f"{directory} is missing {', '.join(missing)} for {dataset} (expects {layout.description})"
+            )
         return layout
     candidates = [LAYOUTS["ml-100k"], LAYOUTS["ml-1m"]]
     for layout in candidates:
@@ -203,8 +262,13 @@ def parse_movie(layout: Layout, fields: list[str], genre_names: tuple[str, ...])
             raise ValueError("genre flags must be 0 or 1")
         genres = _checked_genres([name for name, flag in zip(genre_names, flags) if flag == "1" and name != "unknown"])
         title = _checked_title(fields[1].strip())
-        return MovieRecord(_positive_int(fields[0], "movie id"), title, year_from_title(title), genres,
-                           release_date=_ml100k_date(fields[2]))
+        return MovieRecord(
+            _positive_int(fields[0], "movie id"),
+            title,
+            year_from_title(title),
+            genres,
+            release_date=_ml100k_date(fields[2]),
+        )
     if len(fields) != 3:
         raise ValueError(f"expected 3 fields (id, title, genres), got {len(fields)}")
     title = _checked_title(fields[1].strip())
@@ -275,8 +339,9 @@ def ml100k_genre_names(directory: Path) -> tuple[str, ...]:
     return tuple(name for _, name in sorted(pairs))
 
 
-def iter_records(path: Path, layout: Layout, table: str, encoding: str,
-                 genre_names: tuple[str, ...] = ML_100K_GENRES) -> Iterator[tuple[object, int, int]]:
+def iter_records(
+    path: Path, layout: Layout, table: str, encoding: str, genre_names: tuple[str, ...] = ML_100K_GENRES
+) -> Iterator[tuple[object, int, int]]:
     """(record or BadLine, line number, bytes read so far) for each data line of one file; headers skipped."""
     parse = {
         "movies": lambda f: parse_movie(layout, f, genre_names),

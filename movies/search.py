@@ -9,6 +9,7 @@ a title's word. A four-digit year in the query favours movies of that year witho
 
 Results are ordered by: fewer typos, every year in the query met, how the title matches (the whole
 title, the title's start, anywhere), then popularity."""
+
 import bisect
 import threading
 import time
@@ -21,21 +22,21 @@ from rapidfuzz.distance import Levenshtein
 from movies.titles import is_article, split_title, words
 
 MAX_QUERY_WORDS = 8
-MAX_RANKED = 3000      # candidates whose title structure is examined; the rest by the cheap keys only
+MAX_RANKED = 3000  # candidates whose title structure is examined; the rest by the cheap keys only
 POPULARITY_SECONDS = 60.0
 MIN_YEAR, MAX_YEAR = 1870, 2100
 
 
 @dataclass
 class TitleIndex:
-    token: str                       # the CatalogueVersion token it was built from
-    ids: np.ndarray                  # (num_movies,) Movie.id, ascending
-    years: np.ndarray                # (num_movies,) 0 where unknown
-    core: list[tuple[str, ...]]      # the main title's words without articles, in order
-    vocabulary: list[str]            # sorted distinct words (main, alternative titles, joined forms)
-    postings: list[np.ndarray]       # per vocabulary word: movie positions
+    token: str  # the CatalogueVersion token it was built from
+    ids: np.ndarray  # (num_movies,) Movie.id, ascending
+    years: np.ndarray  # (num_movies,) 0 where unknown
+    core: list[tuple[str, ...]]  # the main title's words without articles, in order
+    vocabulary: list[str]  # sorted distinct words (main, alternative titles, joined forms)
+    postings: list[np.ndarray]  # per vocabulary word: movie positions
     by_length: dict[int, list[int]]  # word length -> vocabulary positions, for bounded fuzzy matching
-    genres: dict[str, np.ndarray]    # genre name -> movie positions
+    genres: dict[str, np.ndarray]  # genre name -> movie positions
     number_words: dict[str, np.ndarray] = field(default_factory=dict)  # "1984" -> movies with it in the title
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rated_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -87,17 +88,25 @@ def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links
     order = sorted(range(len(rows)), key=lambda i: (rows[i][1].casefold(), rows[i][0]))
     title_order = np.empty(len(rows), dtype=np.int64)
     title_order[order] = np.arange(len(rows))
-    return TitleIndex(token, ids, years, core, vocabulary, [np.array(postings[w], dtype=np.int64) for w in vocabulary],
-                      by_length, {name: np.array(p, dtype=np.int64) for name, p in genres.items()},
-                      title_order=title_order)
+    return TitleIndex(
+        token,
+        ids,
+        years,
+        core,
+        vocabulary,
+        [np.array(postings[w], dtype=np.int64) for w in vocabulary],
+        by_length,
+        {name: np.array(p, dtype=np.int64) for name, p in genres.items()},
+        title_order=title_order,
+    )
 
 
 @dataclass(frozen=True)
 class _WordMatch:
-    mask: np.ndarray            # (num_movies,) bool: the movie has a word matching this query word
-    typos: np.ndarray           # (num_movies,) int8: fewest edits among its matching words (0 exact or prefix)
-    whole: frozenset[str]       # title words that match it whole (itself, or within the edit bound)
-    prefix: str                 # title words starting with this match it partly ("" when not allowed)
+    mask: np.ndarray  # (num_movies,) bool: the movie has a word matching this query word
+    typos: np.ndarray  # (num_movies,) int8: fewest edits among its matching words (0 exact or prefix)
+    whole: frozenset[str]  # title words that match it whole (itself, or within the edit bound)
+    prefix: str  # title words starting with this match it partly ("" when not allowed)
 
 
 def _max_edits(word: str) -> int:
@@ -119,10 +128,13 @@ def _match_word(index: TitleIndex, word: str, allow_prefix: bool) -> _WordMatch:
             mask[hits], typos[hits] = True, 0
     edits = _max_edits(word)
     if edits:
-        near = [i for length in range(len(word) - edits, len(word) + edits + 1) for i in index.by_length.get(length, ())]
+        near = [
+            i for length in range(len(word) - edits, len(word) + edits + 1) for i in index.by_length.get(length, ())
+        ]
         choices = [index.vocabulary[i] for i in near]
-        for _, distance, j in process.extract(word, choices, scorer=Levenshtein.distance, score_cutoff=edits,
-                                              limit=None):
+        for _, distance, j in process.extract(
+            word, choices, scorer=Levenshtein.distance, score_cutoff=edits, limit=None
+        ):
             if distance == 0:
                 continue
             hits = index.postings[near[j]]
@@ -134,6 +146,7 @@ def _match_word(index: TitleIndex, word: str, allow_prefix: bool) -> _WordMatch:
 
 def _structure(core: tuple[str, ...], matches: list[_WordMatch]) -> int:
     """3 the whole title, 2 the title's start (the last word may be typed in part), 1 anywhere."""
+
     def fits(title_word: str, match: _WordMatch) -> int:  # 2 whole, 1 partly, 0 not
         return 2 if title_word in match.whole else 1 if match.prefix and title_word.startswith(match.prefix) else 0
 
@@ -154,8 +167,10 @@ def rank(index: TitleIndex, query: str, candidates: np.ndarray | None = None) ->
         required = [w for w in typed if not is_article(w)] or typed
     if not required:
         return np.zeros(0, dtype=np.int64)
-    matches = [_match_word(index, w, allow_prefix=(i == len(required) - 1 or len(w) >= 3) and not w.isdigit())
-               for i, w in enumerate(required)]
+    matches = [
+        _match_word(index, w, allow_prefix=(i == len(required) - 1 or len(w) >= 3) and not w.isdigit())
+        for i, w in enumerate(required)
+    ]
     mask = np.ones(index.num_movies, dtype=bool) if candidates is None else candidates.copy()
     typos = np.zeros(index.num_movies, dtype=np.int32)
     for word, match in zip(required, matches):
@@ -169,14 +184,16 @@ def rank(index: TitleIndex, query: str, candidates: np.ndarray | None = None) ->
     positions = np.flatnonzero(mask)
     missed_years = np.zeros(len(positions), dtype=np.int32)
     for year in years:
-        in_title = np.isin(positions, index.postings[_word_at(index, str(year))]) if _word_at(index, str(year)) >= 0 else False
+        in_title = (
+            np.isin(positions, index.postings[_word_at(index, str(year))]) if _word_at(index, str(year)) >= 0 else False
+        )
         missed_years += ~((index.years[positions] == year) | in_title)
     popularity = index.popularity[positions] if len(index.popularity) else np.zeros(len(positions))
     order = np.lexsort((index.ids[positions], -popularity, missed_years, typos[positions]))
     positions, keys = positions[order], np.stack([typos[positions], missed_years], axis=1)[order]
     head = positions[:MAX_RANKED]
     structure = np.array([_structure(index.core[p], matches) for p in head.tolist()], dtype=np.int64)
-    head_order = np.lexsort((np.arange(len(head)), -structure, keys[:len(head), 1], keys[:len(head), 0]))
+    head_order = np.lexsort((np.arange(len(head)), -structure, keys[: len(head), 1], keys[: len(head), 0]))
     return np.concatenate([head[head_order], positions[MAX_RANKED:]])
 
 
@@ -242,8 +259,9 @@ def _read_stats(index: TitleIndex) -> None:
 titles = IndexCache()
 
 
-def search_ids(query: str, genre: str = "", year_from: int | None = None, year_to: int | None = None,
-               sort: str = "") -> list[int]:
+def search_ids(
+    query: str, genre: str = "", year_from: int | None = None, year_to: int | None = None, sort: str = ""
+) -> list[int]:
     """Movie ids matching the query and filters, best match first, or in `sort` order
     ("popular", "rated", "newest", "title")."""
     index = titles.get()
@@ -258,8 +276,12 @@ def search_ids(query: str, genre: str = "", year_from: int | None = None, year_t
         if year_to is not None:
             candidates &= (index.years <= year_to) & (index.years > 0)
     positions = rank(index, query, candidates)
-    orders = {"popular": -index.popularity, "rated": -index.rated_score, "newest": -index.years.astype(np.int64),
-              "title": index.title_order}
+    orders = {
+        "popular": -index.popularity,
+        "rated": -index.rated_score,
+        "newest": -index.years.astype(np.int64),
+        "title": index.title_order,
+    }
     if sort in orders and len(positions):
         positions = positions[np.argsort(orders[sort][positions], kind="stable")]
     return index.ids[positions].tolist()

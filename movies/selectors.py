@@ -1,4 +1,5 @@
 """Reads across movies, users and ratings."""
+
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -8,12 +9,14 @@ from movies import search
 from movies.models import Genre, Movie, Rating
 
 if TYPE_CHECKING:
-    from recommender.ml.data import Catalogue
-    from recommender.ml.data import Interactions
+    from recommender.ml.data import Catalogue, Interactions
 
 SEARCH_MAX_LENGTH = 100
 SORTS = {  # Browse's orders; "relevance" exists only with a query and is the search's own order
-    "popular": "Most popular", "rated": "Highest rated", "newest": "Newest", "title": "Title",
+    "popular": "Most popular",
+    "rated": "Highest rated",
+    "newest": "Newest",
+    "title": "Title",
 }
 
 
@@ -55,8 +58,9 @@ class RankedMovies(Sequence):
         return movies_in_order([self.movie_ids[item]])[0]
 
 
-def search_movies(query: str = "", genre: str = "", year_from: int | None = None, year_to: int | None = None,
-                  sort: str = "") -> "QuerySet[Movie] | RankedMovies":
+def search_movies(
+    query: str = "", genre: str = "", year_from: int | None = None, year_to: int | None = None, sort: str = ""
+) -> "QuerySet[Movie] | RankedMovies":
     """Movies matching the filters. With a query, best match first (movies.search) unless `sort` names
     another order; without one, in `sort` order (most popular by default)."""
     query = query.strip()[:SEARCH_MAX_LENGTH]
@@ -69,8 +73,12 @@ def search_movies(query: str = "", genre: str = "", year_from: int | None = None
         movies = movies.filter(year__gte=year_from)
     if year_to is not None:
         movies = movies.filter(year__lte=year_to)
-    orders = {"popular": ["-popularity", "id"], "rated": ["-rated_score", "id"],
-              "newest": [F("year").desc(nulls_last=True), "-id"], "title": ["display_title", "id"]}
+    orders = {
+        "popular": ["-popularity", "id"],
+        "rated": ["-rated_score", "id"],
+        "newest": [F("year").desc(nulls_last=True), "-id"],
+        "title": ["display_title", "id"],
+    }
     return movies.order_by(*orders.get(sort, orders["popular"])).prefetch_related("genres")
 
 
@@ -92,8 +100,12 @@ def user_ratings(user: object) -> dict[int, Rating]:
 
 def rating_history(user: object) -> list[tuple[int, float, int]]:
     """(movie_id, stars, Unix time) of every rating by the user, oldest first (ties by movie id)."""
-    return [(m, float(s), int(t.timestamp())) for m, s, t in
-            Rating.objects.filter(user=user).order_by("rated_at", "movie_id").values_list("movie_id", "stars", "rated_at")]
+    return [
+        (m, float(s), int(t.timestamp()))
+        for m, s, t in Rating.objects.filter(user=user)
+        .order_by("rated_at", "movie_id")
+        .values_list("movie_id", "stars", "rated_at")
+    ]
 
 
 def ratings_for_training() -> "Interactions":
@@ -107,9 +119,12 @@ def ratings_for_training() -> "Interactions":
         empty = np.zeros(0, dtype=np.int64)
         return Interactions(empty, empty, np.zeros(0, dtype=np.float32), empty)
     users, movies, stars, times = zip(*rows)
-    return Interactions(np.array(users, dtype=np.int64), np.array(movies, dtype=np.int64),
-                        np.array([float(s) for s in stars], dtype=np.float32),
-                        np.array([int(t.timestamp()) for t in times], dtype=np.int64))
+    return Interactions(
+        np.array(users, dtype=np.int64),
+        np.array(movies, dtype=np.int64),
+        np.array([float(s) for s in stars], dtype=np.float32),
+        np.array([int(t.timestamp()) for t in times], dtype=np.int64),
+    )
 
 
 def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
@@ -126,8 +141,12 @@ def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
     for movie_id, name in links.values_list("movie_id", "genre__name"):
         genres.setdefault(movie_id, []).append(name)
     rows = list(movies.values_list("id", "title", "year"))
-    return Catalogue(np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows],
-                     [sorted(genres.get(r[0], [])) for r in rows])
+    return Catalogue(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [sorted(genres.get(r[0], [])) for r in rows],
+    )
 
 
 def recently_rated_movies(limit: int) -> list[Movie]:

@@ -1,4 +1,5 @@
 """Writes that people make on the site: rating and unrating movies; marking the catalogue changed."""
+
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -39,8 +40,9 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
     value = parse_stars(stars)
     with transaction.atomic():
         old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
-        rating, created = Rating.objects.update_or_create(user=user, movie=movie,
-                                                          defaults={"stars": value, "rated_at": timezone.now()})
+        rating, created = Rating.objects.update_or_create(
+            user=user, movie=movie, defaults={"stars": value, "rated_at": timezone.now()}
+        )
         if created:
             stats.apply_rating_change(movie.id, 1, value)
         elif old is not None:

@@ -5,6 +5,7 @@ ratings at that mean (one 5-star rating does not top "highest rated"); its `popu
 score times log(1 + number of ratings): well liked and widely seen. The counters change with each
 rating write (`apply_rating_change`, inside the writer's transaction) and are recomputed from the
 ratings table by the import (`refresh_movie_stats`)."""
+
 import math
 
 from django.core.cache import cache
@@ -40,9 +41,11 @@ def _derived_fields(mean: float) -> dict[str, object]:
     """The same formulas as database expressions over the stored counters."""
     count, total = Cast(F("num_ratings"), FloatField()), Cast(F("stars_total"), FloatField())
     damped = (total + Value(PRIOR_RATINGS * mean)) / (count + Value(float(PRIOR_RATINGS)))
-    return {"rated_score": damped, "popularity": damped * Ln(count + Value(1.0)),
-            "mean_stars": Case(When(num_ratings=0, then=Value(None)), default=total / count,
-                               output_field=FloatField())}
+    return {
+        "rated_score": damped,
+        "popularity": damped * Ln(count + Value(1.0)),
+        "mean_stars": Case(When(num_ratings=0, then=Value(None)), default=total / count, output_field=FloatField()),
+    }
 
 
 def apply_rating_change(movie_id: int, delta_count: int, delta_stars: float) -> None:

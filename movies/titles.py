@@ -3,20 +3,48 @@
 MovieLens files put a leading article at the end ("Matrix, The (1999)", "Cité des enfants perdus, La");
 people and MovieLens.org's pages write it in front. `natural_title` moves it, in the main title and in
 each alternative title in parentheses, and leaves everything else as stored."""
+
 import re
 
 from unidecode import unidecode
 
 # Leading articles of the languages MovieLens titles use. "L'" joins its noun without a space.
 ARTICLES = (
-    "The", "A", "An",                                   # English
-    "Les", "La", "Le", "L'", "Un", "Une",               # French
-    "Il", "Lo", "Gli", "I", "Uno", "Una", "Un'",        # Italian
-    "El", "Los", "Las",                                 # Spanish
-    "O", "Os", "As",                                    # Portuguese
-    "Die", "Das", "Der", "Den", "Ein", "Eine",          # German
-    "De", "Het", "Een",                                 # Dutch
-    "Det", "En", "Ett", "Et",                           # Scandinavian
+    "The",
+    "A",
+    "An",  # English
+    "Les",
+    "La",
+    "Le",
+    "L'",
+    "Un",
+    "Une",  # French
+    "Il",
+    "Lo",
+    "Gli",
+    "I",
+    "Uno",
+    "Una",
+    "Un'",  # Italian
+    "El",
+    "Los",
+    "Las",  # Spanish
+    "O",
+    "Os",
+    "As",  # Portuguese
+    "Die",
+    "Das",
+    "Der",
+    "Den",
+    "Ein",
+    "Eine",  # German
+    "De",
+    "Het",
+    "Een",  # Dutch
+    "Det",
+    "En",
+    "Ett",
+    "Et",  # Scandinavian
 )
 _TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+),\s+(?P<article>" + "|".join(re.escape(a) for a in ARTICLES) + r")\s*$")
 _LAST_GROUP = re.compile(r"^(?P<head>.*?)\s*\((?P<group>[^()]*)\)\s*$")
@@ -46,7 +74,7 @@ def split_title(title: str) -> tuple[str, list[str]]:
 
 
 def natural_title(title: str) -> str:
-    """"The Matrix (1999)" for "Matrix, The (1999)"; alternative titles in parentheses get the same treatment."""
+    """ "The Matrix (1999)" for "Matrix, The (1999)"; alternative titles in parentheses get the same treatment."""
     head, groups = split_title(title)
     parts = [_front_article(head)]
     for group in groups:

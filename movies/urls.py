@@ -1,4 +1,5 @@
 """URL routes of the pages and the JSON API."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 

@@ -1,4 +1,5 @@
 """Pages: home, browse and search, movie detail, For you, your ratings, sign up, and the rating form."""
+
 from urllib.parse import urlsplit
 
 from django.contrib.auth import login
@@ -22,45 +23,73 @@ SUGGEST_MAX_LENGTH = 100
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "movies/home.html", {
-        "popular": selectors.popular_movies(12),
-        "recent": selectors.recently_rated_movies(6),
-        "genres": selectors.genre_names(),
-    })
+    return render(
+        request,
+        "movies/home.html",
+        {
+            "popular": selectors.popular_movies(12),
+            "recent": selectors.recently_rated_movies(6),
+            "genres": selectors.genre_names(),
+        },
+    )
 
 
 def movie_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else {}
-    movies = selectors.search_movies(filters.get("q", ""), filters.get("genre", ""), filters.get("year_from"),
-                                     filters.get("year_to"), filters.get("sort", ""))
+    movies = selectors.search_movies(
+        filters.get("q", ""),
+        filters.get("genre", ""),
+        filters.get("year_from"),
+        filters.get("year_to"),
+        filters.get("sort", ""),
+    )
     page = Paginator(movies, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "movies/movie_list.html", {
-        "form": form, "page": page, "genres": selectors.genre_names(),
-        "ratings": selectors.user_ratings(request.user), "sort": filters.get("sort", ""),
-        "has_query": bool(filters.get("q")),
-    })
+    return render(
+        request,
+        "movies/movie_list.html",
+        {
+            "form": form,
+            "page": page,
+            "genres": selectors.genre_names(),
+            "ratings": selectors.user_ratings(request.user),
+            "sort": filters.get("sort", ""),
+            "has_query": bool(filters.get("q")),
+        },
+    )
 
 
 def suggest(request: HttpRequest) -> HttpResponse:
     """The header search box's suggestions as you type (an htmx fragment: a listbox of links)."""
     query = request.GET.get("q", "")[:SUGGEST_MAX_LENGTH]
-    return render(request, "movies/includes/suggestions.html",
-                  {"query": query, "movies": selectors.suggest_movies(query, SUGGESTIONS)})
+    return render(
+        request,
+        "movies/includes/suggestions.html",
+        {"query": query, "movies": selectors.suggest_movies(query, SUGGESTIONS)},
+    )
 
 
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = get_object_or_404(Movie.objects.prefetch_related("genres"), id=movie_id)
-    return render(request, "movies/movie_detail.html", {
-        "movie": movie, "similar": serving.similar_movies(movie, limit=8),
-        "rating": selectors.user_ratings(request.user).get(movie.id),
-    })
+    return render(
+        request,
+        "movies/movie_detail.html",
+        {
+            "movie": movie,
+            "similar": serving.similar_movies(movie, limit=8),
+            "rating": selectors.user_ratings(request.user).get(movie.id),
+        },
+    )
 
 
 @login_required
 def recommendations(request: HttpRequest) -> HttpResponse:
     context = _recommendations_context(request)
-    template = "movies/includes/recommendation_list.html" if request.headers.get("HX-Request") else "movies/recommendations.html"
+    template = (
+        "movies/includes/recommendation_list.html"
+        if request.headers.get("HX-Request")
+        else "movies/recommendations.html"
+    )
     return render(request, template, context)
 
 
@@ -100,8 +129,11 @@ def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
         # The widget's form posts here; its "next" must stay the page it sits on, not this URL.
         page = urlsplit(request.headers.get("HX-Current-URL", ""))
         next_url = _safe_next(request, page.path + (f"?{page.query}" if page.query else ""), movie)
-        response = render(request, "movies/includes/star_widget.html", {
-            "movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES, "next_url": next_url})
+        response = render(
+            request,
+            "movies/includes/star_widget.html",
+            {"movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES, "next_url": next_url},
+        )
         response["HX-Trigger"] = "rated"
         return response
     return redirect(_safe_next(request, request.POST.get("next", ""), movie))

@@ -1,4 +1,5 @@
 """The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -18,20 +19,51 @@ def _hr(metrics: dict) -> str:
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "is_live", "reason", "created_at", "duration", "num_ratings", "validation_hr",
-                    "test_hr", "ease_test_hr", "held_back")
+    list_display = (
+        "id",
+        "status",
+        "is_live",
+        "reason",
+        "created_at",
+        "duration",
+        "num_ratings",
+        "validation_hr",
+        "test_hr",
+        "ease_test_hr",
+        "held_back",
+    )
     list_filter = ("status",)
     actions = ["retrain_now", "make_live", "roll_back"]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["curves", "metrics"]
-    fields = ("status", "reason", "failure_reason", "held_back_reason", "created_at", "started_at", "finished_at",
-              "attempts", "device", "num_users", "num_movies", "num_ratings", "best_epoch", "seconds_to_best",
-              "published_at", "artifact_path", "metrics", "curves", "config")
+    fields = (
+        "status",
+        "reason",
+        "failure_reason",
+        "held_back_reason",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "device",
+        "num_users",
+        "num_movies",
+        "num_ratings",
+        "best_epoch",
+        "seconds_to_best",
+        "published_at",
+        "artifact_path",
+        "metrics",
+        "curves",
+        "config",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        runs = list(TrainingRun.objects.succeeded().order_by("id").values_list("id", "test_metrics", "baseline_metrics")[:50])
+        runs = list(
+            TrainingRun.objects.succeeded().order_by("id").values_list("id", "test_metrics", "baseline_metrics")[:50]
+        )
         extra = {"metric_history_svg": mark_safe(plots.metric_history(runs)) if len(runs) > 1 else ""}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
@@ -67,13 +99,20 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.display(description="test metrics beside the baselines")
     def metrics(self, run: TrainingRun) -> str:
         rows = [("PinSage", run.validation_metrics, run.test_metrics)] + [
-            (name, result.get("validation", {}), result.get("test", {})) for name, result in run.baseline_metrics.items()]
+            (name, result.get("validation", {}), result.get("test", {}))
+            for name, result in run.baseline_metrics.items()
+        ]
         names = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
         header = "".join(format_html("<th>{}</th>", n) for n in ("model", "val HR@10", *names))
         body = "".join(
-            format_html("<tr><td>{}</td><td>{}</td>{}</tr>", name, _hr(validation),
-                        mark_safe("".join(format_html("<td>{}</td>", f"{test.get(n, 0):.4f}") for n in names)))
-            for name, validation, test in rows)
+            format_html(
+                "<tr><td>{}</td><td>{}</td>{}</tr>",
+                name,
+                _hr(validation),
+                mark_safe("".join(format_html("<td>{}</td>", f"{test.get(n, 0):.4f}") for n in names)),
+            )
+            for name, validation, test in rows
+        )
         return format_html("<table><tr>{}</tr>{}</table>", mark_safe(header), mark_safe(body))
 
     @admin.action(description="Retrain now", permissions=["retrain"])

@@ -1,4 +1,5 @@
 """App configuration for the recommender."""
+
 from django.apps import AppConfig
 
 

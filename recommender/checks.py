@@ -1,4 +1,5 @@
 """System checks for a deployment that cannot work as configured."""
+
 from django.conf import settings
 from django.core.checks import CheckMessage, Warning, register
 
@@ -11,10 +12,12 @@ def milvus_lite_file_is_single_process(app_configs: object, **kwargs: object) ->
     if not settings.MILVUS_URI.endswith(".db"):
         return []
     processes = env_int("WEB_CONCURRENCY", 2) + 2  # gunicorn workers plus the two Celery workers
-    return [Warning(
-        f"MILVUS_URI={settings.MILVUS_URI} is a milvus-lite file, which only one process can open, but the site "
-        f"runs {processes} processes that search and publish.",
-        hint="Run `milvus-lite server --data-dir DIR --host 127.0.0.1 --port 19540` and set "
-             "MILVUS_URI=http://127.0.0.1:19540 (scripts/run does this).",
-        id="recommender.W001",
-    )]
+    return [
+        Warning(
+            f"MILVUS_URI={settings.MILVUS_URI} is a milvus-lite file, which only one process can open, but the site "
+            f"runs {processes} processes that search and publish.",
+            hint="Run `milvus-lite server --data-dir DIR --host 127.0.0.1 --port 19540` and set "
+            "MILVUS_URI=http://127.0.0.1:19540 (scripts/run does this).",
+            id="recommender.W001",
+        )
+    ]

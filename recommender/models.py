@@ -1,4 +1,5 @@
 """TrainingRun: one PinSage training, its data snapshot, metrics, artifact and status."""
+
 from django.conf import settings
 from django.db import models
 

@@ -1,4 +1,5 @@
 """Keeping recommendations fresh: change marks, debounced retraining, the publish gate, movie upserts."""
+
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ def enqueue_soon(task: object, *args: object, options: dict | None = None) -> No
             enqueue(task, *args, options=options)
         finally:
             _pending.release()
+
     _sender.submit(send)
 
 
@@ -85,8 +87,9 @@ def request_retrain(reason: str, requested_by: object | None = None) -> Training
         state = RecommenderState.objects.select_for_update().get(id=RecommenderState.current().id)
         if TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).exists():
             return None
-        run = TrainingRun.objects.create(reason=reason, requested_by=requested_by,
-                                         config=dict(settings.RECOMMENDER_TRAINING_CONFIG))
+        run = TrainingRun.objects.create(
+            reason=reason, requested_by=requested_by, config=dict(settings.RECOMMENDER_TRAINING_CONFIG)
+        )
         state.num_changes = 0
         state.last_requested_at = timezone.now()
         state.save(update_fields=["num_changes", "last_requested_at"])
@@ -111,8 +114,9 @@ def resend_stuck_runs() -> int:
     from recommender import tasks
 
     stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
-    runs = list(TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale)
-                .values_list("id", flat=True))
+    runs = list(
+        TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale).values_list("id", flat=True)
+    )
     return sum(enqueue(tasks.train_model, run_id, options=training_limits()) for run_id in runs)
 
 
@@ -124,8 +128,11 @@ def training_limits() -> dict:
 
 def fail_run(run_id: int, reason: str) -> bool:
     """Marks a running run FAILED; False when it had already ended (or never started)."""
-    return bool(TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
-        status=TrainingRun.Status.FAILED, finished_at=timezone.now(), failure_reason=reason))
+    return bool(
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), failure_reason=reason
+        )
+    )
 
 
 def fail_overdue_runs() -> int:
@@ -134,8 +141,12 @@ def fail_overdue_runs() -> int:
     limit = settings.TRAINING_TIME_LIMIT_S
     overdue = timezone.now() - timedelta(seconds=limit + OVERDUE_GRACE_S)
     runs = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=overdue)
-    return sum(fail_run(run_id, f"still running {OVERDUE_GRACE_S} s after the hard time limit of {limit} s; "
-                                "its worker was lost") for run_id in runs.values_list("id", flat=True))
+    return sum(
+        fail_run(
+            run_id, f"still running {OVERDUE_GRACE_S} s after the hard time limit of {limit} s; its worker was lost"
+        )
+        for run_id in runs.values_list("id", flat=True)
+    )
 
 
 def run_training(run_id: int, redelivered: bool) -> None:
@@ -148,12 +159,15 @@ def run_training(run_id: int, redelivered: bool) -> None:
     if run.status == TrainingRun.Status.RUNNING and redelivered:
         if run.attempts >= settings.TRAINING_MAX_ATTEMPTS:
             TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
-                status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
-                failure_reason=f"the worker died {run.attempts} times while training; giving up")
+                status=TrainingRun.Status.FAILED,
+                finished_at=timezone.now(),
+                failure_reason=f"the worker died {run.attempts} times while training; giving up",
+            )
             return
         # The worker that held it died (its message came back): hand the run to this attempt.
         TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING, attempts=run.attempts).update(
-            status=TrainingRun.Status.QUEUED)
+            status=TrainingRun.Status.QUEUED
+        )
     trained = services.train_model(run_id)
     if trained is None or trained.status != TrainingRun.Status.SUCCEEDED:
         return
@@ -178,5 +192,6 @@ def is_worse_than_live(run: TrainingRun) -> bool:
         return False
     TrainingRun.objects.filter(id=run.id).update(
         held_back_reason=f"validation HR@10 {new:.4f} is below the live run {live.id}'s {old:.4f} "
-                         f"by more than {settings.PUBLISH_TOLERANCE}; staff can still make it live")
+        f"by more than {settings.PUBLISH_TOLERANCE}; staff can still make it live"
+    )
     return True

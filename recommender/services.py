@@ -1,4 +1,5 @@
 """Recommender services: train a run, evaluate it, keep its artifact; the seam between Django and the ML modules."""
+
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,13 +14,6 @@ from movies import selectors
 from recommender.models import TrainingRun
 
 logger = logging.getLogger(__name__)
-# Baselines are re-tuned on every run, on a short grid so a run stays quick on large catalogues.
-RUN_BASELINE_GRIDS = {
-    "most_rated": [{}],
-    "itemknn": [{"num_neighbors": 200, "shrink": 10.0}],
-    "ease": [{"l2": 100.0}],
-    "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],
-}
 EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 
@@ -33,14 +27,18 @@ def create_training_run(config: dict, requested_by: object | None = None) -> Tra
     with transaction.atomic():
         RecommenderState.current()
         RecommenderState.objects.filter(id=1).update(num_changes=0)
-        return TrainingRun.objects.create(config={**settings.RECOMMENDER_TRAINING_CONFIG, **config},
-                                          requested_by=requested_by, reason="command line")
+        return TrainingRun.objects.create(
+            config={**settings.RECOMMENDER_TRAINING_CONFIG, **config}, requested_by=requested_by, reason="command line"
+        )
 
 
-def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True) -> TrainingRun | None:
+def train_model(
+    run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True
+) -> TrainingRun | None:
     """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it."""
     claimed = TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
+        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
     if not claimed:
         return None
     run = TrainingRun.objects.get(id=run_id)
@@ -56,8 +54,9 @@ def train_model(run_id: int, on_epoch: Callable[[dict], None] | None = None, wit
             reason = f"timed out after {settings.TRAINING_SOFT_TIME_LIMIT_S} s"
         else:
             reason = str(error) if isinstance(error, NotEnoughData) else f"{type(error).__name__}: {error}"
-        TrainingRun.objects.filter(id=run_id).update(status=TrainingRun.Status.FAILED, failure_reason=reason,
-                                                     finished_at=timezone.now())
+        TrainingRun.objects.filter(id=run_id).update(
+            status=TrainingRun.Status.FAILED, failure_reason=reason, finished_at=timezone.now()
+        )
         if not isinstance(error, NotEnoughData):
             logger.exception("training run %s failed", run_id)
     return TrainingRun.objects.get(id=run_id)
@@ -77,33 +76,55 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
 
     config = TrainingConfig.from_dict({**TrainingConfig().as_dict(), **run.config})
     if config.device == "auto":
-        config = TrainingConfig.from_dict({**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"})
+        config = TrainingConfig.from_dict(
+            {**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"}
+        )
     interactions = selectors.ratings_for_training()  # the snapshot this run trains on, whatever arrives later
     catalogue = selectors.movie_catalogue()
     prepared = experiment.prepare(interactions, catalogue, config)
     TrainingRun.objects.filter(id=run.id).update(
-        num_users=prepared.split.num_users, num_movies=len(catalogue.movie_ids), num_ratings=len(interactions),
-        device=config.device, config=config.as_dict())
+        num_users=prepared.split.num_users,
+        num_movies=len(catalogue.movie_ids),
+        num_ratings=len(interactions),
+        device=config.device,
+        config=config.as_dict(),
+    )
 
     def record_epoch(record: object) -> None:
-        row = {"epoch": record.epoch, "loss": record.loss, "seconds": record.seconds,
-               "batches_per_second": record.batches_per_second, "validation": record.validation}
+        row = {
+            "epoch": record.epoch,
+            "loss": record.loss,
+            "seconds": record.seconds,
+            "batches_per_second": record.batches_per_second,
+            "validation": record.validation,
+        }
         run.history.append(row)
         TrainingRun.objects.filter(id=run.id).update(history=run.history)
         if on_epoch:
             on_epoch(row)
 
-    grids = {name: grid for name, grid in RUN_BASELINE_GRIDS.items()
-             if not name.startswith("ease") or len(catalogue.movie_ids) <= EASE_MAX_MOVIES}
+    from recommender.ml.experiment import RUN_BASELINE_GRIDS
+
+    grids = {
+        name: grid
+        for name, grid in RUN_BASELINE_GRIDS.items()
+        if not name.startswith("ease") or len(catalogue.movie_ids) <= EASE_MAX_MOVIES
+    }
     baselines = experiment.fit_baselines(prepared.split, grids) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
     config = replace(config, scoring=outcome.scoring)
     TrainingRun.objects.filter(id=run.id).update(
-        status=TrainingRun.Status.SUCCEEDED, finished_at=timezone.now(), best_epoch=outcome.result.best_epoch,
+        status=TrainingRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        best_epoch=outcome.result.best_epoch,
         config=config.as_dict(),
-        seconds_to_best=outcome.result.seconds_to_best, validation_metrics=outcome.validation,
-        test_metrics=outcome.test, baseline_metrics=baselines, artifact_path=str(artifact))
+        seconds_to_best=outcome.result.seconds_to_best,
+        validation_metrics=outcome.validation,
+        test_metrics=outcome.test,
+        baseline_metrics=baselines,
+        artifact_path=str(artifact),
+    )
 
 
 def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
@@ -114,14 +135,17 @@ def save_artifact(run_id: int, outcome: object, prepared: object, config: object
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"run-{run_id}.pt"
     partial = path.with_suffix(".part")
-    torch.save({
-        "state_dict": outcome.result.network.state_dict(),
-        "config": config.as_dict(),
-        "movie_ids": prepared.full_graph.movie_ids,
-        "vocabulary": prepared.features.vocabulary,
-        "genre_names": prepared.features.genre_names,
-        "embeddings": outcome.embeddings,
-    }, partial)
+    torch.save(
+        {
+            "state_dict": outcome.result.network.state_dict(),
+            "config": config.as_dict(),
+            "movie_ids": prepared.full_graph.movie_ids,
+            "vocabulary": prepared.features.vocabulary,
+            "genre_names": prepared.features.genre_names,
+            "embeddings": outcome.embeddings,
+        },
+        partial,
+    )
     partial.replace(path)  # a reader never sees half a file
     return path
 
@@ -153,8 +177,14 @@ def publish_embeddings(run_id: int) -> str:
     if (~known).any():
         vectors[~known] = _cold_start_vectors(run, catalogue, np.flatnonzero(~known))
     neighbors, scores = nearest_movies(catalogue.movie_ids, vectors)
-    movies = MovieVectors(catalogue.movie_ids, vectors, np.array([y or 0 for y in catalogue.years], dtype=np.int32),
-                          catalogue.genres, neighbors, scores)
+    movies = MovieVectors(
+        catalogue.movie_ids,
+        vectors,
+        np.array([y or 0 for y in catalogue.years], dtype=np.int32),
+        catalogue.genres,
+        neighbors,
+        scores,
+    )
     store = vector_store()
     name = store.publish(run.id, movies)
     TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
@@ -192,12 +222,16 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
         current = selectors.movie_catalogue(artifact["movie_ids"].tolist())
         found = {int(m): i for i, m in enumerate(current.movie_ids)}
         at = [found.get(int(m)) for m in artifact["movie_ids"]]
-        features = build_movie_features([current.titles[i] if i is not None else "" for i in at],
-                                        [current.years[i] if i is not None else None for i in at],
-                                        [current.genres[i] if i is not None else [] for i in at],
-                                        vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
-        network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, config.dropout,
-                                 config.use_id_embedding)
+        features = build_movie_features(
+            [current.titles[i] if i is not None else "" for i in at],
+            [current.years[i] if i is not None else None for i in at],
+            [current.genres[i] if i is not None else [] for i in at],
+            vocabulary=artifact["vocabulary"],
+            genre_names=artifact["genre_names"],
+        )
+        network = PinSageNetwork(
+            features, config.hidden_dim, config.walk.num_layers, config.dropout, config.use_id_embedding
+        )
         network.load_state_dict(artifact["state_dict"])
         _network_cache.clear()
         _network_cache[run.id] = (network, artifact)
@@ -210,9 +244,13 @@ def _cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) 
     from recommender.ml.features import build_movie_features
 
     network, artifact = live_network(run)
-    features = build_movie_features([catalogue.titles[i] for i in positions], [catalogue.years[i] for i in positions],
-                                    [catalogue.genres[i] for i in positions], vocabulary=artifact["vocabulary"],
-                                    genre_names=artifact["genre_names"])
+    features = build_movie_features(
+        [catalogue.titles[i] for i in positions],
+        [catalogue.years[i] for i in positions],
+        [catalogue.genres[i] for i in positions],
+        vocabulary=artifact["vocabulary"],
+        genre_names=artifact["genre_names"],
+    )
     return cold_start_embeddings(network, features)
 
 
@@ -243,12 +281,24 @@ def embed_movie(movie_id: int) -> bool:
     if len(known):  # trained on it: keep the learned vector, refresh the filterable fields
         vector = artifact["embeddings"][known[0]][None, :]
     else:
-        features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres,
-                                        vocabulary=artifact["vocabulary"], genre_names=artifact["genre_names"])
+        features = build_movie_features(
+            catalogue.titles,
+            catalogue.years,
+            catalogue.genres,
+            vocabulary=artifact["vocabulary"],
+            genre_names=artifact["genre_names"],
+        )
         vector = cold_start_embeddings(network, features)
     # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.
     hits = [h for h in vector_store().search(vector, NEIGHBORS + 1)[0] if h.movie_id != movie_id][:NEIGHBORS]
-    vector_store().upsert_movies(MovieVectors(
-        catalogue.movie_ids, vector, np.array([catalogue.years[0] or 0], dtype=np.int32), catalogue.genres,
-        np.array([[h.movie_id for h in hits]], dtype=np.int64), np.array([[h.score for h in hits]], dtype=np.float32)))
+    vector_store().upsert_movies(
+        MovieVectors(
+            catalogue.movie_ids,
+            vector,
+            np.array([catalogue.years[0] or 0], dtype=np.int32),
+            catalogue.genres,
+            np.array([[h.movie_id for h in hits]], dtype=np.int64),
+            np.array([[h.score for h in hits]], dtype=np.float32),
+        )
+    )
     return True

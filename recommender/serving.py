@@ -1,4 +1,5 @@
 """Recommendations for people and movies, from Milvus search results, with a popular fallback."""
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -8,8 +9,8 @@ from django.conf import settings
 
 from movies import selectors
 from movies.models import Movie
-from recommender.models import TrainingRun
 from recommender.ml.scoring import Histories, ScoringConfig, rank, select_history
+from recommender.models import TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, search_filter
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,13 @@ class Recommendations:
 def vector_store() -> VectorStore:
     global _store
     if _store is None:
-        _store = VectorStore(settings.MILVUS_URI, settings.MILVUS_TOKEN, settings.MILVUS_TIMEOUT_S, settings.MILVUS_ALIAS,
-                             breaker_s=settings.MILVUS_BREAKER_S)
+        _store = VectorStore(
+            settings.MILVUS_URI,
+            settings.MILVUS_TOKEN,
+            settings.MILVUS_TIMEOUT_S,
+            settings.MILVUS_ALIAS,
+            breaker_s=settings.MILVUS_BREAKER_S,
+        )
     return _store
 
 
@@ -84,11 +90,19 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     run = live_run()
     if run is None:
         return None
-    scoring = ScoringConfig(**{key: value for key, value in run.config.get("scoring", {}).items()
-                               if key in ScoringConfig.__dataclass_fields__})
-    histories = Histories(np.array([0, len(history)]), np.array([h[0] for h in history], dtype=np.int64),
-                          np.array([h[1] for h in history], dtype=np.float32),
-                          np.array([h[2] for h in history], dtype=np.int64))
+    scoring = ScoringConfig(
+        **{
+            key: value
+            for key, value in run.config.get("scoring", {}).items()
+            if key in ScoringConfig.__dataclass_fields__
+        }
+    )
+    histories = Histories(
+        np.array([0, len(history)]),
+        np.array([h[0] for h in history], dtype=np.int64),
+        np.array([h[1] for h in history], dtype=np.float32),
+        np.array([h[2] for h in history], dtype=np.int64),
+    )
     evidence = select_history(histories, scoring)
     store = vector_store()
     lists = None
@@ -99,8 +113,13 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     if lists is None:
         return None
     ranked = rank(evidence, lists[0], lists[1], histories, scoring, limit)
-    return _explained([(float(score), int(movie), int(source)) for movie, score, source
-                       in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0]) if movie >= 0])
+    return _explained(
+        [
+            (float(score), int(movie), int(source))
+            for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
+            if movie >= 0
+        ]
+    )
 
 
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
@@ -110,7 +129,7 @@ def _padded(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> Neighbours:
     ids = np.full((len(rows), n), -1, dtype=np.int64)
     scores = np.zeros((len(rows), n), dtype=np.float32)
     for i, (row_ids, row_scores) in enumerate(rows):
-        ids[i, :len(row_ids[:n])], scores[i, :len(row_scores[:n])] = row_ids[:n], row_scores[:n]
+        ids[i, : len(row_ids[:n])], scores[i, : len(row_scores[:n])] = row_ids[:n], row_scores[:n]
     return ids, scores
 
 
@@ -133,7 +152,9 @@ def _searched_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighb
     rows = []
     for movie in movies:
         row = [h for h in hits.get(movie, []) if h.movie_id != movie][:n]
-        rows.append((np.array([h.movie_id for h in row], dtype=np.int64), np.array([h.score for h in row], dtype=np.float32)))
+        rows.append(
+            (np.array([h.movie_id for h in row], dtype=np.int64), np.array([h.score for h in row], dtype=np.float32))
+        )
     return _padded(rows, n)
 
 
@@ -156,8 +177,9 @@ def _popular(user: object, limit: int, note: str) -> Recommendations:
     return Recommendations([Recommendation(m, 0.0, "Popular with other viewers") for m in movies], Source.POPULAR, note)
 
 
-def similar_movies(movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None,
-                   year_to: int | None = None) -> Recommendations:
+def similar_movies(
+    movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None, year_to: int | None = None
+) -> Recommendations:
     """Movies nearest to this one; filters are applied inside the Milvus search."""
     try:
         vectors = vector_store().get_vectors([movie.id])

@@ -1,4 +1,5 @@
 """Celery entry points: each takes ids and calls one service."""
+
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
@@ -14,14 +15,19 @@ class TrainingTask(Task):
             pipeline.fail_run(args[0], f"killed at the hard time limit of {exc.args[0]} s")
 
 
-@shared_task(bind=True, base=TrainingTask, acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT_S, time_limit=settings.TRAINING_TIME_LIMIT_S)
+@shared_task(
+    bind=True,
+    base=TrainingTask,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT_S,
+    time_limit=settings.TRAINING_TIME_LIMIT_S,
+)
 def train_model(self: object, run_id: int) -> None:
     pipeline.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
 
 
-@shared_task(acks_late=True, autoretry_for=(VectorStoreUnavailable,), retry_backoff=True,
-             max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
 def publish_embeddings(run_id: int) -> None:
     services.publish_embeddings(run_id)
 
@@ -59,4 +65,3 @@ def drop_old_collections() -> None:
     from recommender.serving import vector_store
 
     vector_store().drop_old_collections(keep=2)
-

@@ -1,4 +1,5 @@
 """The only module that talks to Milvus: one collection per training run, served through an alias."""
+
 import logging
 import re
 import time
@@ -38,10 +39,10 @@ class Hit:
 @dataclass(frozen=True)
 class MovieVectors:
     movie_ids: np.ndarray  # (n,) int64, Movie.id
-    vectors: np.ndarray    # (n, dim) float32, L2-normalised
-    years: np.ndarray      # (n,) int32, 0 where unknown
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+    years: np.ndarray  # (n,) int32, 0 where unknown
     genres: list[list[str]]
-    neighbors: np.ndarray | None = None        # (n, <= NEIGHBORS) int64 movie ids, nearest first; None: not stored
+    neighbors: np.ndarray | None = None  # (n, <= NEIGHBORS) int64 movie ids, nearest first; None: not stored
     neighbor_scores: np.ndarray | None = None  # (n, <= NEIGHBORS) float32 inner products, the same order
 
 
@@ -63,8 +64,9 @@ READS = frozenset({"describe_alias", "get", "search", "describe_collection", "co
 
 
 class VectorStore:
-    def __init__(self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS,
-                 breaker_s: float = 0.0) -> None:
+    def __init__(
+        self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS, breaker_s: float = 0.0
+    ) -> None:
         self.uri = uri
         self.token = token
         self.timeout = timeout
@@ -81,7 +83,7 @@ class VectorStore:
 
     def run_of_collection(self, name: str) -> int | None:
         prefix = f"{self.alias}_run"
-        suffix = name[len(prefix):]
+        suffix = name[len(prefix) :]
         return int(suffix) if name.startswith(prefix) and suffix.isdigit() else None
 
     @contextmanager
@@ -92,15 +94,18 @@ class VectorStore:
 
         now = time.monotonic()
         if what in READS and now < self._open_until:
-            raise VectorStoreUnavailable(f"Milvus at {self.uri} failed {self.breaker_s:.0f} s ago or less; "
-                                         f"not asked again for {self._open_until - now:.1f} s ({what})")
+            raise VectorStoreUnavailable(
+                f"Milvus at {self.uri} failed {self.breaker_s:.0f} s ago or less; "
+                f"not asked again for {self._open_until - now:.1f} s ({what})"
+            )
         try:
             if self._client is None:
                 from pymilvus import MilvusClient
 
                 # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
-                self._client = MilvusClient(uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True,
-                                            grpc_options=GRPC_OPTIONS)
+                self._client = MilvusClient(
+                    uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+                )
             yield self._client
         except (MilvusException, grpc.RpcError, ConnectionError, OSError) as error:
             self._forget_client()  # reconnect next time: the server may have restarted
@@ -143,18 +148,29 @@ class VectorStore:
     def get_vectors(self, movie_ids: list[int]) -> dict[int, np.ndarray]:
         if not movie_ids:
             return {}
-        rows = self._loaded_call("get", lambda client: client.get(
-            self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout))
+        rows = self._loaded_call(
+            "get",
+            lambda client: client.get(self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout),
+        )
         return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
 
     def get_neighbors(self, movie_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """The stored nearest movies of each movie (ids, scores), nearest first; empty for a movie without them."""
         if not movie_ids:
             return {}
-        rows = self._loaded_call("get", lambda client: client.get(
-            self.alias, ids=list(movie_ids), output_fields=["neighbors", "neighbor_scores"], timeout=self.timeout))
-        return {int(row[PRIMARY]): (np.asarray(row["neighbors"], dtype=np.int64),
-                                    np.asarray(row["neighbor_scores"], dtype=np.float32)) for row in rows}
+        rows = self._loaded_call(
+            "get",
+            lambda client: client.get(
+                self.alias, ids=list(movie_ids), output_fields=["neighbors", "neighbor_scores"], timeout=self.timeout
+            ),
+        )
+        return {
+            int(row[PRIMARY]): (
+                np.asarray(row["neighbors"], dtype=np.int64),
+                np.asarray(row["neighbor_scores"], dtype=np.float32),
+            )
+            for row in rows
+        }
 
     def has_neighbor_lists(self, collection: str) -> bool:
         """Whether a collection stores neighbour lists (those published before they existed do not)."""
@@ -168,15 +184,25 @@ class VectorStore:
         """Top `limit` movies by inner product for each query vector, in one batched call."""
         if len(vectors) == 0:
             return []
-        results = self._loaded_call("search", lambda client: client.search(
-            self.alias, data=[v.tolist() for v in vectors], limit=min(limit, 16384), filter=filter_expression,
-            search_params=SEARCH_PARAMS, anns_field="vector", timeout=self.timeout))
+        results = self._loaded_call(
+            "search",
+            lambda client: client.search(
+                self.alias,
+                data=[v.tolist() for v in vectors],
+                limit=min(limit, 16384),
+                filter=filter_expression,
+                search_params=SEARCH_PARAMS,
+                anns_field="vector",
+                timeout=self.timeout,
+            ),
+        )
         return [[Hit(int(hit.get("id", hit.get(PRIMARY))), float(hit["distance"])) for hit in hits] for hits in results]
 
     def count(self, collection: str) -> int:
         with self._calls("count") as client:
-            rows = client.query(collection, filter="", output_fields=["count(*)"], consistency_level="Strong",
-                                timeout=self.timeout)
+            rows = client.query(
+                collection, filter="", output_fields=["count(*)"], consistency_level="Strong", timeout=self.timeout
+            )
         return int(rows[0]["count(*)"])
 
     def _loaded_call(self, what: str, call: Callable[[object], object]) -> object:
@@ -222,8 +248,9 @@ class VectorStore:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field("year", DataType.INT32)
         # An ARRAY, since Milvus 2.3 servers only match LIKE patterns by prefix; array_contains works on lite and servers.
-        schema.add_field("genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES,
-                         max_length=64)
+        schema.add_field(
+            "genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES, max_length=64
+        )
         schema.add_field("neighbors", DataType.ARRAY, element_type=DataType.INT64, max_capacity=NEIGHBORS)
         schema.add_field("neighbor_scores", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=NEIGHBORS)
         client.create_collection(name, schema=schema, consistency_level="Strong", timeout=max(self.timeout, 30))
@@ -234,8 +261,14 @@ class VectorStore:
             raise PublishFailed(f"{name} holds {count} vectors, expected {len(movies.movie_ids)}")
         probe = movies.vectors[:1]
         with self._calls("probe search") as client:
-            hits = client.search(name, data=probe.tolist(), limit=1, search_params=SEARCH_PARAMS,
-                                 anns_field="vector", timeout=self.timeout)
+            hits = client.search(
+                name,
+                data=probe.tolist(),
+                limit=1,
+                search_params=SEARCH_PARAMS,
+                anns_field="vector",
+                timeout=self.timeout,
+            )
         if not hits or not hits[0]:
             raise PublishFailed(f"{name}: a probe search returned nothing")
 
@@ -249,7 +282,11 @@ class VectorStore:
     def rollback(self) -> str:
         """Point the alias at the newest run collection older than the live one."""
         live = self.live_collection()
-        older = [n for n in self.run_collections() if live is None or self.run_of_collection(n) < self.run_of_collection(live)]
+        older = [
+            n
+            for n in self.run_collections()
+            if live is None or self.run_of_collection(n) < self.run_of_collection(live)
+        ]
         if not older:
             raise PublishFailed("there is no earlier collection to roll back to")
         self.ensure_loaded(older[-1])
@@ -304,10 +341,15 @@ def _rows(movies: MovieVectors, part: slice, with_lists: bool = True) -> list[di
     neighbors = none if movies.neighbors is None else movies.neighbors[part][:, :NEIGHBORS].tolist()
     scores = none if movies.neighbor_scores is None else movies.neighbor_scores[part][:, :NEIGHBORS].tolist()
     rows = []
-    for movie_id, vector, year, genres, near, near_scores in zip(ids, movies.vectors[part], movies.years[part],
-                                                                 movies.genres[part], neighbors, scores):
-        row = {PRIMARY: int(movie_id), "vector": vector.tolist(), "year": int(year),
-               "genres": [g[:64] for g in genres][:MAX_GENRES]}
+    for movie_id, vector, year, genres, near, near_scores in zip(
+        ids, movies.vectors[part], movies.years[part], movies.genres[part], neighbors, scores
+    ):
+        row = {
+            PRIMARY: int(movie_id),
+            "vector": vector.tolist(),
+            "year": int(year),
+            "genres": [g[:64] for g in genres][:MAX_GENRES],
+        }
         if with_lists:
             row.update(neighbors=near, neighbor_scores=near_scores)
         rows.append(row)

@@ -3,6 +3,7 @@
 django-axes locks each (username, address) pair after AXES_FAILURE_LIMIT failures, so nobody can lock
 the real owner out from elsewhere; axes has one limit for every parameter set, so this backend adds a
 higher one per address (AXES_ADDRESS_FAILURE_LIMIT within the cool-off), counted from axes' own records."""
+
 from axes.exceptions import AxesBackendPermissionDenied
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -17,7 +18,8 @@ from recsite.clientip import client_ip
 def address_failures(address: str) -> int:
     since = timezone.now() - settings.AXES_COOLOFF_TIME
     total = AccessAttempt.objects.filter(ip_address=address, attempt_time__gte=since).aggregate(
-        failures=Sum("failures_since_start"))["failures"]
+        failures=Sum("failures_since_start")
+    )["failures"]
     return total or 0
 
 

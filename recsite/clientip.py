@@ -1,4 +1,5 @@
 """The client's address: X-Forwarded-For is believed only as far as it was written by proxies we trust."""
+
 import ipaddress
 from functools import lru_cache
 

@@ -1,4 +1,5 @@
 """Typed readers for settings that come from the environment."""
+
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -8,11 +9,18 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool = False) -> bool:
+    """true/false, yes/no, on/off or 1/0; anything else (DJANGO_PRODUCTION=ture) is refused, not read as False."""
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    text = value.strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be true or false (also yes/no, on/off, 1/0), got {value!r}")
+    return text in _TRUE
 
 
 def env_int(name: str, default: int) -> int:
@@ -82,16 +90,23 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 def unsafe_bind_reasons(binds: list[str], environ: dict[str, str]) -> list[str]:
     """Why serving on these gunicorn binds would be unsafe: a non-loopback address with the development
     defaults (the public fallback secret key, cookies without Secure, DEBUG). Empty when it is fine."""
-    public = [b for b in binds if not b.startswith(("unix:", "fd://")) and b.rsplit(":", 1)[0] not in _LOOPBACK_HOSTS
-              and not b.rsplit(":", 1)[0].startswith("127.")]
+    public = [
+        b
+        for b in binds
+        if not b.startswith(("unix:", "fd://"))
+        and b.rsplit(":", 1)[0] not in _LOOPBACK_HOSTS
+        and not b.rsplit(":", 1)[0].startswith("127.")
+    ]
     if not public:
         return []
     reasons = []
     if not environ.get("DJANGO_SECRET_KEY"):
         reasons.append("DJANGO_SECRET_KEY is empty, so sessions are signed with the public development key")
-    if environ.get("DJANGO_PRODUCTION", "").strip().lower() not in {"1", "true", "yes", "on"}:
-        reasons.append("DJANGO_PRODUCTION is not true, so session and CSRF cookies travel without Secure and "
-                       "there is no HTTPS redirect or HSTS")
-    if environ.get("DJANGO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}:
+    if environ.get("DJANGO_PRODUCTION", "").strip().lower() not in _TRUE:
+        reasons.append(
+            "DJANGO_PRODUCTION is not true, so session and CSRF cookies travel without Secure and "
+            "there is no HTTPS redirect or HSTS"
+        )
+    if environ.get("DJANGO_DEBUG", "").strip().lower() in _TRUE:
         reasons.append("DJANGO_DEBUG is true, so error pages show settings and code to anyone")
     return [f"binding {', '.join(public)}: {reason}" for reason in reasons]

@@ -1,4 +1,5 @@
 """Health endpoints: liveness (the process answers) and readiness (database, broker, Milvus, workers)."""
+
 import hmac
 import threading
 import time
@@ -100,8 +101,10 @@ _last: tuple[float, dict] = (-CACHE_S, {})
 
 def _run_checks() -> dict:
     deadline = time.monotonic() + DEADLINE_S
-    pending = {name: _probes.submit(_check, probe) for name, probe in
-               (("database", _database), ("broker", _broker), ("milvus", _milvus), ("workers", _workers))}
+    pending = {
+        name: _probes.submit(_check, probe)
+        for name, probe in (("database", _database), ("broker", _broker), ("milvus", _milvus), ("workers", _workers))
+    }
     checks = {}
     for name, future in pending.items():
         try:

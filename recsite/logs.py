@@ -1,4 +1,5 @@
 """Log configuration shared by Django, Celery and gunicorn: plain lines for people, JSON lines for collectors."""
+
 from logging.config import dictConfig
 
 from pythonjsonlogger.json import JsonFormatter
@@ -9,8 +10,17 @@ RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process":
 
 class AccessJsonFormatter(JsonFormatter):
     """gunicorn hands an access record its request atoms as a dict; each becomes a field of its own."""
-    ATOMS = {"h": "remote_addr", "m": "method", "U": "path", "q": "query", "s": "status", "B": "bytes",
-             "M": "duration_ms", "a": "user_agent"}
+
+    ATOMS = {
+        "h": "remote_addr",
+        "m": "method",
+        "U": "path",
+        "q": "query",
+        "s": "status",
+        "B": "bytes",
+        "M": "duration_ms",
+        "a": "user_agent",
+    }
 
     def add_fields(self, log_data: dict, record: object, message_dict: dict) -> None:
         super().add_fields(log_data, record, message_dict)
@@ -26,13 +36,21 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
         raise ValueError(f"LOG_FORMAT must be json or text, got {log_format!r}")
     as_json = log_format == "json"
     formatters = {
-        "default": ({"()": JsonFormatter, "fmt": FIELDS, "rename_fields": RENAMED} if as_json
-                    else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}),
-        "access": ({"()": AccessJsonFormatter, "fmt": FIELDS, "rename_fields": RENAMED} if as_json
-                   else {"format": "%(asctime)s %(message)s"}),
+        "default": (
+            {"()": JsonFormatter, "fmt": FIELDS, "rename_fields": RENAMED}
+            if as_json
+            else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+        ),
+        "access": (
+            {"()": AccessJsonFormatter, "fmt": FIELDS, "rename_fields": RENAMED}
+            if as_json
+            else {"format": "%(asctime)s %(message)s"}
+        ),
     }
-    handlers = {"console": {"class": "logging.StreamHandler", "formatter": "default"},
-                "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"}}
+    handlers = {
+        "console": {"class": "logging.StreamHandler", "formatter": "default"},
+        "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
+    }
     loggers = {"django.db.backends": {"level": "WARNING"}}
     # pymilvus logs every failed call at ERROR with a traceback, including the ones the vector store handles
     # (a collection released by a restart is loaded and the call retried); the vector store reports real
@@ -42,8 +60,14 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
     if gunicorn:
         loggers["gunicorn.error"] = {"level": level, "handlers": ["console"], "propagate": False}
         loggers["gunicorn.access"] = {"level": "INFO", "handlers": ["access"], "propagate": False}
-    return {"version": 1, "disable_existing_loggers": False, "formatters": formatters, "handlers": handlers,
-            "root": {"handlers": ["console"], "level": level}, "loggers": loggers}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": formatters,
+        "handlers": handlers,
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": loggers,
+    }
 
 
 def configure(config: dict) -> None:

@@ -1,4 +1,5 @@
 """The only settings module: every value comes from the environment, with embedded defaults."""
+
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -52,8 +53,11 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-AUTHENTICATION_BACKENDS = ["recsite.auth.AddressLockoutBackend", "axes.backends.AxesStandaloneBackend",
-                           "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "recsite.auth.AddressLockoutBackend",
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 # Addresses (or networks) of the TLS proxies in front: only their X-Forwarded-For is believed.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 AXES_CLIENT_IP_CALLABLE = "recsite.clientip.client_ip"
@@ -133,8 +137,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if IS_PRODUCTION
-                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if IS_PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "login"
@@ -158,8 +165,12 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_S
 # limit, or a training still running would be started a second time.
 BROKER_VISIBILITY_TIMEOUT_S = max(TRAINING_TIME_LIMIT_S, TASK_TIME_LIMIT_S) + 600
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_BROKER_DIR), "data_folder_out": str(_BROKER_DIR), "processed_folder": str(_BROKER_DIR / "done"),
-     "control_folder": str(_BROKER_DIR / "control")}
+    {
+        "data_folder_in": str(_BROKER_DIR),
+        "data_folder_out": str(_BROKER_DIR),
+        "processed_folder": str(_BROKER_DIR / "done"),
+        "control_folder": str(_BROKER_DIR / "control"),
+    }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {"socket_timeout": 2, "socket_connect_timeout": 2, "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_S}
 )

@@ -1,4 +1,5 @@
 """Named fixtures shared by the whole suite."""
+
 import os
 import signal
 import subprocess
@@ -36,8 +37,15 @@ def subprocess_database_url() -> str:
 
 def manage(*args: str, **kwargs: object) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": subprocess_database_url()}
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -45,23 +53,37 @@ def tiny_interactions() -> "TinyData":
     """5 users, 8 movies, no database: two taste clusters (movies 1-4 and 5-8) and one unrated movie."""
     import numpy as np
 
-    from recommender.ml.data import Catalogue
-    from recommender.ml.data import Interactions
+    from recommender.ml.data import Catalogue, Interactions
 
     ratings = [  # (user, movie, stars, time)
-        (1, 1, 5.0, 10), (1, 2, 4.5, 11), (1, 3, 4.0, 12), (1, 4, 2.0, 13),
-        (2, 1, 4.0, 10), (2, 2, 5.0, 12), (2, 3, 3.5, 14),
-        (3, 5, 5.0, 10), (3, 6, 4.0, 11), (3, 7, 4.5, 12),
-        (4, 5, 3.0, 10), (4, 6, 5.0, 11), (4, 7, 4.0, 12), (4, 1, 1.0, 13),
-        (5, 2, 4.0, 10), (5, 3, 5.0, 11), (5, 1, 4.5, 12),
+        (1, 1, 5.0, 10),
+        (1, 2, 4.5, 11),
+        (1, 3, 4.0, 12),
+        (1, 4, 2.0, 13),
+        (2, 1, 4.0, 10),
+        (2, 2, 5.0, 12),
+        (2, 3, 3.5, 14),
+        (3, 5, 5.0, 10),
+        (3, 6, 4.0, 11),
+        (3, 7, 4.5, 12),
+        (4, 5, 3.0, 10),
+        (4, 6, 5.0, 11),
+        (4, 7, 4.0, 12),
+        (4, 1, 1.0, 13),
+        (5, 2, 4.0, 10),
+        (5, 3, 5.0, 11),
+        (5, 1, 4.5, 12),
     ]
     users, movies, stars, times = (np.array(column) for column in zip(*ratings))
-    interactions = Interactions(users.astype(np.int64), (movies * 10).astype(np.int64), stars.astype(np.float32),
-                                times.astype(np.int64))
-    catalogue = Catalogue(np.arange(1, 9, dtype=np.int64) * 10,
-                          [f"Robot Garden {i} ({1990 + i})" for i in range(1, 5)] + [f"Quiet Harbour {i}" for i in range(5, 9)],
-                          [1990 + i for i in range(1, 5)] + [None] * 4,
-                          [["Animation"]] * 4 + [["Drama", "Romance"]] * 4)
+    interactions = Interactions(
+        users.astype(np.int64), (movies * 10).astype(np.int64), stars.astype(np.float32), times.astype(np.int64)
+    )
+    catalogue = Catalogue(
+        np.arange(1, 9, dtype=np.int64) * 10,
+        [f"Robot Garden {i} ({1990 + i})" for i in range(1, 5)] + [f"Quiet Harbour {i}" for i in range(5, 9)],
+        [1990 + i for i in range(1, 5)] + [None] * 4,
+        [["Animation"]] * 4 + [["Drama", "Romance"]] * 4,
+    )
     return TinyData(interactions, catalogue)
 
 
@@ -93,9 +115,20 @@ class MilvusLiteServer:
 
         from pymilvus import MilvusClient
 
-        self.process = subprocess.Popen([milvus_lite_binary(), "server", "--data-dir", str(self.data_dir), "--host",
-                                         "127.0.0.1", "--port", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [
+                milvus_lite_binary(),
+                "server",
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -210,8 +243,12 @@ def alice(catalogue_movies: list) -> object:
 
     user = get_user_model().objects.create_user("alice", password="a-long-password-1")
     for k, (movie, stars) in enumerate([(0, "5"), (1, "4.5"), (2, "4"), (7, "1")]):
-        Rating.objects.create(user=user, movie=catalogue_movies[movie], stars=Decimal(stars),
-                              rated_at=datetime(2024, 1, 1 + k, tzinfo=UTC))
+        Rating.objects.create(
+            user=user,
+            movie=catalogue_movies[movie],
+            stars=Decimal(stars),
+            rated_at=datetime(2024, 1, 1 + k, tzinfo=UTC),
+        )
     refresh_movie_stats()  # written with the ORM, as a data load would, not through rate_movie
     return user
 
@@ -233,16 +270,23 @@ def live_embeddings(store, catalogue_movies: list, monkeypatch: pytest.MonkeyPat
     from recommender.models import TrainingRun
     from recommender.vector_store import MovieVectors
 
-    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED,
-                                     config={"scoring": {"neighbors_per_item": 10, "min_stars": 3.5}})
+    run = TrainingRun.objects.create(
+        status=TrainingRun.Status.SUCCEEDED, config={"scoring": {"neighbors_per_item": 10, "min_stars": 3.5}}
+    )
     vectors = np.zeros((12, 4), dtype=np.float32)
     for i in range(12):
         vectors[i, 0 if i < 6 else 1] = 1.0
         vectors[i, 2 + i % 2] = 0.3 + 0.02 * i
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    store.publish(run.id, MovieVectors(np.array([m.id for m in catalogue_movies]), vectors,
-                                       np.array([m.year for m in catalogue_movies], dtype=np.int32),
-                                       [[g.name for g in m.genres.all()] for m in catalogue_movies]))
+    store.publish(
+        run.id,
+        MovieVectors(
+            np.array([m.id for m in catalogue_movies]),
+            vectors,
+            np.array([m.year for m in catalogue_movies], dtype=np.int32),
+            [[g.name for g in m.genres.all()] for m in catalogue_movies],
+        ),
+    )
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()
     yield run

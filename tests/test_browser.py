@@ -1,4 +1,5 @@
 """A person in a real headless Chromium: sign up, onboard, rate with the widget, get explained picks."""
+
 import shutil
 
 import pytest
@@ -19,15 +20,23 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> object:
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield instance
         instance.close()
 
 
-def test_new_user_signs_up_rates_and_sees_explained_picks(live_server, browser, alice, live_embeddings,
-                                                           catalogue_movies) -> None:
+def test_new_user_signs_up_rates_and_sees_explained_picks(
+    live_server, browser, alice, live_embeddings, catalogue_movies
+) -> None:
     page = browser.new_page()
     page.goto(f"{live_server.url}/signup/")
     page.fill("#id_username", "dana")
@@ -83,12 +92,16 @@ def serious_violations(page: object) -> list[str]:
 
     results = Axe().run(page)
     assert len(results.response["passes"]) > 10, "axe-core did not run its rules on the page"
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in results.response["violations"] if v["impact"] in {"serious", "critical"}]
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in {"serious", "critical"}
+    ]
 
 
-def test_main_pages_have_no_serious_accessibility_violations(live_server, browser, alice, live_embeddings,
-                                                             catalogue_movies) -> None:
+def test_main_pages_have_no_serious_accessibility_violations(
+    live_server, browser, alice, live_embeddings, catalogue_movies
+) -> None:
     # axe-core is injected by the checker, so only its page evaluation bypasses the CSP; the site's is unchanged.
     page = browser.new_context(bypass_csp=True).new_page()
     found = {}
@@ -107,8 +120,9 @@ def test_main_pages_have_no_serious_accessibility_violations(live_server, browse
     assert not any(found.values()), found
 
 
-def test_header_search_suggests_as_you_type_and_works_by_keyboard(live_server, browser, alice,
-                                                                   catalogue_movies) -> None:
+def test_header_search_suggests_as_you_type_and_works_by_keyboard(
+    live_server, browser, alice, catalogue_movies
+) -> None:
     page = browser.new_context(bypass_csp=True).new_page()
     page.goto(f"{live_server.url}/")
     page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")

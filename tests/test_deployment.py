@@ -1,6 +1,7 @@
 """The production shape: docker-compose.yml, the Dockerfile and gunicorn.conf.py agree with the code and .env.example.
 
 No Docker engine runs here, so the compose file is checked by reading it; gunicorn runs for real."""
+
 import json
 import os
 import re
@@ -48,7 +49,9 @@ def test_every_app_service_runs_the_one_image_against_the_real_backends(compose:
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379/"), name
         assert env["MILVUS_URI"] == "http://milvus:19530" and env["DJANGO_PRODUCTION"] == "true", name
         assert {"mysql", "redis", "milvus"} <= set(service["depends_on"]), name
-        assert "artifacts:/var/lib/recsite/artifacts" in service["volumes"], name  # the default worker embeds new movies
+        assert "artifacts:/var/lib/recsite/artifacts" in service["volumes"], (
+            name
+        )  # the default worker embeds new movies
 
 
 def test_compose_environment_is_documented_in_env_example(compose: dict) -> None:
@@ -71,7 +74,9 @@ def test_backends_have_health_checks_and_the_app_waits_for_them(compose: dict) -
     assert "/health/" in " ".join(services["web"]["healthcheck"]["test"])
     for name in APP_SERVICES - {"migrate"}:
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-        assert all(services[name]["depends_on"][b] == {"condition": "service_healthy"} for b in ("mysql", "redis", "milvus"))
+        assert all(
+            services[name]["depends_on"][b] == {"condition": "service_healthy"} for b in ("mysql", "redis", "milvus")
+        )
 
 
 def test_dockerfile_builds_what_compose_runs() -> None:
@@ -94,11 +99,21 @@ def free_port() -> int:
 @pytest.mark.timeout(90)
 def test_gunicorn_serves_with_its_config_and_logs_json(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "LOG_FORMAT": "json",
-           "RECSITE_VAR_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "LOG_FORMAT": "json",
+        "RECSITE_VAR_DIR": str(tmp_path),
+    }
     log = open(tmp_path / "gunicorn.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "recsite.wsgi"], cwd=ROOT,
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "recsite.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -132,21 +147,34 @@ def test_compose_publishes_the_web_on_loopback_and_trusts_only_its_proxy(compose
 
 def test_django_never_trusts_forwarded_proto_by_itself() -> None:
     env = {**os.environ, "DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60}
-    done = subprocess.run([sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']="
-                           "'recsite.settings'; django.setup(); from django.conf import settings; "
-                           "print(settings.SECURE_PROXY_SSL_HEADER)"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']="
+            "'recsite.settings'; django.setup(); from django.conf import settings; "
+            "print(settings.SECURE_PROXY_SSL_HEADER)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout.strip().splitlines()[-1] == "None", done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("bind, env, refused", [
-    ("0.0.0.0:8000", {}, True),
-    ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60}, False),
-    ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60, "DJANGO_DEBUG": "true"}, True),
-    ("127.0.0.1:8000", {}, False),
-    ("[::1]:8000", {}, False),
-    ("unix:/run/recsite.sock", {}, False),
-])
+@pytest.mark.parametrize(
+    "bind, env, refused",
+    [
+        ("0.0.0.0:8000", {}, True),
+        ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60}, False),
+        ("0.0.0.0:8000", {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "k" * 60, "DJANGO_DEBUG": "true"}, True),
+        ("127.0.0.1:8000", {}, False),
+        ("[::1]:8000", {}, False),
+        ("unix:/run/recsite.sock", {}, False),
+    ],
+)
 def test_a_public_bind_with_development_defaults_is_refused(bind: str, env: dict, refused: bool) -> None:
     from recsite.env import unsafe_bind_reasons
 
@@ -157,8 +185,14 @@ def test_a_public_bind_with_development_defaults_is_refused(bind: str, env: dict
 def test_gunicorn_refuses_to_serve_publicly_with_development_defaults(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key not in {"DJANGO_SECRET_KEY", "DJANGO_PRODUCTION"}}
     env.update({"GUNICORN_BIND": f"0.0.0.0:{free_port()}", "WEB_CONCURRENCY": "1", "RECSITE_VAR_DIR": str(tmp_path)})
-    done = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "recsite.wsgi"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=50)
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "recsite.wsgi"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     assert done.returncode != 0
     assert "refusing to serve" in done.stderr and "DJANGO_SECRET_KEY is empty" in done.stderr
 

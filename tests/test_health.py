@@ -1,4 +1,5 @@
 """Health endpoints for load balancers and orchestrators."""
+
 import time
 
 import pytest
@@ -25,7 +26,9 @@ def test_liveness_answers_without_touching_services(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_readiness_reports_each_part_and_degrades_without_milvus(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_reports_each_part_and_degrades_without_milvus(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
     response = client.get("/health/", **TOKEN)
     body = response.json()
@@ -34,8 +37,9 @@ def test_readiness_reports_each_part_and_degrades_without_milvus(client: Client,
 
 
 @pytest.mark.django_db
-def test_readiness_answers_within_its_deadline_when_the_broker_hangs(client: Client,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_answers_within_its_deadline_when_the_broker_hangs(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
     import time
 
@@ -64,7 +68,6 @@ def test_readiness_answers_within_its_deadline_when_the_broker_hangs(client: Cli
     assert elapsed < health.DEADLINE_S + 1.5, elapsed
     assert body["checks"]["database"]["ok"] and not body["checks"]["broker"]["ok"]
     assert not body["checks"]["workers"]["ok"]
-
 
 
 @pytest.mark.django_db
@@ -115,14 +118,24 @@ def test_readiness_answers_within_its_deadline_when_the_database_hangs(tmp_path:
     listener = socket.socket()  # a MariaDB that accepts and never greets
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    code = ("import time, django; django.setup(); from django.test import Client; started = time.monotonic(); "
-            "response = Client().get('/health/', HTTP_AUTHORIZATION='Bearer t'); "
-            "print(response.status_code, round(time.monotonic() - started, 2), response.json()['checks']['database']['ok'])")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", "HEALTH_TOKEN": "t",
-           "DATABASE_URL": f"mysql://root@127.0.0.1:{listener.getsockname()[1]}/recsite", "RECSITE_VAR_DIR": str(tmp_path),
-           "MILVUS_URI": "http://127.0.0.1:9", "CELERY_BROKER_URL": "filesystem://"}
+    code = (
+        "import time, django; django.setup(); from django.test import Client; started = time.monotonic(); "
+        "response = Client().get('/health/', HTTP_AUTHORIZATION='Bearer t'); "
+        "print(response.status_code, round(time.monotonic() - started, 2), response.json()['checks']['database']['ok'])"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "recsite.settings",
+        "HEALTH_TOKEN": "t",
+        "DATABASE_URL": f"mysql://root@127.0.0.1:{listener.getsockname()[1]}/recsite",
+        "RECSITE_VAR_DIR": str(tmp_path),
+        "MILVUS_URI": "http://127.0.0.1:9",
+        "CELERY_BROKER_URL": "filesystem://",
+    }
     try:
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=50)
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=50
+        )
     finally:
         listener.close()
     status, seconds, database_ok = done.stdout.split()[-3:]

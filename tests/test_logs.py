@@ -1,4 +1,5 @@
 """LOG_FORMAT=json gives one parseable JSON object a line, with the fields a log collector indexes."""
+
 import io
 import json
 import logging
@@ -49,9 +50,16 @@ def test_pymilvus_logs_through_the_project_handlers_and_only_when_critical() -> 
     from pathlib import Path
 
     # A fresh process: pymilvus installs a handler of its own when imported, and django.setup() must replace it.
-    probe = ("import django, logging; django.setup(); import pymilvus; "
-             "print([(logging.getLogger(n).handlers, logging.getLogger(n).propagate, logging.getLogger(n).level) "
-             "for n in ('pymilvus', 'pymilvus.milvus_client')])")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
-                          capture_output=True, text=True, check=True)
+    probe = (
+        "import django, logging; django.setup(); import pymilvus; "
+        "print([(logging.getLogger(n).handlers, logging.getLogger(n).propagate, logging.getLogger(n).level) "
+        "for n in ('pymilvus', 'pymilvus.milvus_client')])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip().splitlines()[-1] == str([([], True, logging.CRITICAL)] * 2)

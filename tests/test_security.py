@@ -1,4 +1,5 @@
 """Deployment settings, login lockout and the content security policy (W-1, W-7, W-10)."""
+
 import os
 import subprocess
 import sys
@@ -9,14 +10,23 @@ from django.test import Client
 
 from tests.conftest import ROOT
 
-PRODUCTION_ENV = {"DJANGO_PRODUCTION": "true", "DJANGO_SECRET_KEY": "a" * 20 + "-Zq8!x" + "b" * 30 + "-k2#Lm",
-                  "DJANGO_ALLOWED_HOSTS": "reel.example.org", "DJANGO_DEBUG": "false"}
+PRODUCTION_ENV = {
+    "DJANGO_PRODUCTION": "true",
+    "DJANGO_SECRET_KEY": "a" * 20 + "-Zq8!x" + "b" * 30 + "-k2#Lm",
+    "DJANGO_ALLOWED_HOSTS": "reel.example.org",
+    "DJANGO_DEBUG": "false",
+}
 
 
 def test_deploy_checks_pass_with_production_settings() -> None:
     env = {**os.environ, **PRODUCTION_ENV}
-    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -69,8 +79,9 @@ def test_behind_a_trusted_proxy_an_attacker_cannot_lock_the_owner_out(settings: 
     # The owner comes through the same proxy from elsewhere: the pair (admin, owner's address) is untouched.
     assert _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="203.0.113.5", **proxy) == 302
     # A forged left-most hop does not help: the proxy appended the address it really saw.
-    assert _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7",
-                  **proxy) == 429
+    assert (
+        _login(Client(), "admin", "Owner-Password-42", HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7", **proxy) == 429
+    )
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
 """Loaded into a test worker with --include: a run whose config asks for it dies like an OOM-killed child,
 or hangs in native code that never returns to Python (deaf to the soft time limit's signal)."""
+
 import os
 import signal
 import time

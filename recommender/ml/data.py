@@ -1,5 +1,6 @@
 """What the database hands the recommender: ratings and the catalogue as numpy arrays (no torch, no dgl),
 so that reading them (movies.selectors) never loads the training stack."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,9 +10,9 @@ import numpy as np
 class Interactions:
     """Ratings as parallel arrays of database ids, one entry per rating."""
 
-    user_ids: np.ndarray    # (num_ratings,) int64, User.id
-    movie_ids: np.ndarray   # (num_ratings,) int64, Movie.id
-    stars: np.ndarray       # (num_ratings,) float32, 0.5 .. 5.0
+    user_ids: np.ndarray  # (num_ratings,) int64, User.id
+    movie_ids: np.ndarray  # (num_ratings,) int64, Movie.id
+    stars: np.ndarray  # (num_ratings,) float32, 0.5 .. 5.0
     timestamps: np.ndarray  # (num_ratings,) int64, Unix seconds
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
 """Movie embeddings from a trained network, in movie_index order."""
+
 import numpy as np
 import torch
 

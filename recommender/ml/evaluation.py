@@ -1,4 +1,5 @@
 """Leave-last-out split, full-ranking metrics, and the most-rated / ItemKNN / EASE baselines."""
+
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -6,7 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from recommender.ml.scoring import LIKED_STARS, Histories, ScoringConfig, history_weight_matrix, rank, select_history, top_neighbors
+from recommender.ml.scoring import (
+    LIKED_STARS,
+    Histories,
+    ScoringConfig,
+    history_weight_matrix,
+    rank,
+    select_history,
+    top_neighbors,
+)
 
 K = 10
 RECALL_K = 20
@@ -22,7 +31,7 @@ class Split:
     num_movies: int
     train: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # users, movies, stars, timestamps
     validation: np.ndarray  # (num_users,) movie index, -1 where the user has < 3 ratings
-    test: np.ndarray        # (num_users,) movie index, -1 likewise
+    test: np.ndarray  # (num_users,) movie index, -1 likewise
     validation_stars: np.ndarray  # (num_users,) stars of the validation rating
     validation_times: np.ndarray  # (num_users,) its timestamp
 
@@ -32,8 +41,12 @@ class Split:
         if not include_validation:
             return users, movies, stars, times
         has = self.validation >= 0
-        return (np.concatenate([users, np.flatnonzero(has)]), np.concatenate([movies, self.validation[has]]),
-                np.concatenate([stars, self.validation_stars[has]]), np.concatenate([times, self.validation_times[has]]))
+        return (
+            np.concatenate([users, np.flatnonzero(has)]),
+            np.concatenate([movies, self.validation[has]]),
+            np.concatenate([stars, self.validation_stars[has]]),
+            np.concatenate([times, self.validation_times[has]]),
+        )
 
     def history_matrix(self, include_validation: bool) -> sparse.csr_matrix:
         users, movies, _, _ = self.ratings(include_validation)
@@ -43,8 +56,9 @@ class Split:
         return matrix
 
 
-def leave_last_out(users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray,
-                   num_users: int, num_movies: int) -> Split:
+def leave_last_out(
+    users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int, num_movies: int
+) -> Split:
     order = np.lexsort((movies, timestamps, users))  # by user, then time; movie id breaks ties
     users, movies, stars, timestamps = users[order], movies[order], stars[order], timestamps[order]
     counts = np.bincount(users, minlength=num_users)
@@ -61,8 +75,15 @@ def leave_last_out(users: np.ndarray, movies: np.ndarray, stars: np.ndarray, tim
     validation_times = np.zeros(num_users, dtype=np.int64)
     validation_stars[eligible] = stars[ends[eligible] - 2]
     validation_times[eligible] = timestamps[ends[eligible] - 2]
-    return Split(num_users, num_movies, (users[keep], movies[keep], stars[keep], timestamps[keep]),
-                 validation, test, validation_stars, validation_times)
+    return Split(
+        num_users,
+        num_movies,
+        (users[keep], movies[keep], stars[keep], timestamps[keep]),
+        validation,
+        test,
+        validation_stars,
+        validation_times,
+    )
 
 
 def top_k(scores: np.ndarray, exclude: sparse.csr_matrix, k: int) -> np.ndarray:
@@ -109,8 +130,9 @@ Scorer = Callable[[sparse.csr_matrix, np.ndarray, bool], np.ndarray]
 Ranker = Callable[[np.ndarray, bool], np.ndarray]
 
 
-def ranked_lists(split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024,
-                 is_ranker: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def ranked_lists(
+    split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(users evaluated, their top RECALL_K) on 'validation' (history = train) or 'test' (train + validation)."""
     held_out = split.validation if on == "validation" else split.test
     users = np.flatnonzero(held_out >= 0)
@@ -120,18 +142,25 @@ def ranked_lists(split: Split, model: Scorer | Ranker, on: str, batch_size: int 
     if is_ranker:
         return users, np.concatenate([model(chunk, on == "test")[:, :RECALL_K] for chunk in chunks])
     history = split.history_matrix(include_validation=on == "test")
-    return users, np.concatenate([top_k(model(history, chunk, on == "test"), history[chunk], RECALL_K)
-                                  for chunk in chunks])
+    return users, np.concatenate(
+        [top_k(model(history, chunk, on == "test"), history[chunk], RECALL_K) for chunk in chunks]
+    )
 
 
 def metrics_of(ranked: np.ndarray, truth: np.ndarray, num_movies: int) -> dict[str, float]:
-    return {"hr@10": hit_rate_at_k(ranked, truth), "ndcg@10": ndcg_at_k(ranked, truth),
-            "mrr@10": mrr_at_k(ranked, truth), "recall@20": recall_at_k(ranked, truth),
-            "coverage@10": coverage_at_k(ranked, num_movies), "num_users": int(len(truth))}
+    return {
+        "hr@10": hit_rate_at_k(ranked, truth),
+        "ndcg@10": ndcg_at_k(ranked, truth),
+        "mrr@10": mrr_at_k(ranked, truth),
+        "recall@20": recall_at_k(ranked, truth),
+        "coverage@10": coverage_at_k(ranked, num_movies),
+        "num_users": int(len(truth)),
+    }
 
 
-def evaluate(split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024,
-             is_ranker: bool = False) -> dict[str, float]:
+def evaluate(
+    split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False
+) -> dict[str, float]:
     """Full-ranking metrics on 'validation' (history = train) or 'test' (history = train + validation)."""
     users, ranked = ranked_lists(split, model, on, batch_size, is_ranker)
     held_out = split.validation if on == "validation" else split.test
@@ -144,15 +173,18 @@ def per_user_gains(ranked: np.ndarray, truth: np.ndarray, k: int = K) -> tuple[n
     return hits.any(axis=1).astype(np.float64), (hits / np.log2(np.arange(2, k + 2))[None, :]).sum(axis=1)
 
 
-def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 2000,
-                     seed: int = 0) -> dict[str, float]:
+def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 2000, seed: int = 0) -> dict[str, float]:
     """Mean difference ours - theirs over users, its 95% interval, and the share of resamples where ours wins."""
     generator = np.random.default_rng(seed)
     difference = np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)
     picks = generator.integers(len(difference), size=(num_samples, len(difference)))
     means = difference[picks].mean(axis=1)
-    return {"difference": float(difference.mean()), "low": float(np.percentile(means, 2.5)),
-            "high": float(np.percentile(means, 97.5)), "p_better": float((means > 0).mean())}
+    return {
+        "difference": float(difference.mean()),
+        "low": float(np.percentile(means, 2.5)),
+        "high": float(np.percentile(means, 97.5)),
+        "p_better": float((means > 0).mean()),
+    }
 
 
 def split_histories(split: Split, include_validation: bool) -> Histories:
@@ -161,13 +193,18 @@ def split_histories(split: Split, include_validation: bool) -> Histories:
 
 def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
     lengths = histories.starts[users + 1] - histories.starts[users]
-    take = np.concatenate([np.arange(histories.starts[u], histories.starts[u + 1]) for u in users]) if len(users) else np.zeros(0, dtype=np.int64)
+    take = (
+        np.concatenate([np.arange(histories.starts[u], histories.starts[u + 1]) for u in users])
+        if len(users)
+        else np.zeros(0, dtype=np.int64)
+    )
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return Histories(starts, histories.movies[take], histories.stars[take], histories.timestamps[take])
 
 
-def embedding_ranker(split: Split, embeddings: np.ndarray, config: ScoringConfig,
-                     neighbors: tuple[np.ndarray, np.ndarray] | None = None) -> Ranker:
+def embedding_ranker(
+    split: Split, embeddings: np.ndarray, config: ScoringConfig, neighbors: tuple[np.ndarray, np.ndarray] | None = None
+) -> Ranker:
     """The serving rule (`scoring.select_history` then `scoring.rank`) on neighbour lists from the vectors.
 
     `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
@@ -182,8 +219,9 @@ def embedding_ranker(split: Split, embeddings: np.ndarray, config: ScoringConfig
     return ranker
 
 
-def source_shares(split: Split, embeddings: np.ndarray, config: ScoringConfig, on: str = "test",
-                  min_liked: int = 5, k: int = RECALL_K) -> dict[str, float]:
+def source_shares(
+    split: Split, embeddings: np.ndarray, config: ScoringConfig, on: str = "test", min_liked: int = 5, k: int = RECALL_K
+) -> dict[str, float]:
     """For users with at least `min_liked` liked movies: the share of their top k whose main contributor
     is their most frequent one (mean, and share of users above one half)."""
     indices, scores = top_neighbors(embeddings, config.neighbors_per_item)
@@ -194,11 +232,15 @@ def source_shares(split: Split, embeddings: np.ndarray, config: ScoringConfig, o
     evidence = select_history(chunk, config)
     sources = rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, k).sources
     top = np.array([np.bincount(row[row >= 0]).max(initial=0) for row in sources]) / k
-    return {"mean_top_source_share": float(top.mean()) if len(top) else 0.0,
-            "users_over_half": float((top > 0.5).mean()) if len(top) else 0.0, "num_users": int(len(users))}
+    return {
+        "mean_top_source_share": float(top.mean()) if len(top) else 0.0,
+        "users_over_half": float((top > 0.5).mean()) if len(top) else 0.0,
+        "num_users": int(len(users)),
+    }
 
 
 # Baselines -----------------------------------------------------------------------------------------
+
 
 def most_rated_scorer(split: Split) -> Scorer:
     """Every user gets the movies with the most train ratings (what leave-last-out calls popularity)."""
@@ -244,11 +286,14 @@ def ease_scorer(split: Split, l2: float = 200.0) -> Scorer:
     return lambda history, users, with_validation: np.asarray(history[users] @ b)
 
 
-def ease_recency_scorer(split: Split, l2: float = 200.0, recency_half_life: float = 20.0,
-                        history_limit: int = 20, min_stars: float = 0.0) -> Scorer:
+def ease_recency_scorer(
+    split: Split, l2: float = 200.0, recency_half_life: float = 20.0, history_limit: int = 20, min_stars: float = 0.0
+) -> Scorer:
     """EASE's item weights applied to the product's weighted recent history instead of the whole binary one."""
     base = ease_scorer(split, l2)
     config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
-    weights = {v: history_weight_matrix(select_history(split_histories(split, v), config), split.num_users,
-                                        split.num_movies) for v in (False, True)}
+    weights = {
+        v: history_weight_matrix(select_history(split_histories(split, v), config), split.num_users, split.num_movies)
+        for v in (False, True)
+    }
     return lambda history, users, with_validation: base(weights[with_validation], users, with_validation)

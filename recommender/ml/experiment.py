@@ -1,13 +1,14 @@
 """Fit PinSage and the baselines on one leave-last-out split and report comparable metrics (no Django)."""
+
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from recommender.ml import evaluation
+from recommender.ml.data import Catalogue, Interactions
 from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.features import MovieFeatures, build_movie_features
-from recommender.ml.data import Catalogue, Interactions
 from recommender.ml.graph import InteractionGraph, build_interaction_graph
 from recommender.ml.sampling import UserSequences, importance_neighborhoods
 from recommender.ml.scoring import ScoringConfig, top_neighbors
@@ -27,8 +28,8 @@ class Prepared:
     catalogue: Catalogue
     split: evaluation.Split
     train_graph: InteractionGraph  # train ratings only: what the model may learn from
-    full_graph: InteractionGraph   # every rating: what published embeddings are computed over
-    features: MovieFeatures        # with train rating counts as the degree feature
+    full_graph: InteractionGraph  # every rating: what published embeddings are computed over
+    features: MovieFeatures  # with train rating counts as the degree feature
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Outcome:
 def check_enough_data(interactions: Interactions) -> None:
     num_users = len(np.unique(interactions.user_ids))
     if len(interactions) < MIN_RATINGS or num_users < MIN_USERS:
-        raise NotEnoughData(f"not enough data: {len(interactions)} ratings by {num_users} users "
-                            f"(need at least {MIN_RATINGS} ratings by {MIN_USERS} users)")
+        raise NotEnoughData(
+            f"not enough data: {len(interactions)} ratings by {num_users} users "
+            f"(need at least {MIN_RATINGS} ratings by {MIN_USERS} users)"
+        )
     counts = np.unique(interactions.user_ids, return_counts=True)[1]
     if not (counts >= 3).any():
         raise NotEnoughData("not enough data: no user has the 3 ratings needed to hold out validation and test")
@@ -59,19 +62,26 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
     user_ids = np.unique(interactions.user_ids)
     users = np.searchsorted(user_ids, interactions.user_ids)
     movies = np.searchsorted(catalogue.movie_ids, interactions.movie_ids)
-    split = evaluation.leave_last_out(users, movies, interactions.stars, interactions.timestamps,
-                                      len(user_ids), len(catalogue.movie_ids))
+    split = evaluation.leave_last_out(
+        users, movies, interactions.stars, interactions.timestamps, len(user_ids), len(catalogue.movie_ids)
+    )
     train_users, train_movies, train_stars, train_times = split.train
     train = Interactions(user_ids[train_users], catalogue.movie_ids[train_movies], train_stars, train_times)
     features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres)
     features = features.with_degrees(np.bincount(train_movies, minlength=len(catalogue.movie_ids)))
-    return Prepared(interactions, catalogue, split,
-                    build_interaction_graph(train, catalogue.movie_ids, config.edges),
-                    build_interaction_graph(interactions, catalogue.movie_ids, config.edges), features)
+    return Prepared(
+        interactions,
+        catalogue,
+        split,
+        build_interaction_graph(train, catalogue.movie_ids, config.edges),
+        build_interaction_graph(interactions, catalogue.movie_ids, config.edges),
+        features,
+    )
 
 
-def fit_pinsage(prepared: Prepared, config: TrainingConfig,
-                on_epoch: Callable[[EpochRecord], None] | None = None, tune: bool = True) -> Outcome:
+def fit_pinsage(
+    prepared: Prepared, config: TrainingConfig, on_epoch: Callable[[EpochRecord], None] | None = None, tune: bool = True
+) -> Outcome:
     """Trains on the train split, early-stopping on the served rule's validation score; tunes the rule on
     validation; scores test once; computes the published vectors over every rating."""
     neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
@@ -80,8 +90,12 @@ def fit_pinsage(prepared: Prepared, config: TrainingConfig,
 
     def validate(network: object) -> dict[str, float]:
         vectors = movie_embeddings(network, neighborhoods)
-        return evaluation.evaluate(prepared.split, evaluation.embedding_ranker(prepared.split, vectors, config.scoring),
-                                   "validation", is_ranker=True)
+        return evaluation.evaluate(
+            prepared.split,
+            evaluation.embedding_ranker(prepared.split, vectors, config.scoring),
+            "validation",
+            is_ranker=True,
+        )
 
     result = train(neighborhoods, sequences, prepared.features, config, validate, on_epoch)
     vectors = movie_embeddings(result.network, neighborhoods)
@@ -89,16 +103,19 @@ def fit_pinsage(prepared: Prepared, config: TrainingConfig,
         scoring, validation = tune_scoring(prepared.split, vectors, config.scoring)
     else:
         scoring, validation = config.scoring, validate(result.network)
-    test = evaluation.evaluate(prepared.split, evaluation.embedding_ranker(prepared.split, vectors, scoring), "test",
-                               is_ranker=True)
+    test = evaluation.evaluate(
+        prepared.split, evaluation.embedding_ranker(prepared.split, vectors, scoring), "test", is_ranker=True
+    )
     return Outcome(result, validation, test, published_embeddings(result.network, prepared, config), scoring, vectors)
 
 
 def published_embeddings(network: object, prepared: Prepared, config: TrainingConfig) -> np.ndarray:
     """Vectors over every rating: neighbourhoods and degree features of the full graph, the trained weights."""
     full = importance_neighborhoods(prepared.full_graph, config.walk, config.seed)
-    counts = np.bincount(np.searchsorted(prepared.catalogue.movie_ids, prepared.interactions.movie_ids),
-                         minlength=len(prepared.catalogue.movie_ids))
+    counts = np.bincount(
+        np.searchsorted(prepared.catalogue.movie_ids, prepared.interactions.movie_ids),
+        minlength=len(prepared.catalogue.movie_ids),
+    )
     trained = network.projector.features
     network.projector.features = trained.with_degrees(counts)
     try:
@@ -107,8 +124,12 @@ def published_embeddings(network: object, prepared: Prepared, config: TrainingCo
         network.projector.features = trained
 
 
-SCORING_GRID = [{"recency_half_life": h, "neighbors_per_item": n, "min_stars": s}
-                for h in (2.0, 5.0, 20.0) for n in (20, 50, 100) for s in (0.0, 3.5)]
+SCORING_GRID = [
+    {"recency_half_life": h, "neighbors_per_item": n, "min_stars": s}
+    for h in (2.0, 5.0, 20.0)
+    for n in (20, 50, 100)
+    for s in (0.0, 3.5)
+]
 
 
 def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConfig) -> tuple[ScoringConfig, dict]:
@@ -117,8 +138,9 @@ def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConf
     neighbors = top_neighbors(vectors, max(v["neighbors_per_item"] for v in SCORING_GRID))
     for values in SCORING_GRID:
         candidate = replace(base, **values)
-        metrics = evaluation.evaluate(split, evaluation.embedding_ranker(split, vectors, candidate, neighbors),
-                                      "validation", is_ranker=True)
+        metrics = evaluation.evaluate(
+            split, evaluation.embedding_ranker(split, vectors, candidate, neighbors), "validation", is_ranker=True
+        )
         key = validation_key(metrics)
         if best is None or key > best[0]:
             best = (key, candidate, metrics)
@@ -130,15 +152,34 @@ BASELINE_GRIDS = {
     "itemknn": [{"num_neighbors": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 10.0, 50.0)],
     "ease": [{"l2": l2} for l2 in (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
     # EASE's weights on the product's recency-weighted history (one inversion per l2).
-    "ease_recency": [{"l2": l2, "recency_half_life": h, "min_stars": s}
-                     for l2 in (20.0, 50.0, 100.0, 200.0, 500.0) for h in (2.0, 5.0, 20.0) for s in (0.0, 3.5)],
+    "ease_recency": [
+        {"l2": l2, "recency_half_life": h, "min_stars": s}
+        for l2 in (20.0, 50.0, 100.0, 200.0, 500.0)
+        for h in (2.0, 5.0, 20.0)
+        for s in (0.0, 3.5)
+    ],
 }
-_BASELINES = {"most_rated": evaluation.most_rated_scorer, "itemknn": evaluation.item_knn_scorer,
-              "ease": evaluation.ease_scorer, "ease_recency": evaluation.ease_recency_scorer}
+# A training run re-tunes its baselines on this short grid (a point of each full grid), so that it stays
+# quick on large catalogues; bench/quality uses the full grids above.
+RUN_BASELINE_GRIDS = {
+    "most_rated": [{}],
+    "itemknn": [{"num_neighbors": 200, "shrink": 10.0}],
+    "ease": [{"l2": 100.0}],
+    "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],
+}
+_BASELINES = {
+    "most_rated": evaluation.most_rated_scorer,
+    "itemknn": evaluation.item_knn_scorer,
+    "ease": evaluation.ease_scorer,
+    "ease_recency": evaluation.ease_recency_scorer,
+}
 
 
-def fit_baselines(split: evaluation.Split, grids: dict[str, list[dict]] = BASELINE_GRIDS,
-                  test_lists: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, dict]:
+def fit_baselines(
+    split: evaluation.Split,
+    grids: dict[str, list[dict]] = BASELINE_GRIDS,
+    test_lists: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> dict[str, dict]:
     """Each baseline tuned on validation (HR@10 + NDCG@10, as PinSage is), then scored once on test;
     `test_lists`, when given, receives each baseline's (users, ranked test lists) for paired comparisons."""
     report = {}
@@ -152,8 +193,11 @@ def fit_baselines(split: evaluation.Split, grids: dict[str, list[dict]] = BASELI
                 best = (key, params, scorer, validation)
         _, params, scorer, validation = best
         users, ranked = evaluation.ranked_lists(split, scorer, "test")
-        report[name] = {"params": params, "validation": validation,
-                        "test": evaluation.metrics_of(ranked, split.test[users], split.num_movies)}
+        report[name] = {
+            "params": params,
+            "validation": validation,
+            "test": evaluation.metrics_of(ranked, split.test[users], split.num_movies),
+        }
         if test_lists is not None:
             test_lists[name] = (users, ranked)
     return report

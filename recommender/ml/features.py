@@ -1,4 +1,5 @@
 """Movie side features: genres, year, title tokens and log-degree, as tensors indexed by movie_index."""
+
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -20,8 +21,8 @@ def tokenize(title: str) -> list[str]:
 
 @dataclass(frozen=True)
 class MovieFeatures:
-    genres: torch.Tensor        # (num_movies, num_genres) float32 multi-hot
-    year_bucket: torch.Tensor   # (num_movies,) int64, 0 = unknown year
+    genres: torch.Tensor  # (num_movies, num_genres) float32 multi-hot
+    year_bucket: torch.Tensor  # (num_movies,) int64, 0 = unknown year
     title_tokens: torch.Tensor  # (num_movies, max_tokens) int64, PAD-padded
     vocabulary: tuple[str, ...]
     genre_names: tuple[str, ...]
@@ -41,10 +42,15 @@ class MovieFeatures:
         return replace(self, degree_bucket=torch.from_numpy(np.minimum(buckets, num_buckets - 1).astype(np.int64)))
 
 
-def build_movie_features(titles: list[str], years: list[int | None], genres: list[list[str]],
-                         max_tokens: int = 12, min_token_count: int = 2,
-                         vocabulary: tuple[str, ...] | None = None,
-                         genre_names: tuple[str, ...] | None = None) -> MovieFeatures:
+def build_movie_features(
+    titles: list[str],
+    years: list[int | None],
+    genres: list[list[str]],
+    max_tokens: int = 12,
+    min_token_count: int = 2,
+    vocabulary: tuple[str, ...] | None = None,
+    genre_names: tuple[str, ...] | None = None,
+) -> MovieFeatures:
     """Features in movie_index order; pass a trained vocabulary to featurise new movies the same way."""
     token_lists = [tokenize(t)[:max_tokens] for t in titles]
     if vocabulary is None:
@@ -55,14 +61,20 @@ def build_movie_features(titles: list[str], years: list[int | None], genres: lis
     token_index = {token: i + 2 for i, token in enumerate(vocabulary)}
     tokens = np.full((len(titles), max_tokens), PAD, dtype=np.int64)
     for row, words in enumerate(token_lists):
-        tokens[row, :len(words)] = [token_index.get(w, UNKNOWN) for w in words]
+        tokens[row, : len(words)] = [token_index.get(w, UNKNOWN) for w in words]
     genre_index = {g: i for i, g in enumerate(genre_names)}
     multi_hot = np.zeros((len(titles), max(len(genre_names), 1)), dtype=np.float32)
     for row, movie_genres in enumerate(genres):
         for g in movie_genres:
             if g in genre_index:
                 multi_hot[row, genre_index[g]] = 1.0
-    buckets = np.array([0 if y is None else 1 + int(np.searchsorted(YEAR_BUCKETS, y, side="right")) for y in years],
-                       dtype=np.int64)
-    return MovieFeatures(torch.from_numpy(multi_hot), torch.from_numpy(buckets), torch.from_numpy(tokens),
-                         tuple(vocabulary), tuple(genre_names))
+    buckets = np.array(
+        [0 if y is None else 1 + int(np.searchsorted(YEAR_BUCKETS, y, side="right")) for y in years], dtype=np.int64
+    )
+    return MovieFeatures(
+        torch.from_numpy(multi_hot),
+        torch.from_numpy(buckets),
+        torch.from_numpy(tokens),
+        tuple(vocabulary),
+        tuple(genre_names),
+    )

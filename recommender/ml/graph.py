@@ -1,4 +1,5 @@
 """Ratings -> user–movie heterograph; the only place that maps movie_id <-> movie_index."""
+
 from dataclasses import dataclass
 
 import dgl
@@ -9,7 +10,7 @@ from recommender.ml.data import Interactions
 
 USER = "user"
 MOVIE = "movie"
-RATED = "rated"        # user -> movie
+RATED = "rated"  # user -> movie
 RATED_BY = "rated-by"  # movie -> user
 WEIGHT = "weight"
 
@@ -18,8 +19,8 @@ WEIGHT = "weight"
 class EdgeWeighting:
     """Which ratings become edges, and how strongly they pull random walks."""
 
-    min_stars: float = 0.0          # ratings below this are not edges (0 keeps every rating)
-    star_power: float = 0.0         # weight *= (stars / 5) ** star_power
+    min_stars: float = 0.0  # ratings below this are not edges (0 keeps every rating)
+    star_power: float = 0.0  # weight *= (stars / 5) ** star_power
     recency_half_life_days: float = 0.0  # weight *= 0.5 ** (age / half life); 0 turns it off
 
     def weights(self, stars: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
@@ -36,7 +37,7 @@ class EdgeWeighting:
 class InteractionGraph:
     graph: dgl.DGLHeteroGraph
     movie_ids: np.ndarray  # movie_ids[movie_index] == Movie.id
-    user_ids: np.ndarray   # user_ids[user_index] == User.id
+    user_ids: np.ndarray  # user_ids[user_index] == User.id
 
     @property
     def num_movies(self) -> int:
@@ -58,8 +59,9 @@ def _positions(sorted_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[position] == query, position, -1)
 
 
-def build_interaction_graph(interactions: Interactions, all_movie_ids: np.ndarray,
-                            weighting: EdgeWeighting = EdgeWeighting()) -> InteractionGraph:
+def build_interaction_graph(
+    interactions: Interactions, all_movie_ids: np.ndarray, weighting: EdgeWeighting = EdgeWeighting()
+) -> InteractionGraph:
     """Every movie is a node (unrated ones too, so they still get embeddings); edges go both ways."""
     movie_ids = np.unique(np.asarray(all_movie_ids, dtype=np.int64))
     kept = interactions.subset(interactions.stars >= weighting.min_stars)

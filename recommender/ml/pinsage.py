@@ -1,4 +1,5 @@
 """The network: feature projector, weighted SAGE layers over importance neighbourhoods, next-movie loss."""
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,10 +31,12 @@ class FeatureProjector(nn.Module):
     def forward(self, movie_index: torch.Tensor) -> torch.Tensor:
         device = self.genres.weight.device
         cpu_index = movie_index.cpu()
-        hidden = (self.genres(self.features.genres[cpu_index].to(device))
-                  + self.year(self.features.year_bucket[cpu_index].to(device))
-                  + self.title(self.features.title_tokens[cpu_index].to(device))
-                  + self.degree(self.features.degree_bucket[cpu_index].to(device)))  # (batch, hidden_dim)
+        hidden = (
+            self.genres(self.features.genres[cpu_index].to(device))
+            + self.year(self.features.year_bucket[cpu_index].to(device))
+            + self.title(self.features.title_tokens[cpu_index].to(device))
+            + self.degree(self.features.degree_bucket[cpu_index].to(device))
+        )  # (batch, hidden_dim)
         if self.ids is not None:
             hidden = hidden + self.ids(movie_index.to(device))
         return hidden
@@ -72,12 +75,14 @@ class WeightedSAGEConv(nn.Module):
 
 
 class PinSageNetwork(nn.Module):
-    def __init__(self, features: MovieFeatures, hidden_dim: int, num_layers: int, dropout: float,
-                 use_id_embedding: bool = True) -> None:
+    def __init__(
+        self, features: MovieFeatures, hidden_dim: int, num_layers: int, dropout: float, use_id_embedding: bool = True
+    ) -> None:
         super().__init__()
         self.projector = FeatureProjector(features, hidden_dim, use_id_embedding)
-        self.layers = nn.ModuleList([WeightedSAGEConv(hidden_dim, hidden_dim, dropout, i == num_layers - 1)
-                                     for i in range(num_layers)])
+        self.layers = nn.ModuleList(
+            [WeightedSAGEConv(hidden_dim, hidden_dim, dropout, i == num_layers - 1) for i in range(num_layers)]
+        )
 
     def forward(self, neighborhoods: Neighborhoods) -> torch.Tensor:
         """L2-normalised embeddings of every movie of the neighbourhoods: (num_movies, hidden_dim).
@@ -89,8 +94,14 @@ class PinSageNetwork(nn.Module):
         return F.normalize(h, dim=1)
 
 
-def next_movie_loss(embeddings: torch.Tensor, targets: torch.Tensor, context_rows: torch.Tensor,
-                    context_movies: torch.Tensor, context_weights: torch.Tensor, temperature: float) -> torch.Tensor:
+def next_movie_loss(
+    embeddings: torch.Tensor,
+    targets: torch.Tensor,
+    context_rows: torch.Tensor,
+    context_movies: torch.Tensor,
+    context_weights: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
     """Softmax cross-entropy of each target against every movie, the query being the weighted sum of its
     context's vectors (the serving rule's fused score without the neighbour cut). The context movies
     are masked out: they are already rated and never recommended."""

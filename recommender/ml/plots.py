@@ -1,4 +1,5 @@
 """Server-rendered SVG charts of training curves and metric history (matplotlib, no JavaScript)."""
+
 import io
 
 import matplotlib
@@ -14,7 +15,7 @@ def _svg(figure: Figure) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prologue so it can sit inside HTML
+    return text[text.index("<svg") :]  # drop the XML prologue so it can sit inside HTML
 
 
 def training_curves(history: list[dict]) -> str:
@@ -35,8 +36,13 @@ def metric_history(runs: list[tuple[int, dict, dict]]) -> str:
     figure, axis = plt.subplots(figsize=(9, 3))
     ids = [str(run_id) for run_id, _, _ in runs]
     axis.plot(ids, [test.get("hr@10", 0) for _, test, _ in runs], marker="o", label="PinSage test HR@10")
-    axis.plot(ids, [base.get("ease", {}).get("test", {}).get("hr@10", float("nan")) for _, _, base in runs],
-              marker="s", linestyle="--", label="EASE test HR@10")
+    axis.plot(
+        ids,
+        [base.get("ease", {}).get("test", {}).get("hr@10", float("nan")) for _, _, base in runs],
+        marker="s",
+        linestyle="--",
+        label="EASE test HR@10",
+    )
     axis.set(title="Metric history across training runs", xlabel="training run")
     axis.legend()
     return _svg(figure)

@@ -1,4 +1,5 @@
 """PinSage importance neighbourhoods (random walks, once per run) and next-movie training batches."""
+
 from dataclasses import dataclass
 
 import dgl
@@ -12,11 +13,11 @@ VISITS = "visits"
 
 @dataclass(frozen=True)
 class WalkConfig:
-    num_layers: int = 1           # one SAGE layer over 2-hop walk neighbourhoods: as good as two on validation, 7x faster
-    num_traversals: int = 2       # movie -> user -> movie hops per walk before it may restart
+    num_layers: int = 1  # one SAGE layer over 2-hop walk neighbourhoods: as good as two on validation, 7x faster
+    num_traversals: int = 2  # movie -> user -> movie hops per walk before it may restart
     restart_prob: float = 0.5
-    num_random_walks: int = 200   # walks per movie: enough that the top neighbours are more than single visits
-    num_neighbors: int = 50       # T, the most visited movies kept as a movie's neighbourhood
+    num_random_walks: int = 200  # walks per movie: enough that the top neighbours are more than single visits
+    num_neighbors: int = 50  # T, the most visited movies kept as a movie's neighbourhood
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class Neighborhoods:
         return cls(graph, adjacency, adjacency_t)
 
 
-def importance_neighborhoods(interactions: InteractionGraph, walk: WalkConfig, seed: int = 0,
-                             chunk_size: int = 4096) -> Neighborhoods:
+def importance_neighborhoods(
+    interactions: InteractionGraph, walk: WalkConfig, seed: int = 0, chunk_size: int = 4096
+) -> Neighborhoods:
     """Random walks with restart from every movie, the top `num_neighbors` by visit count kept.
 
     Computed once per run over the whole catalogue in chunks (bounded memory), instead of
@@ -59,8 +61,16 @@ def importance_neighborhoods(interactions: InteractionGraph, walk: WalkConfig, s
     stable, and training and inference see the same neighbourhood."""
     dgl.seed(seed)
     graph = interactions.graph
-    sampler = dgl.sampling.PinSAGESampler(graph, MOVIE, USER, walk.num_traversals, walk.restart_prob,
-                                          walk.num_random_walks, walk.num_neighbors, weight_column=VISITS)
+    sampler = dgl.sampling.PinSAGESampler(
+        graph,
+        MOVIE,
+        USER,
+        walk.num_traversals,
+        walk.restart_prob,
+        walk.num_random_walks,
+        walk.num_neighbors,
+        weight_column=VISITS,
+    )
     sources, targets, visits = [], [], []
     for start in range(0, interactions.num_movies, chunk_size):
         seeds = torch.arange(start, min(start + chunk_size, interactions.num_movies))
@@ -81,11 +91,12 @@ class UserSequences:
 
     starts: np.ndarray  # (num_users + 1,) offsets into the arrays below
     movies: np.ndarray  # (num_ratings,) movie_index
-    stars: np.ndarray   # (num_ratings,) float32
+    stars: np.ndarray  # (num_ratings,) float32
 
     @classmethod
-    def from_ratings(cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray,
-                     num_users: int) -> "UserSequences":
+    def from_ratings(
+        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
+    ) -> "UserSequences":
         order = np.lexsort((movies, timestamps, users))
         starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))])
         return cls(starts.astype(np.int64), movies[order].astype(np.int64), stars[order].astype(np.float32))
@@ -95,8 +106,8 @@ class UserSequences:
 class NextMovieBatch:
     """Each row: a target rating and the user's ratings just before it, weighted as serving weights them."""
 
-    targets: torch.Tensor        # (batch,) movie_index
-    context_rows: torch.Tensor   # (num_context,) row of the batch each context movie belongs to
+    targets: torch.Tensor  # (batch,) movie_index
+    context_rows: torch.Tensor  # (num_context,) row of the batch each context movie belongs to
     context_movies: torch.Tensor  # (num_context,) movie_index
     context_weights: torch.Tensor  # (num_context,) float32
 
@@ -107,8 +118,15 @@ class NextMovieSampler:
     This is the PinSage positive "engaged with right after", generalised from one query movie to the
     recent history that serving sums over; the loss then ranks the target against every movie."""
 
-    def __init__(self, sequences: UserSequences, context_size: int, recency_half_life: float, star_power: float,
-                 min_context_stars: float, generator: np.random.Generator) -> None:
+    def __init__(
+        self,
+        sequences: UserSequences,
+        context_size: int,
+        recency_half_life: float,
+        star_power: float,
+        min_context_stars: float,
+        generator: np.random.Generator,
+    ) -> None:
         self.sequences = sequences
         self.context_size = context_size
         self.recency_half_life = recency_half_life
@@ -135,6 +153,9 @@ class NextMovieSampler:
         recency = 0.5 ** ((lags - 1) / self.recency_half_life) if self.recency_half_life else np.ones(len(lags))
         weights = (stars / 5.0) ** self.star_power * recency[None, :]
         rows, columns = np.nonzero(valid)
-        return NextMovieBatch(torch.from_numpy(self.sequences.movies[positions]), torch.from_numpy(rows),
-                              torch.from_numpy(self.sequences.movies[context[rows, columns]]),
-                              torch.from_numpy(weights[rows, columns].astype(np.float32)))
+        return NextMovieBatch(
+            torch.from_numpy(self.sequences.movies[positions]),
+            torch.from_numpy(rows),
+            torch.from_numpy(self.sequences.movies[context[rows, columns]]),
+            torch.from_numpy(weights[rows, columns].astype(np.float32)),
+        )

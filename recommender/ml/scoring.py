@@ -3,6 +3,7 @@
 Serving (neighbour lists read from Milvus) and evaluation (lists from the vectors) both call
 `select_history` and `rank`, vectorised over many users, so the numbers evaluation reports are the
 picks users get, in the same order."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,11 +14,11 @@ LIKED_STARS = 3.5  # a movie rated this well may be named as "Because you liked 
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    neighbors_per_item: int = 50   # top-N similar movies read for each history movie
-    history_limit: int = 20        # most recent movies that speak for the user
-    recency_half_life: float = 5.0   # in ratings: one 5 places back counts half as much as the latest
-    star_power: float = 1.0        # weight *= (stars / 5) ** star_power
-    min_stars: float = 0.0         # ratings below this are not evidence (0: all are); when none qualifies, all are
+    neighbors_per_item: int = 50  # top-N similar movies read for each history movie
+    history_limit: int = 20  # most recent movies that speak for the user
+    recency_half_life: float = 5.0  # in ratings: one 5 places back counts half as much as the latest
+    star_power: float = 1.0  # weight *= (stars / 5) ** star_power
+    min_stars: float = 0.0  # ratings below this are not evidence (0: all are); when none qualifies, all are
     max_source_share: float = 0.5  # at most this share of a list may have one liked movie as main contributor
 
 
@@ -25,18 +26,23 @@ class ScoringConfig:
 class Histories:
     """Rating histories of many users as flat arrays grouped by user (any order inside a user)."""
 
-    starts: np.ndarray      # (num_users + 1,) offsets
-    movies: np.ndarray      # (num_ratings,) movie keys (movie_index in evaluation, Movie.id in serving)
-    stars: np.ndarray       # (num_ratings,) float32
+    starts: np.ndarray  # (num_users + 1,) offsets
+    movies: np.ndarray  # (num_ratings,) movie keys (movie_index in evaluation, Movie.id in serving)
+    stars: np.ndarray  # (num_ratings,) float32
     timestamps: np.ndarray  # (num_ratings,) int64
 
     @classmethod
-    def of(cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray,
-           num_users: int) -> "Histories":
+    def of(
+        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
+    ) -> "Histories":
         order = np.argsort(users, kind="stable")
         starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64)
-        return cls(starts, np.asarray(movies)[order].astype(np.int64), np.asarray(stars)[order].astype(np.float32),
-                   np.asarray(timestamps)[order].astype(np.int64))
+        return cls(
+            starts,
+            np.asarray(movies)[order].astype(np.int64),
+            np.asarray(stars)[order].astype(np.float32),
+            np.asarray(timestamps)[order].astype(np.int64),
+        )
 
     @property
     def num_users(self) -> int:
@@ -50,16 +56,16 @@ class Histories:
 class Evidence:
     """The history entries that speak for their users, newest first within a user."""
 
-    users: np.ndarray    # (num_chosen,) row in the Histories
-    movies: np.ndarray   # (num_chosen,) movie keys
+    users: np.ndarray  # (num_chosen,) row in the Histories
+    movies: np.ndarray  # (num_chosen,) movie keys
     weights: np.ndarray  # (num_chosen,) float32
-    liked: np.ndarray    # (num_chosen,) bool: stars >= LIKED_STARS, so it may be credited
+    liked: np.ndarray  # (num_chosen,) bool: stars >= LIKED_STARS, so it may be credited
 
 
 @dataclass(frozen=True)
 class Ranked:
-    movies: np.ndarray   # (num_users, k) movie keys, best first, -1 where fewer candidates
-    scores: np.ndarray   # (num_users, k) float32 fused scores
+    movies: np.ndarray  # (num_users, k) movie keys, best first, -1 where fewer candidates
+    scores: np.ndarray  # (num_users, k) float32 fused scores
     sources: np.ndarray  # (num_users, k) the liked movie that contributed most, -1 when none was liked
 
 
@@ -89,8 +95,14 @@ def select_history(histories: Histories, config: ScoringConfig) -> Evidence:
     return Evidence(users, movies, weights, stars >= LIKED_STARS)
 
 
-def rank(evidence: Evidence, neighbor_ids: np.ndarray, neighbor_scores: np.ndarray, histories: Histories,
-         config: ScoringConfig, k: int) -> Ranked:
+def rank(
+    evidence: Evidence,
+    neighbor_ids: np.ndarray,
+    neighbor_scores: np.ndarray,
+    histories: Histories,
+    config: ScoringConfig,
+    k: int,
+) -> Ranked:
     """Fused top-k per user of `histories`.
 
     neighbor_ids/scores: (len(evidence.movies), >= n) each evidence movie's nearest movies, best first,
@@ -121,8 +133,15 @@ def rank(evidence: Evidence, neighbor_ids: np.ndarray, neighbor_scores: np.ndarr
     return _top_per_user(group_users, group_movies, totals, main, histories.num_users, k, config.max_source_share)
 
 
-def _top_per_user(users: np.ndarray, movies: np.ndarray, scores: np.ndarray, sources: np.ndarray,
-                  num_users: int, k: int, max_share: float) -> Ranked:
+def _top_per_user(
+    users: np.ndarray,
+    movies: np.ndarray,
+    scores: np.ndarray,
+    sources: np.ndarray,
+    num_users: int,
+    k: int,
+    max_share: float,
+) -> Ranked:
     order = np.lexsort((movies, -scores, users))
     users, movies, scores, sources = users[order], movies[order], scores[order], sources[order]
     cap = max(1, int(max_share * k))
@@ -136,8 +155,11 @@ def _top_per_user(users: np.ndarray, movies: np.ndarray, scores: np.ndarray, sou
     users, movies, scores, sources = users[order], movies[order], scores[order], sources[order]
     position = _cumcount(users)
     keep = position < k
-    out = Ranked(np.full((num_users, k), -1, dtype=np.int64), np.zeros((num_users, k), dtype=np.float32),
-                 np.full((num_users, k), -1, dtype=np.int64))
+    out = Ranked(
+        np.full((num_users, k), -1, dtype=np.int64),
+        np.zeros((num_users, k), dtype=np.float32),
+        np.full((num_users, k), -1, dtype=np.int64),
+    )
     out.movies[users[keep], position[keep]] = movies[keep]
     out.scores[users[keep], position[keep]] = scores[keep]
     out.sources[users[keep], position[keep]] = sources[keep]
@@ -154,14 +176,14 @@ def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int | None = None)
     indices = np.empty((num, k), dtype=np.int64)
     scores = np.empty((num, k), dtype=np.float32)
     for start in range(0, num, batch_size):
-        sims = embeddings[start:start + batch_size] @ embeddings.T  # (batch, num_movies)
+        sims = embeddings[start : start + batch_size] @ embeddings.T  # (batch, num_movies)
         rows = np.arange(sims.shape[0])
         sims[rows, rows + start] = -np.inf
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         best = np.take_along_axis(sims, part, axis=1)
         order = np.lexsort((part, -best), axis=1)
-        indices[start:start + len(rows)] = np.take_along_axis(part, order, axis=1)
-        scores[start:start + len(rows)] = np.take_along_axis(best, order, axis=1)
+        indices[start : start + len(rows)] = np.take_along_axis(part, order, axis=1)
+        scores[start : start + len(rows)] = np.take_along_axis(best, order, axis=1)
     return indices, scores
 
 

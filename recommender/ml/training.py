@@ -1,4 +1,5 @@
 """train(neighbourhoods, sequences, features, config) -> TrainingResult: the optimisation loop and nothing else."""
+
 import copy
 import math
 import time
@@ -29,13 +30,13 @@ class TrainingConfig:
     batch_size: int = 512
     batches_per_epoch: int = 100
     epochs: int = 30
-    patience: int = 4                  # epochs without a better validation score before stopping
+    patience: int = 4  # epochs without a better validation score before stopping
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     dropout: float = 0.1
-    temperature: float = 0.1           # of the softmax over every movie
-    context_size: int = 20             # ratings before the target that form its query
-    context_half_life: float = 5.0     # in ratings, as the serving rule's recency_half_life
+    temperature: float = 0.1  # of the softmax over every movie
+    context_size: int = 20  # ratings before the target that form its query
+    context_half_life: float = 5.0  # in ratings, as the serving rule's recency_half_life
     use_id_embedding: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -90,16 +91,29 @@ def validation_key(metrics: dict[str, float]) -> float:
     return metrics["hr@10"] + metrics["ndcg@10"]
 
 
-def train(neighborhoods: Neighborhoods, sequences: UserSequences, features: MovieFeatures, config: TrainingConfig,
-          validate: Validate, on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainingResult:
+def train(
+    neighborhoods: Neighborhoods,
+    sequences: UserSequences,
+    features: MovieFeatures,
+    config: TrainingConfig,
+    validate: Validate,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainingResult:
     """Trains until the validation score stops improving; returns the network at its best epoch."""
     generator = seed_everything(config.seed)
     device = torch.device(config.device)
-    network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, config.dropout,
-                             config.use_id_embedding).to(device)
+    network = PinSageNetwork(
+        features, config.hidden_dim, config.walk.num_layers, config.dropout, config.use_id_embedding
+    ).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    sampler = NextMovieSampler(sequences, config.context_size, config.context_half_life, config.scoring.star_power,
-                               config.scoring.min_stars, generator)
+    sampler = NextMovieSampler(
+        sequences,
+        config.context_size,
+        config.context_half_life,
+        config.scoring.star_power,
+        config.scoring.min_stars,
+        generator,
+    )
     neighborhoods = neighborhoods.to(device)
     history: list[EpochRecord] = []
     best_state, best_score, best_epoch, seconds_to_best = None, -1.0, 0, 0.0
@@ -124,8 +138,14 @@ def train(neighborhoods: Neighborhoods, sequences: UserSequences, features: Movi
     return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best)
 
 
-def _train_epoch(network: PinSageNetwork, optimizer: torch.optim.Optimizer, neighborhoods: Neighborhoods,
-                 sampler: NextMovieSampler, config: TrainingConfig, device: torch.device) -> float:
+def _train_epoch(
+    network: PinSageNetwork,
+    optimizer: torch.optim.Optimizer,
+    neighborhoods: Neighborhoods,
+    sampler: NextMovieSampler,
+    config: TrainingConfig,
+    device: torch.device,
+) -> float:
     network.train()
     total = 0.0
     if not sampler.num_targets:
@@ -133,8 +153,14 @@ def _train_epoch(network: PinSageNetwork, optimizer: torch.optim.Optimizer, neig
     for _ in range(config.batches_per_epoch):
         batch = sampler.sample(config.batch_size)
         embeddings = network(neighborhoods)  # (num_movies, hidden_dim): every movie, so the softmax sees them all
-        loss = next_movie_loss(embeddings, batch.targets.to(device), batch.context_rows.to(device),
-                               batch.context_movies.to(device), batch.context_weights.to(device), config.temperature)
+        loss = next_movie_loss(
+            embeddings,
+            batch.targets.to(device),
+            batch.context_rows.to(device),
+            batch.context_movies.to(device),
+            batch.context_weights.to(device),
+            config.temperature,
+        )
         value = float(loss)
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss became {value}")

@@ -1,7 +1,7 @@
 """Import faults that need a real database server and real processes (I-6 to I-9, I-12)."""
-import http.server
+
 import hashlib
-import shutil
+import http.server
 import signal
 import threading
 import time
@@ -21,7 +21,9 @@ from tests.conftest import manage, requires_mysql
 def write_ratings_dataset(directory: Path, num_users: int, num_movies: int, ratings_per_user: int) -> int:
     """A ml-latest-small-shaped folder with predictable ratings; returns the number of ratings."""
     directory.mkdir(parents=True, exist_ok=True)
-    movies = ["movieId,title,genres"] + [f"{m},Generated Movie {m} ({1950 + m % 70}),Drama" for m in range(1, num_movies + 1)]
+    movies = ["movieId,title,genres"] + [
+        f"{m},Generated Movie {m} ({1950 + m % 70}),Drama" for m in range(1, num_movies + 1)
+    ]
     (directory / "movies.csv").write_text("\n".join(movies) + "\n")
     lines = ["userId,movieId,rating,timestamp"]
     for user in range(1, num_users + 1):
@@ -79,8 +81,14 @@ def test_import_fits_a_small_max_allowed_packet(tmp_path: Path) -> None:
         cursor.execute("SET GLOBAL max_allowed_packet = 1048576")
     connection.close()  # the new limit applies to new sessions
     try:
-        call_command("import_movielens", str(tmp_path / "ml-latest-small"), "--batch-size", "20000",
-                     "--no-progress", stdout=StringIO())
+        call_command(
+            "import_movielens",
+            str(tmp_path / "ml-latest-small"),
+            "--batch-size",
+            "20000",
+            "--no-progress",
+            stdout=StringIO(),
+        )
         with connection.cursor() as cursor:
             cursor.execute("SELECT @@SESSION.max_allowed_packet")
             assert cursor.fetchone()[0] == 1048576
@@ -124,8 +132,9 @@ def dataset_server(tmp_path: Path, fixtures_dir: Path) -> str:
 
 
 @pytest.mark.django_db
-def test_download_verifies_checksum_then_imports(dataset_server: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_verifies_checksum_then_imports(
+    dataset_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from movies import download
 
     monkeypatch.setattr(download, "PINNED_MD5", {})  # the fixture stands in for the real ml-1m zip
@@ -152,8 +161,9 @@ def test_a_pinned_release_is_checked_against_its_pin_not_the_published_md5(datas
     assert Movie.objects.count() == 0
 
 
-def test_downloads_are_bounded_in_size_and_total_time(dataset_server: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_are_bounded_in_size_and_total_time(
+    dataset_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from movies import download
 
     monkeypatch.setattr(download, "PINNED_MD5", {})
@@ -210,7 +220,9 @@ def test_the_import_command_alone_stages_with_load_data_local(tmp_path: Path, mo
     expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=20, num_movies=30, ratings_per_user=10)
     used = []
     original = importing._load_data_infile
-    monkeypatch.setattr(importing, "_load_data_infile", lambda cursor, rows: used.append(original(cursor, rows)) or used[-1])
+    monkeypatch.setattr(
+        importing, "_load_data_infile", lambda cursor, rows: used.append(original(cursor, rows)) or used[-1]
+    )
     call_command("import_movielens", str(tmp_path / "ml-latest-small"), "--no-progress", stdout=StringIO())
     assert used and all(used), "the import's connection should allow LOAD DATA LOCAL"
     assert Rating.objects.count() == expected

@@ -1,4 +1,5 @@
 """manage.py import_movielens against the test database (SQLite or MariaDB)."""
+
 import shutil
 from decimal import Decimal
 from io import StringIO
@@ -50,10 +51,10 @@ def test_forced_utf8_on_latin1_fails_naming_file_line_offset_and_writes_nothing(
 def test_bad_lines_are_skipped_and_reported(fixtures_dir: Path, tmp_path: Path) -> None:
     directory = copy_dataset(fixtures_dir, "ml-100k", tmp_path)
     with (directory / "u.data").open("a") as handle:
-        handle.write("1\t4\t9\t881250960\n")       # line 9: rating out of range
-        handle.write("2\t999\t3\t881250961\n")     # line 10: unknown movie
-        handle.write("77\t1\t3\t881250962\n")      # line 11: unknown user
-        handle.write("1\t4\n")                     # line 12: too few fields
+        handle.write("1\t4\t9\t881250960\n")  # line 9: rating out of range
+        handle.write("2\t999\t3\t881250961\n")  # line 10: unknown movie
+        handle.write("77\t1\t3\t881250962\n")  # line 11: unknown user
+        handle.write("1\t4\n")  # line 12: too few fields
     output = run_import(str(directory))
     assert Rating.objects.count() == 8
     assert "skipped 4 bad line(s)" in output
@@ -106,7 +107,11 @@ def test_changed_rating_and_title_are_updated_on_reimport(fixtures_dir: Path, tm
     run_import(str(directory))
     ratings = (directory / "ratings.csv").read_bytes().replace(b"1,1,4.0,964982703", b"1,1,2.5,964990000")
     (directory / "ratings.csv").write_bytes(ratings)
-    movies = (directory / "movies.csv").read_bytes().replace(b"Paper Moons (2001),Drama\r", b"Paper Moons (2002),Drama|War\r")
+    movies = (
+        (directory / "movies.csv")
+        .read_bytes()
+        .replace(b"Paper Moons (2001),Drama\r", b"Paper Moons (2002),Drama|War\r")
+    )
     (directory / "movies.csv").write_bytes(movies)
     output = run_import(str(directory))
     assert "ratings  0 new, 1 changed, 6 unchanged" in output
@@ -186,31 +191,35 @@ def _line_numbers(path: Path) -> int:
     return len(path.read_text(encoding="utf-8").splitlines())
 
 
-def test_lines_that_would_not_fit_the_columns_are_reported_and_the_rest_imports(fixtures_dir: Path,
-                                                                               tmp_path: Path) -> None:
+def test_lines_that_would_not_fit_the_columns_are_reported_and_the_rest_imports(
+    fixtures_dir: Path, tmp_path: Path
+) -> None:
     from movies.models import Genre
 
     directory = copy_dataset(fixtures_dir, "ml-latest-small", tmp_path)
     movies, links, ratings = (directory / name for name in ("movies.csv", "links.csv", "ratings.csv"))
     first_bad_movie = _line_numbers(movies) + 1
     with movies.open("a", encoding="utf-8") as handle:
-        handle.write(f'900,"{"Long " * 120}(2001)",Drama\n')            # title over 500 characters
-        handle.write("99999999999,Huge Id (2001),Drama\n")               # id beyond a 32-bit integer
-        handle.write(f"901,Odd Genre (2001),{'G' * 70}\n")                # genre name over 64 characters
+        handle.write(f'900,"{"Long " * 120}(2001)",Drama\n')  # title over 500 characters
+        handle.write("99999999999,Huge Id (2001),Drama\n")  # id beyond a 32-bit integer
+        handle.write(f"901,Odd Genre (2001),{'G' * 70}\n")  # genre name over 64 characters
         handle.write("902,Spelled Three Ways (2002),Comedy|comedy |Cömedy\n")
         handle.write("903,Another Comedy (2003),COMEDY\n")
     first_bad_link = _line_numbers(links) + 1
     with links.open("a", encoding="utf-8") as handle:
-        handle.write(f"902,{'1' * 20},5\n")                               # IMDb id over 16 characters
-        handle.write("903,0113228,99999999999\n")                         # TMDb id out of range
+        handle.write(f"902,{'1' * 20},5\n")  # IMDb id over 16 characters
+        handle.write("903,0113228,99999999999\n")  # TMDb id out of range
     first_bad_rating = _line_numbers(ratings) + 1
     with ratings.open("a", encoding="utf-8") as handle:
-        handle.write("1,902,4.0,99999999999\n")                           # a timestamp past year 2100
-        handle.write("99999999999,902,4.0,964982703\n")                   # user id out of range
-        handle.write("3,903,4.0,964982703\n")                             # fine
+        handle.write("1,902,4.0,99999999999\n")  # a timestamp past year 2100
+        handle.write("99999999999,902,4.0,964982703\n")  # user id out of range
+        handle.write("3,903,4.0,964982703\n")  # fine
     output = run_import(str(directory))
-    for file, first, count in (("movies.csv", first_bad_movie, 3), ("links.csv", first_bad_link, 2),
-                               ("ratings.csv", first_bad_rating, 2)):
+    for file, first, count in (
+        ("movies.csv", first_bad_movie, 3),
+        ("links.csv", first_bad_link, 2),
+        ("ratings.csv", first_bad_rating, 2),
+    ):
         for line_no in range(first, first + count):
             assert f"{file}, line {line_no}:" in output, (file, line_no, output)
     assert "skipped 7 bad line(s)" in output
@@ -226,11 +235,11 @@ def test_users_that_would_not_fit_the_columns_are_reported(fixtures_dir: Path, t
     users = directory / "users.dat"
     first = len(users.read_bytes().splitlines()) + 1
     with users.open("a", encoding="latin-1") as handle:
-        handle.write("10::Male::25::1::12345\n")                           # gender not one letter
-        handle.write("11::F::999::1::12345\n")                             # age out of range
-        handle.write(f"12::M::25::1::{'9' * 20}\n")                        # zip code over 16 characters
-        handle.write("99999999999::M::25::1::12345\n")                     # id out of range
-        handle.write("13::M::25::1::12345\n")                              # fine
+        handle.write("10::Male::25::1::12345\n")  # gender not one letter
+        handle.write("11::F::999::1::12345\n")  # age out of range
+        handle.write(f"12::M::25::1::{'9' * 20}\n")  # zip code over 16 characters
+        handle.write("99999999999::M::25::1::12345\n")  # id out of range
+        handle.write("13::M::25::1::12345\n")  # fine
     output = run_import(str(directory))
     for line_no in range(first, first + 4):
         assert f"users.dat, line {line_no}:" in output, output

@@ -1,4 +1,5 @@
 """Pages and the JSON API through the test client."""
+
 import json
 from decimal import Decimal
 
@@ -41,7 +42,9 @@ def test_rating_needs_a_csrf_token(alice, catalogue_movies) -> None:
     assert not Rating.objects.filter(user=alice, movie=movie).exists()
     client.get(f"/movies/{movie.id}/")
     token = client.cookies["csrftoken"].value
-    response = client.post(f"/movies/{movie.id}/rate/", {"stars": "4.0"}, HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST="true")
+    response = client.post(
+        f"/movies/{movie.id}/rate/", {"stars": "4.0"}, HTTP_X_CSRFTOKEN=token, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200 and response["HX-Trigger"] == "rated"
     assert "Saved: 4 stars." in response.content.decode()
     assert Rating.objects.get(user=alice, movie=movie).stars == Decimal("4.0")
@@ -67,11 +70,15 @@ def test_plain_form_post_redirects_back_and_only_to_this_site(client: Client, bo
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stars=st.one_of(
-    st.sampled_from(["0", "6", "-1", str(2**63), "3.7", "5.5", "nan", "inf", "", "\x00", "x" * 10_000, "٣", "‮4"]),
-    st.text(max_size=50).filter(lambda s: s.strip() not in {f"{h / 2:g}" for h in range(1, 11)} | {f"{h / 2:.1f}" for h in range(1, 11)}),
-    st.integers().filter(lambda n: not 1 <= n <= 5),
-))
+@given(
+    stars=st.one_of(
+        st.sampled_from(["0", "6", "-1", str(2**63), "3.7", "5.5", "nan", "inf", "", "\x00", "x" * 10_000, "٣", "‮4"]),
+        st.text(max_size=50).filter(
+            lambda s: s.strip() not in {f"{h / 2:g}" for h in range(1, 11)} | {f"{h / 2:.1f}" for h in range(1, 11)}
+        ),
+        st.integers().filter(lambda n: not 1 <= n <= 5),
+    )
+)
 def test_bad_stars_give_400_and_no_row(client: Client, bob, catalogue_movies, stars: object) -> None:
     client.force_login(bob)
     movie = catalogue_movies[4]
@@ -104,8 +111,9 @@ def test_api_movie_search_is_paginated_and_bounded(client: Client, catalogue_mov
 
 
 def test_signup_logs_in_and_starts_onboarding(client: Client, alice, catalogue_movies) -> None:
-    response = client.post("/signup/", {"username": "carol", "password1": "Stars-and-Popcorn-77",
-                                        "password2": "Stars-and-Popcorn-77"})
+    response = client.post(
+        "/signup/", {"username": "carol", "password1": "Stars-and-Popcorn-77", "password2": "Stars-and-Popcorn-77"}
+    )
     assert response.status_code == 302 and response["Location"] == "/for-you/"
     assert Profile.objects.get(user__username="carol").source == Profile.Source.SITE
     page = client.get("/for-you/").content.decode()

@@ -1,4 +1,5 @@
 """Natural titles, title search, suggestions, Browse's orders and the stored rating statistics."""
+
 import json
 import os
 import subprocess
@@ -7,11 +8,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from django.contrib.auth import get_user_model
 from django.db.models import Avg, Count
 from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from movies import search, selectors, services
 from movies.models import Genre, Movie, Rating
@@ -22,25 +23,37 @@ from tests.conftest import ROOT, subprocess_database_url
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("stored, natural", [
-    ("Matrix, The (1999)", "The Matrix (1999)"),
-    ("Shawshank Redemption, The (1994)", "The Shawshank Redemption (1994)"),
-    ("Lord of the Rings: The Fellowship of the Ring, The (2001)",
-     "The Lord of the Rings: The Fellowship of the Ring (2001)"),
-    ("City of Lost Children, The (Cité des enfants perdus, La) (1995)",
-     "The City of Lost Children (La Cité des enfants perdus) (1995)"),
-    ("Good, the Bad and the Ugly, The (Buono, il brutto, il cattivo, Il) (1966)",
-     "The Good, the Bad and the Ugly (Il Buono, il brutto, il cattivo) (1966)"),
-    ("Atalante, L' (1934)", "L'Atalante (1934)"),
-    ("Boot, Das (1981)", "Das Boot (1981)"),
-    ("Misérables, Les (1995)", "Les Misérables (1995)"),
-    ("Tale of Two Cities, A (1935)", "A Tale of Two Cities (1935)"),
-    ("Postman, The (Postino, Il) (1994)", "The Postman (Il Postino) (1994)"),
-    ("Seven (a.k.a. Se7en) (1995)", "Seven (a.k.a. Se7en) (1995)"),
-    ("Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)", "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)"),
-    ("(500) Days of Summer (2009)", "(500) Days of Summer (2009)"),
-    ("Babylon 5", "Babylon 5"),
-])
+@pytest.mark.parametrize(
+    "stored, natural",
+    [
+        ("Matrix, The (1999)", "The Matrix (1999)"),
+        ("Shawshank Redemption, The (1994)", "The Shawshank Redemption (1994)"),
+        (
+            "Lord of the Rings: The Fellowship of the Ring, The (2001)",
+            "The Lord of the Rings: The Fellowship of the Ring (2001)",
+        ),
+        (
+            "City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+            "The City of Lost Children (La Cité des enfants perdus) (1995)",
+        ),
+        (
+            "Good, the Bad and the Ugly, The (Buono, il brutto, il cattivo, Il) (1966)",
+            "The Good, the Bad and the Ugly (Il Buono, il brutto, il cattivo) (1966)",
+        ),
+        ("Atalante, L' (1934)", "L'Atalante (1934)"),
+        ("Boot, Das (1981)", "Das Boot (1981)"),
+        ("Misérables, Les (1995)", "Les Misérables (1995)"),
+        ("Tale of Two Cities, A (1935)", "A Tale of Two Cities (1935)"),
+        ("Postman, The (Postino, Il) (1994)", "The Postman (Il Postino) (1994)"),
+        ("Seven (a.k.a. Se7en) (1995)", "Seven (a.k.a. Se7en) (1995)"),
+        (
+            "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)",
+            "Crouching Tiger, Hidden Dragon (Wo hu cang long) (2000)",
+        ),
+        ("(500) Days of Summer (2009)", "(500) Days of Summer (2009)"),
+        ("Babylon 5", "Babylon 5"),
+    ],
+)
 def test_natural_title_moves_the_trailing_article_to_the_front(stored: str, natural: str) -> None:
     assert natural_title(stored) == natural
 
@@ -114,8 +127,19 @@ def test_as_you_type_the_last_word_may_be_partial(films) -> None:
 
 
 def test_hostile_queries_answer_normally(client: Client, films) -> None:
-    for query in ["", "   ", "x" * 10_000, "'; DROP TABLE movies_movie; --", ".*(a+)+$", "[[[", "%_%", "🎬🍿",
-                  "Матрица 黑客帝国", "\x00", "a" * 100]:
+    for query in [
+        "",
+        "   ",
+        "x" * 10_000,
+        "'; DROP TABLE movies_movie; --",
+        ".*(a+)+$",
+        "[[[",
+        "%_%",
+        "🎬🍿",
+        "Матрица 黑客帝国",
+        "\x00",
+        "a" * 100,
+    ]:
         assert client.get("/movies/", {"q": query}).status_code == 200
         assert client.get("/movies/suggest/", {"q": query}).status_code == 200
         assert client.get("/api/movies/", {"q": query}).status_code in (200, 400)
@@ -158,8 +182,10 @@ def test_browse_sorts_and_keeps_the_sort_across_pages(client: Client, films) -> 
         Movie.objects.create(title=f"Filler {i:02d} (2000)", year=2000)
     response = client.get("/movies/", {"sort": "title"})
     assert 'href="?sort=title&amp;page=2"' in response.content.decode()
-    assert client.get("/movies/", {"sort": "title", "page": 2}).context["page"].object_list[0].display_title == \
-        "Filler 20 (2000)"
+    assert (
+        client.get("/movies/", {"sort": "title", "page": 2}).context["page"].object_list[0].display_title
+        == "Filler 20 (2000)"
+    )
     assert client.get("/movies/", {"sort": "sideways"}).status_code == 200
 
 
@@ -192,19 +218,29 @@ def test_pages_that_list_movies_do_not_aggregate_ratings(client: Client, films) 
     for url in ("/", "/movies/", "/movies/?q=matrix", f"/movies/{films['matrix'].id}/", "/api/movies/?q=star"):
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200
-        aggregates = [q["sql"] for q in queries if "movies_rating" in q["sql"] and
-                      any(f in q["sql"].upper() for f in ("COUNT(", "AVG(", "SUM("))]
+        aggregates = [
+            q["sql"]
+            for q in queries
+            if "movies_rating" in q["sql"] and any(f in q["sql"].upper() for f in ("COUNT(", "AVG(", "SUM("))
+        ]
         assert not aggregates, (url, aggregates)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_another_process_changing_movies_refreshes_this_process_index(films) -> None:
     assert _top("zeitgeist") == []
-    code = ("from movies.models import Movie; from movies import services; "
-            "Movie.objects.create(title='Zeitgeist, The (2007)', year=2007); services.note_catalogue_changed()")
-    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], cwd=ROOT,
-                            env={**os.environ, "DATABASE_URL": subprocess_database_url()}, capture_output=True,
-                            text=True, timeout=120)
+    code = (
+        "from movies.models import Movie; from movies import services; "
+        "Movie.objects.create(title='Zeitgeist, The (2007)', year=2007); services.note_catalogue_changed()"
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": subprocess_database_url()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert _top("zeitgeist") == ["The Zeitgeist (2007)"]
     Movie.objects.filter(title__startswith="Zeitgeist").delete()

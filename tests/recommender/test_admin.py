@@ -1,4 +1,5 @@
 """The operator's console in Django admin."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -42,11 +43,23 @@ def test_retrain_clicked_twice_queues_one_run(db) -> None:
 
 
 def test_run_page_shows_curves_and_metrics_beside_baselines(admin_client: Client) -> None:
-    history = [{"epoch": e, "loss": 1 / e, "seconds": 1.0, "batches_per_second": 10.0,
-                "validation": {"hr@10": 0.05 * e, "ndcg@10": 0.02 * e}} for e in (1, 2, 3)]
-    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, history=history,
-                                     test_metrics={"hr@10": 0.09}, validation_metrics={"hr@10": 0.12},
-                                     baseline_metrics={"ease": {"validation": {"hr@10": 0.14}, "test": {"hr@10": 0.0965}}})
+    history = [
+        {
+            "epoch": e,
+            "loss": 1 / e,
+            "seconds": 1.0,
+            "batches_per_second": 10.0,
+            "validation": {"hr@10": 0.05 * e, "ndcg@10": 0.02 * e},
+        }
+        for e in (1, 2, 3)
+    ]
+    run = TrainingRun.objects.create(
+        status=TrainingRun.Status.SUCCEEDED,
+        history=history,
+        test_metrics={"hr@10": 0.09},
+        validation_metrics={"hr@10": 0.12},
+        baseline_metrics={"ease": {"validation": {"hr@10": 0.14}, "test": {"hr@10": 0.0965}}},
+    )
     TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, test_metrics={"hr@10": 0.08})
     page = admin_client.get(f"{CHANGELIST}{run.id}/change/").content.decode()
     assert "Training loss" in page and "0.0965" in page and "0.0900" in page

@@ -1,4 +1,5 @@
 """System checks."""
+
 from django.core.checks import run_checks
 
 

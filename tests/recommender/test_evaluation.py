@@ -1,4 +1,5 @@
 """Metrics on hand-computed cases, the split, and the baselines."""
+
 import math
 
 import numpy as np
@@ -50,8 +51,15 @@ def test_ease_ranks_the_co_rated_movie_first() -> None:
     movies = [0, 1] * 10 + [2, 3] * 10 + [0] * 5 + [2] * 5
     n = len(users)
     validation = np.array([-1] * 20 + [1] * 5 + [3] * 5)
-    split = evaluation.Split(30, 6, (np.array(users), np.array(movies), np.ones(n, dtype=np.float32), np.arange(n)),
-                             validation, validation.copy(), np.ones(30, dtype=np.float32), np.zeros(30, dtype=np.int64))
+    split = evaluation.Split(
+        30,
+        6,
+        (np.array(users), np.array(movies), np.ones(n, dtype=np.float32), np.arange(n)),
+        validation,
+        validation.copy(),
+        np.ones(30, dtype=np.float32),
+        np.zeros(30, dtype=np.int64),
+    )
     history = split.history_matrix(include_validation=False)
     cold = np.arange(20, 30)
     ranked = evaluation.top_k(evaluation.ease_scorer(split, l2=1.0)(history, cold, False), history[cold], 1)
@@ -77,7 +85,9 @@ def test_history_falls_back_to_every_rating_when_none_is_good() -> None:
 
 def test_rank_sums_weighted_similarities_drops_rated_and_credits_the_main_liked_source() -> None:
     history = one_user([7, 9], [5.0, 4.0], [1, 2])
-    evidence = Evidence(np.array([0, 0]), np.array([7, 9]), np.array([1.0, 0.5], dtype=np.float32), np.array([True, True]))
+    evidence = Evidence(
+        np.array([0, 0]), np.array([7, 9]), np.array([1.0, 0.5], dtype=np.float32), np.array([True, True])
+    )
     ids = np.array([[1, 2, 9], [2, 3, 7]])
     sims = np.array([[0.9, 0.5, 0.3], [0.8, 0.4, 0.3]], dtype=np.float32)
     ranked = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=3, max_source_share=1.0), 5)
@@ -87,8 +97,9 @@ def test_rank_sums_weighted_similarities_drops_rated_and_credits_the_main_liked_
 
 def test_a_badly_rated_movie_may_count_but_is_never_credited() -> None:
     history = one_user([7, 9], [5.0, 1.0], [1, 2])
-    config = ScoringConfig(neighbors_per_item=2, min_stars=0.0, max_source_share=1.0, star_power=0.0,
-                           recency_half_life=0.0)
+    config = ScoringConfig(
+        neighbors_per_item=2, min_stars=0.0, max_source_share=1.0, star_power=0.0, recency_half_life=0.0
+    )
     evidence = select_history(history, config)
     assert evidence.movies.tolist() == [9, 7]  # the 1-star rating counts as evidence here
     ids = np.array([[1, 3], [3, 4]])
@@ -100,7 +111,9 @@ def test_a_badly_rated_movie_may_count_but_is_never_credited() -> None:
 
 def test_no_source_brings_more_than_its_share_and_the_rest_fill_in_by_score() -> None:
     history = one_user([100, 200], [5.0, 5.0], [1, 2])
-    evidence = Evidence(np.array([0, 0]), np.array([200, 100]), np.array([1.0, 0.1], dtype=np.float32), np.array([True, True]))
+    evidence = Evidence(
+        np.array([0, 0]), np.array([200, 100]), np.array([1.0, 0.1], dtype=np.float32), np.array([True, True])
+    )
     ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     sims = np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.8, 0.7, 0.6]], dtype=np.float32)
     ranked = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=4, max_source_share=0.5), 4)
@@ -111,8 +124,14 @@ def test_no_source_brings_more_than_its_share_and_the_rest_fill_in_by_score() ->
 def test_ties_go_to_the_smaller_movie() -> None:
     history = one_user([50], [5.0], [1])
     evidence = Evidence(np.array([0]), np.array([50]), np.array([1.0], dtype=np.float32), np.array([True]))
-    ranked = rank(evidence, np.array([[9, 3, 6]]), np.array([[0.5, 0.5, 0.5]], dtype=np.float32), history,
-                  ScoringConfig(neighbors_per_item=3, max_source_share=1.0), 3)
+    ranked = rank(
+        evidence,
+        np.array([[9, 3, 6]]),
+        np.array([[0.5, 0.5, 0.5]], dtype=np.float32),
+        history,
+        ScoringConfig(neighbors_per_item=3, max_source_share=1.0),
+        3,
+    )
     assert ranked.movies[0].tolist() == [3, 6, 9]
 
 

@@ -1,4 +1,5 @@
 """New movies without retraining, the publish gate, and the debounce of retrain requests."""
+
 from io import StringIO
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from movies.models import Genre, Movie
-from recommender import pipeline, serving, services
+from recommender import pipeline, services, serving
 from recommender.models import RecommenderState, TrainingRun
 from tests.conftest import requires_milvus
 from tests.recommender.test_train_command import TINY_FLAGS, make_ratings
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 @requires_milvus
-def test_a_new_movie_becomes_searchable_without_retraining(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_movie_becomes_searchable_without_retraining(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()
@@ -68,8 +71,11 @@ def test_a_worse_run_is_held_back(db, monkeypatch: pytest.MonkeyPatch, settings:
 
 def test_the_beat_schedule_sweeps_retrains_nightly_and_collects_garbage(settings: object) -> None:
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert tasks == {"recommender.tasks.sweep", "recommender.tasks.nightly_retrain",
-                     "recommender.tasks.drop_old_collections"}
+    assert tasks == {
+        "recommender.tasks.sweep",
+        "recommender.tasks.nightly_retrain",
+        "recommender.tasks.drop_old_collections",
+    }
 
 
 def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, settings: object) -> None:
@@ -90,8 +96,9 @@ def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, set
 
 
 @requires_milvus
-def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(store, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()

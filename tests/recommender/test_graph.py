@@ -1,4 +1,5 @@
 """Building the user–movie graph: ids, directions, weights."""
+
 import numpy as np
 import torch
 

@@ -1,8 +1,8 @@
 """The ML package stays Django-free, and reading the database's arrays never loads the training stack."""
+
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +13,14 @@ ML = sorted(p.stem for p in (ROOT / "recommender" / "ml").glob("*.py") if p.stem
 
 def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
     probe = code + "; import sys, json; print(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", **(env or {})},
+    )
     assert done.returncode == 0, done.stderr
     import json
 
@@ -22,8 +28,18 @@ def _loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
 
 
 def test_the_ml_package_holds_the_learning_modules() -> None:
-    assert {"graph", "features", "sampling", "pinsage", "training", "embeddings", "evaluation", "scoring",
-            "experiment", "data"} <= set(ML)
+    assert {
+        "graph",
+        "features",
+        "sampling",
+        "pinsage",
+        "training",
+        "embeddings",
+        "evaluation",
+        "scoring",
+        "experiment",
+        "data",
+    } <= set(ML)
     assert not any((ROOT / "recommender" / f"{name}.py").exists() for name in ML)
 
 
@@ -37,7 +53,16 @@ def test_no_ml_module_imports_django(module: str) -> None:
 def test_reading_ratings_and_the_catalogue_loads_neither_torch_nor_dgl() -> None:
     from tests.conftest import subprocess_database_url
 
-    loaded = _loaded_after("import django; django.setup(); from movies import selectors; "
-                           "selectors.movie_catalogue(); selectors.ratings_for_training()",
-                           {"DATABASE_URL": subprocess_database_url()})
+    loaded = _loaded_after(
+        "import django; django.setup(); from movies import selectors; "
+        "selectors.movie_catalogue(); selectors.ratings_for_training()",
+        {"DATABASE_URL": subprocess_database_url()},
+    )
     assert "torch" not in loaded and "dgl" not in loaded
+
+
+def test_the_runs_short_baseline_grid_is_a_part_of_the_full_one() -> None:
+    from recommender.ml.experiment import BASELINE_GRIDS, RUN_BASELINE_GRIDS
+
+    assert RUN_BASELINE_GRIDS.keys() == BASELINE_GRIDS.keys()
+    assert all(point in BASELINE_GRIDS[name] for name, grid in RUN_BASELINE_GRIDS.items() for point in grid)

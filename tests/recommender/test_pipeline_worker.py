@@ -1,11 +1,11 @@
 """The Celery pipeline with a real prefork worker, Redis, the test database and milvus-lite (C-1 to C-6, C-10)."""
+
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,26 +21,68 @@ from tests.recommender.test_train_command import make_ratings
 
 _configured = os.environ.get("CELERY_BROKER_URL", "")
 REDIS_URL = _configured if _configured.startswith("redis://") else "redis://127.0.0.1:6379/14"
-TINY = {"epochs": 2, "batches_per_epoch": 3, "hidden_dim": 16, "walk": {"num_layers": 1, "num_random_walks": 5,
-                                                                       "num_neighbors": 5}}
+TINY = {
+    "epochs": 2,
+    "batches_per_epoch": 3,
+    "hidden_dim": 16,
+    "walk": {"num_layers": 1, "num_random_walks": 5, "num_neighbors": 5},
+}
 
 
-pytestmark = [requires_milvus, pytest.mark.redis, pytest.mark.worker,
-              pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
+pytestmark = [
+    requires_milvus,
+    pytest.mark.redis,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(240),
+]
 
 
 class Worker:
     def __init__(self, tmp_path: Path, alias: str, extra_env: dict[str, str]) -> None:
-        self.env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "CELERY_BROKER_URL": REDIS_URL,
-                    "MILVUS_URI": shared_milvus_uri(), "MILVUS_ALIAS": alias, "RECSITE_VAR_DIR": str(tmp_path),
-                    "RECSITE_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "PUBLISH_TOLERANCE": "1.0",
-                    "RECOMMENDER_TRAINING_CONFIG": json.dumps(TINY), "DGLBACKEND": "pytorch", **extra_env}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": subprocess_database_url(),
+            "CELERY_BROKER_URL": REDIS_URL,
+            "MILVUS_URI": shared_milvus_uri(),
+            "MILVUS_ALIAS": alias,
+            "RECSITE_VAR_DIR": str(tmp_path),
+            "RECSITE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+            "PUBLISH_TOLERANCE": "1.0",
+            "RECOMMENDER_TRAINING_CONFIG": json.dumps(TINY),
+            "DGLBACKEND": "pytorch",
+            **extra_env,
+        }
         self.log = open(tmp_path / "worker.log", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "recsite", "worker", "-Q", "default,training", "--concurrency", "1",
-             "--max-tasks-per-child", "1", "-P", "prefork", "--include", "tests.worker_faults", "-l", "info",
-             "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "recsite",
+                "worker",
+                "-Q",
+                "default,training",
+                "--concurrency",
+                "1",
+                "--max-tasks-per-child",
+                "1",
+                "-P",
+                "prefork",
+                "--include",
+                "tests.worker_faults",
+                "-l",
+                "info",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def child_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
@@ -111,8 +153,9 @@ def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Work
     make_ratings(num_users=30, num_movies=25, per_user=8)
     # Long enough to be killed mid-way however fast the trainer gets: no early stopping, many batches. The
     # redelivered attempt trains the same (the config travels with the run), so the test bounds it by time.
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 12, "batches_per_epoch": 400,
-                                                        "patience": 100_000}):
+    with override_settings(
+        RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 12, "batches_per_epoch": 400, "patience": 100_000}
+    ):
         run = pipeline.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
     time.sleep(1)
@@ -151,8 +194,12 @@ def test_a_burst_of_ratings_queues_at_most_one_run(worker: Worker, settings: obj
     for k in range(100):
         services.rate_movie(user, movies[k % 25], str(1 + k % 5))
         pipeline.maybe_retrain()
-        seen.append((TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).count(),
-                     TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).count()))
+        seen.append(
+            (
+                TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).count(),
+                TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).count(),
+            )
+        )
         time.sleep(0.1)
     assert max(q for q, _ in seen) <= 1 and max(r for _, r in seen) <= 1
     assert TrainingRun.objects.count() <= 4
@@ -228,8 +275,7 @@ def live_collection(alias: str) -> str | None:
 
 # The children import torch and dgl before taking a task (WORKER_PRELOAD_ML), so the limit falls in training.
 @pytest.mark.parametrize("worker_env", [{"TRAINING_SOFT_TIME_LIMIT_S": "15", "TRAINING_TIME_LIMIT_S": "120"}])
-def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
-        worker: Worker, settings: object) -> None:
+def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(worker: Worker, settings: object) -> None:
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 15, 120  # the sender's, as in the worker
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 100_000, "patience": 100_000}):
@@ -241,8 +287,7 @@ def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(
     assert live_collection(worker.env["MILVUS_ALIAS"]) is None
 
 
-def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(
-        worker: Worker, settings: object) -> None:
+def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(worker: Worker, settings: object) -> None:
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 3, 10
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_stuck": True}):
@@ -283,8 +328,27 @@ def test_redis_restarted_while_training_the_run_still_completes_once(worker: Wor
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
     time.sleep(2)
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
-                    "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], check=True)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ],
+        check=True,
+    )
     wait_for(redis_is_up, 30, "Redis to come back")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).published_at is not None, 200, "the run to go live")
     assert TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).count() == 1

@@ -1,4 +1,5 @@
 """manage.py recommend prints the site's recommendations as JSON lines."""
+
 import json
 from io import StringIO
 

@@ -1,4 +1,5 @@
 """Importance neighbourhoods from random walks, and next-movie training batches."""
+
 import numpy as np
 import torch
 
@@ -22,14 +23,16 @@ def test_neighbourhoods_are_co_rated_weighted_and_never_self(tiny_interactions) 
     assert hoods.graph.in_degrees(7) == 0  # nobody rated movie 7: no neighbours
     raters = {m: set(built.graph.predecessors(m, etype="rated").tolist()) for m in range(8)}
     two_hops = {m: {n for u in raters[m] for n in built.graph.successors(u, etype="rated").tolist()} for m in range(8)}
-    assert all(s in two_hops[d] or any(s in two_hops[x] for x in two_hops[d])
-               for s, d in zip(src.tolist(), dst.tolist()))
+    assert all(
+        s in two_hops[d] or any(s in two_hops[x] for x in two_hops[d]) for s, d in zip(src.tolist(), dst.tolist())
+    )
 
 
 def test_the_same_seed_gives_the_same_neighbourhoods(tiny_interactions) -> None:
     built = tiny_graph(tiny_interactions)
-    first, second = (importance_neighborhoods(built, WalkConfig(num_random_walks=10, num_neighbors=3), seed=4)
-                     for _ in range(2))
+    first, second = (
+        importance_neighborhoods(built, WalkConfig(num_random_walks=10, num_neighbors=3), seed=4) for _ in range(2)
+    )
     assert all(torch.equal(a, b) for a, b in zip(first.graph.edges(), second.graph.edges()))
 
 
@@ -39,8 +42,14 @@ def test_each_target_sees_only_ratings_its_user_made_before_it() -> None:
     times = np.array([3, 1, 2, 1, 2])
     sequences = UserSequences.from_ratings(users, movies, np.full(5, 5.0, dtype=np.float32), times, 2)
     assert sequences.movies.tolist() == [6, 7, 5, 8, 9]
-    sampler = NextMovieSampler(sequences, context_size=5, recency_half_life=1.0, star_power=1.0,
-                               min_context_stars=0.0, generator=np.random.default_rng(0))
+    sampler = NextMovieSampler(
+        sequences,
+        context_size=5,
+        recency_half_life=1.0,
+        star_power=1.0,
+        min_context_stars=0.0,
+        generator=np.random.default_rng(0),
+    )
     assert sampler.num_targets == 3  # each user's first rating has nothing before it
     batch = sampler.sample(200)
     before = {7: {6}, 5: {6, 7}, 9: {8}}

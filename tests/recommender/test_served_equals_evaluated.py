@@ -1,4 +1,5 @@
 """What users are served is what evaluation scores: the same vectors and histories give the same top 20."""
+
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,24 +17,31 @@ STARS = ["1", "2", "2.5", "3.5", "4", "4.5", "5"]
 
 @requires_milvus
 @pytest.mark.django_db
-@pytest.mark.parametrize("scoring", [{"neighbors_per_item": 20, "min_stars": 0.0, "recency_half_life": 2.0},
-                                     {"neighbors_per_item": 100, "min_stars": 3.5, "recency_half_life": 20.0,
-                                      "max_source_share": 0.25}])
-def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(store, monkeypatch: pytest.MonkeyPatch,
-                                                                     scoring: dict) -> None:
+@pytest.mark.parametrize(
+    "scoring",
+    [
+        {"neighbors_per_item": 20, "min_stars": 0.0, "recency_half_life": 2.0},
+        {"neighbors_per_item": 100, "min_stars": 3.5, "recency_half_life": 20.0, "max_source_share": 0.25},
+    ],
+)
+def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
+    store, monkeypatch: pytest.MonkeyPatch, scoring: dict
+) -> None:
     from django.contrib.auth import get_user_model
 
     from movies.models import Genre, Movie, Rating
-    from recommender.ml import evaluation, serving
-    from recommender.models import TrainingRun
+    from recommender import serving
+    from recommender.ml import evaluation
     from recommender.ml.scoring import ScoringConfig
+    from recommender.models import TrainingRun
     from recommender.services import nearest_movies
     from recommender.vector_store import MovieVectors
 
     generator = np.random.default_rng(7)
     genre = Genre.objects.create(name="Drama")
-    movies = Movie.objects.bulk_create([Movie(title=f"Film {i} (2000)", year=2000, movielens_id=i)
-                                        for i in range(NUM_MOVIES)])
+    movies = Movie.objects.bulk_create(
+        [Movie(title=f"Film {i} (2000)", year=2000, movielens_id=i) for i in range(NUM_MOVIES)]
+    )
     for movie in movies:
         movie.genres.add(genre)
     movie_ids = np.array(sorted(m.id for m in movies))
@@ -46,29 +54,49 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(store, mon
         users.append(user)
         for k, m in enumerate(generator.choice(NUM_MOVIES, int(generator.integers(8, 30)), replace=False)):
             # Several ratings share a second, as in MovieLens, so ties must break the same way on both paths.
-            rows.append(Rating(user=user, movie_id=int(movie_ids[m]), stars=Decimal(str(generator.choice(STARS))),
-                               rated_at=start + timedelta(seconds=k // 3)))
+            rows.append(
+                Rating(
+                    user=user,
+                    movie_id=int(movie_ids[m]),
+                    stars=Decimal(str(generator.choice(STARS))),
+                    rated_at=start + timedelta(seconds=k // 3),
+                )
+            )
     Rating.objects.bulk_create(rows)
 
     run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, config={"scoring": scoring})
     neighbors, scores = nearest_movies(movie_ids, vectors)
-    store.publish(run.id, MovieVectors(movie_ids, vectors, np.full(NUM_MOVIES, 2000, dtype=np.int32),
-                                       [["Drama"]] * NUM_MOVIES, neighbors, scores))
+    store.publish(
+        run.id,
+        MovieVectors(
+            movie_ids, vectors, np.full(NUM_MOVIES, 2000, dtype=np.int32), [["Drama"]] * NUM_MOVIES, neighbors, scores
+        ),
+    )
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()
     out = StringIO()
     call_command("recommend", *[str(u.id) for u in users], "--k", "20", stdout=out)
-    served = {line["user_id"]: [r["movie_id"] for r in line["recommendations"]]
-              for line in map(json.loads, out.getvalue().splitlines())}
+    served = {
+        line["user_id"]: [r["movie_id"] for r in line["recommendations"]]
+        for line in map(json.loads, out.getvalue().splitlines())
+    }
 
     ratings = list(Rating.objects.values_list("user_id", "movie_id", "stars", "rated_at"))
     user_index = {u.id: i for i, u in enumerate(users)}
     split = evaluation.Split(
-        len(users), NUM_MOVIES,
-        (np.array([user_index[r[0]] for r in ratings]), np.searchsorted(movie_ids, [r[1] for r in ratings]),
-         np.array([float(r[2]) for r in ratings], dtype=np.float32), np.array([int(r[3].timestamp()) for r in ratings])),
-        np.full(len(users), -1), np.full(len(users), -1), np.zeros(len(users), dtype=np.float32),
-        np.zeros(len(users), dtype=np.int64))
+        len(users),
+        NUM_MOVIES,
+        (
+            np.array([user_index[r[0]] for r in ratings]),
+            np.searchsorted(movie_ids, [r[1] for r in ratings]),
+            np.array([float(r[2]) for r in ratings], dtype=np.float32),
+            np.array([int(r[3].timestamp()) for r in ratings]),
+        ),
+        np.full(len(users), -1),
+        np.full(len(users), -1),
+        np.zeros(len(users), dtype=np.float32),
+        np.zeros(len(users), dtype=np.int64),
+    )
     ranker = evaluation.embedding_ranker(split, vectors, ScoringConfig(**scoring))
     evaluated = ranker(np.arange(len(users)), False)
     for user in users:

@@ -1,4 +1,5 @@
 """Recommendations from Milvus for people and movies, and the popular fallback."""
+
 import time
 
 import numpy as np
@@ -55,8 +56,9 @@ def test_similar_movies_honour_genre_and_year_filters(live_embeddings, catalogue
 
 @requires_milvus
 @pytest.mark.django_db
-def test_stored_neighbour_lists_give_the_same_picks_without_searching(alice, live_embeddings, catalogue_movies,
-                                                                      store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stored_neighbour_lists_give_the_same_picks_without_searching(
+    alice, live_embeddings, catalogue_movies, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
 
     from recommender.models import TrainingRun
@@ -74,6 +76,7 @@ def test_stored_neighbour_lists_give_the_same_picks_without_searching(alice, liv
 
     def no_search(*args: object, **kwargs: object) -> None:
         raise AssertionError("a page with stored neighbour lists must not search")
+
     monkeypatch.setattr(store, "search", no_search)
     stored = serving.recommend_movies_for(alice, limit=5)
     assert stored.source == serving.Source.PERSONAL
@@ -83,8 +86,9 @@ def test_stored_neighbour_lists_give_the_same_picks_without_searching(alice, liv
 
 @pytest.mark.django_db
 @pytest.mark.timeout(60)
-def test_a_hung_milvus_costs_one_page_its_timeout_and_the_next_pages_nothing(alice, catalogue_movies,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_milvus_costs_one_page_its_timeout_and_the_next_pages_nothing(
+    alice, catalogue_movies, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     from recommender.models import TrainingRun
@@ -93,8 +97,9 @@ def test_a_hung_milvus_costs_one_page_its_timeout_and_the_next_pages_nothing(ali
     listener = socket.socket()  # accepts and never answers, like a SIGSTOPped Milvus
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    monkeypatch.setattr(serving, "_store", VectorStore(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1,
-                                                       breaker_s=30))
+    monkeypatch.setattr(
+        serving, "_store", VectorStore(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=1, breaker_s=30)
+    )
     serving.forget_live_run()
     try:
         timings = []

@@ -1,4 +1,5 @@
 """train_recommender and evaluate_recommender on the database."""
+
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
@@ -17,13 +18,22 @@ TINY_FLAGS = ("--epochs", "2", "--batches-per-epoch", "3", "--hidden-dim", "16",
 
 
 def make_ratings(num_users: int, num_movies: int, per_user: int) -> None:
-    movies = Movie.objects.bulk_create([Movie(title=f"Film {m} ({1980 + m})", year=1980 + m) for m in range(num_movies)])
+    movies = Movie.objects.bulk_create(
+        [Movie(title=f"Film {m} ({1980 + m})", year=1980 + m) for m in range(num_movies)]
+    )
     users = get_user_model().objects.bulk_create([get_user_model()(username=f"u{u}") for u in range(num_users)])
-    Rating.objects.bulk_create([
-        Rating(user=user, movie=movies[(u * 3 + k) % num_movies], stars=Decimal(1 + (u + k) % 5),
-               rated_at=datetime.fromtimestamp(1_000_000 + u * 100 + k, UTC))
-        for u, user in enumerate(users) for k in range(per_user)
-    ])
+    Rating.objects.bulk_create(
+        [
+            Rating(
+                user=user,
+                movie=movies[(u * 3 + k) % num_movies],
+                stars=Decimal(1 + (u + k) % 5),
+                rated_at=datetime.fromtimestamp(1_000_000 + u * 100 + k, UTC),
+            )
+            for u, user in enumerate(users)
+            for k in range(per_user)
+        ]
+    )
 
 
 def test_training_refuses_without_enough_data() -> None:
@@ -58,10 +68,19 @@ def test_the_command_trains_the_pipeline_config_and_consumes_the_pending_changes
     make_ratings(num_users=30, num_movies=25, per_user=8)
     RecommenderState.current()
     RecommenderState.objects.filter(id=1).update(num_changes=240)
-    with override_settings(ARTIFACTS_DIR=tmp_path, RECOMMENDER_TRAINING_CONFIG={"hidden_dim": 8, "temperature": 0.2},
-                           RETRAIN_MIN_CHANGES=1):
-        call_command("train_recommender", "--epochs", "1", "--batches-per-epoch", "2", "--no-progress",
-                     "--no-baselines", stdout=StringIO())
+    with override_settings(
+        ARTIFACTS_DIR=tmp_path, RECOMMENDER_TRAINING_CONFIG={"hidden_dim": 8, "temperature": 0.2}, RETRAIN_MIN_CHANGES=1
+    ):
+        call_command(
+            "train_recommender",
+            "--epochs",
+            "1",
+            "--batches-per-epoch",
+            "2",
+            "--no-progress",
+            "--no-baselines",
+            stdout=StringIO(),
+        )
         assert maybe_retrain() is None, "the import's changes are in this run: no second run is queued"
     run = TrainingRun.objects.get()
     assert (run.config["hidden_dim"], run.config["temperature"], run.config["epochs"]) == (8, 0.2, 1)

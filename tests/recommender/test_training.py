@@ -1,15 +1,23 @@
 """Tiny trainings on CPU in seconds: loss goes down, seeds reproduce, NaN aborts."""
+
 import numpy as np
 import pytest
 
 from recommender.ml import experiment
-from recommender.ml.experiment import NotEnoughData
 from recommender.ml.data import Interactions
+from recommender.ml.experiment import NotEnoughData
 from recommender.ml.sampling import WalkConfig
 from recommender.ml.training import TrainingConfig, TrainingDiverged
 
-TINY = dict(hidden_dim=16, batch_size=32, batches_per_epoch=10, epochs=6, patience=10, learning_rate=0.01,
-            walk=WalkConfig(num_layers=1, num_random_walks=5, num_neighbors=3))
+TINY = dict(
+    hidden_dim=16,
+    batch_size=32,
+    batches_per_epoch=10,
+    epochs=6,
+    patience=10,
+    learning_rate=0.01,
+    walk=WalkConfig(num_layers=1, num_random_walks=5, num_neighbors=3),
+)
 
 
 def test_training_reduces_the_loss(tiny_interactions) -> None:
@@ -30,8 +38,12 @@ def test_every_movie_gets_an_embedding_even_unrated(tiny_interactions) -> None:
 
 def test_same_seed_same_metrics_and_vectors(tiny_interactions) -> None:
     config = TrainingConfig(**TINY, seed=3)
-    runs = [experiment.fit_pinsage(experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config),
-                                   config) for _ in range(2)]
+    runs = [
+        experiment.fit_pinsage(
+            experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config), config
+        )
+        for _ in range(2)
+    ]
     assert [r.loss for r in runs[0].result.history] == [r.loss for r in runs[1].result.history]
     assert runs[0].test == runs[1].test
     assert np.array_equal(runs[0].embeddings, runs[1].embeddings)
@@ -47,7 +59,11 @@ def test_nan_loss_aborts_the_run(tiny_interactions) -> None:
 @pytest.mark.parametrize("num_ratings", [0, 1, 5])
 def test_too_little_data_is_refused(tiny_interactions, num_ratings: int) -> None:
     data = tiny_interactions.interactions
-    few = Interactions(data.user_ids[:num_ratings], data.movie_ids[:num_ratings], data.stars[:num_ratings],
-                       data.timestamps[:num_ratings])
+    few = Interactions(
+        data.user_ids[:num_ratings],
+        data.movie_ids[:num_ratings],
+        data.stars[:num_ratings],
+        data.timestamps[:num_ratings],
+    )
     with pytest.raises(NotEnoughData, match="not enough data"):
         experiment.prepare(few, tiny_interactions.catalogue, TrainingConfig(**TINY))

@@ -1,4 +1,5 @@
 """The vector store's contract, against a real milvus-lite server (M-1 to M-7)."""
+
 import os
 import signal
 import time
@@ -14,9 +15,12 @@ def movie_vectors(num: int = 50, dim: int = 8, seed: int = 0) -> MovieVectors:
     rng = np.random.default_rng(seed)
     vectors = rng.normal(size=(num, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return MovieVectors(np.arange(1, num + 1, dtype=np.int64), vectors,
-                        np.array([1980 + i % 20 for i in range(num)], dtype=np.int32),
-                        [["Drama"] if i % 2 else ["Comedy", "Drama"] for i in range(num)])
+    return MovieVectors(
+        np.arange(1, num + 1, dtype=np.int64),
+        vectors,
+        np.array([1980 + i % 20 for i in range(num)], dtype=np.int32),
+        [["Drama"] if i % 2 else ["Comedy", "Drama"] for i in range(num)],
+    )
 
 
 @requires_milvus
@@ -76,7 +80,9 @@ def test_new_run_goes_live_old_one_kept_for_rollback_older_ones_dropped(store: V
 
 
 @requires_milvus
-def test_failed_publish_is_never_visible_and_a_rerun_completes(store: VectorStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_publish_is_never_visible_and_a_rerun_completes(
+    store: VectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.publish(1, movie_vectors(seed=1))
     with store._calls("spy") as client:
         real_upsert = client.upsert

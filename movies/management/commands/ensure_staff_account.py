@@ -1,4 +1,5 @@
 """manage.py ensure_staff_account: make sure an admin login exists and say how to use it."""
+
 import os
 
 from django.conf import settings
@@ -12,10 +13,12 @@ PASSWORD_FILE = "staff-password.txt"
 
 
 class Command(BaseCommand):
-    help = ("Create the staff superuser named by DJANGO_SUPERUSER_USERNAME (default 'admin') if missing, with "
-            "DJANGO_SUPERUSER_PASSWORD or a generated password, and print where to log in. A given password is "
-            "never printed; a generated one is shown once on a terminal, and otherwise written to "
-            f"RECSITE_VAR_DIR/{PASSWORD_FILE} (owner-only) instead of the log.")
+    help = (
+        "Create the staff superuser named by DJANGO_SUPERUSER_USERNAME (default 'admin') if missing, with "
+        "DJANGO_SUPERUSER_PASSWORD or a generated password, and print where to log in. A given password is "
+        "never printed; a generated one is shown once on a terminal, and otherwise written to "
+        f"RECSITE_VAR_DIR/{PASSWORD_FILE} (owner-only) instead of the log."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         username = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
@@ -38,5 +41,6 @@ class Command(BaseCommand):
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(password + "\n")
-        self.stdout.write(f"Staff login: {username} (generated password in {path}, readable by this user only; "
-                          "not written to logs)")
+        self.stdout.write(
+            f"Staff login: {username} (generated password in {path}, readable by this user only; not written to logs)"
+        )

@@ -1,4 +1,5 @@
 """manage.py import_movielens: load a MovieLens data set (a folder, or the official download)."""
+
 import sys
 import time
 from argparse import ArgumentParser, RawDescriptionHelpFormatter
@@ -29,14 +30,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("path", nargs="?", help="folder of an unpacked MovieLens data set")
-        parser.add_argument("--dataset", choices=sorted(movielens.LAYOUTS),
-                            help="the layout to expect; without PATH, the data set to download")
+        parser.add_argument(
+            "--dataset",
+            choices=sorted(movielens.LAYOUTS),
+            help="the layout to expect; without PATH, the data set to download",
+        )
         parser.add_argument("--encoding", help="override the data set's text encoding (ml-100k and ml-1m are latin-1)")
-        parser.add_argument("--batch-size", type=int, default=50000,
-                            help="rows per transaction (default 50000); SQL statements are split to fit max_allowed_packet")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=50000,
+            help="rows per transaction (default 50000); SQL statements are split to fit max_allowed_packet",
+        )
         parser.add_argument("--strict", action="store_true", help="stop at the first bad line")
         parser.add_argument("--dry-run", action="store_true", help="read and validate every line, write nothing")
-        parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when stderr is not a terminal)")
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bar (it is off anyway when stderr is not a terminal)",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         if options["batch_size"] < 1:
@@ -47,16 +59,19 @@ class Command(BaseCommand):
         except LookupError as error:
             raise CommandError(str(error)) from error
         import_options = importing.ImportOptions(
-            encoding=options["encoding"], batch_size=options["batch_size"],
-            is_strict=options["strict"], is_dry_run=options["dry_run"],
+            encoding=options["encoding"],
+            batch_size=options["batch_size"],
+            is_strict=options["strict"],
+            is_dry_run=options["dry_run"],
         )
         show_progress = not options["no_progress"] and options["verbosity"] > 0 and sys.stderr.isatty()
         bars: list[tqdm] = []
         started = time.monotonic()
         try:
             with importing.local_infile_connection():
-                report = importing.import_movielens(directory, layout, import_options,
-                                                    self._progress(bars) if show_progress else None)
+                report = importing.import_movielens(
+                    directory, layout, import_options, self._progress(bars) if show_progress else None
+                )
         except (importing.StrictImportError, movielens.EncodingProblem) as error:
             raise CommandError(f"{error}. Nothing of the batch holding this line was written.") from error
         except (LookupError, importing.DatasetMismatch, importing.ReservedNameTaken) as error:
@@ -85,6 +100,7 @@ class Command(BaseCommand):
             bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=table, file=sys.stderr, leave=False)
             bars.append(bar)
             return bar.update
+
         return start
 
     def _summarise(self, report: importing.ImportReport, seconds: float) -> None:

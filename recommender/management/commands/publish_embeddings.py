@@ -1,4 +1,5 @@
 """manage.py publish_embeddings: put a training run's movie embeddings live in Milvus."""
+
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,8 +11,10 @@ from recommender.vector_store import PublishFailed, VectorStoreUnavailable
 
 
 class Command(BaseCommand):
-    help = ("Write a succeeded training run's embeddings to a new Milvus collection, check it, then switch the "
-            "'movies' alias to it. The previous collection is kept for rollback; older ones are dropped.")
+    help = (
+        "Write a succeeded training run's embeddings to a new Milvus collection, check it, then switch the "
+        "'movies' alias to it. The previous collection is kept for rollback; older ones are dropped."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("run", nargs="?", type=int, help="training run id (default: the latest that succeeded)")

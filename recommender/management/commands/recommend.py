@@ -1,4 +1,5 @@
 """manage.py recommend: the same recommendations the site shows, one JSON object per user and line."""
+
 import json
 from argparse import ArgumentParser
 
@@ -33,10 +34,22 @@ class Command(BaseCommand):
         for user in users.iterator() if hasattr(users, "iterator") else users:
             result = recommend_movies_for(user, options["k"])
             profile = getattr(user, "profile", None)
-            self.stdout.write(json.dumps({
-                "user_id": user.id,
-                "movielens_user_id": profile.movielens_user_id if profile else None,
-                "source": result.source,
-                "recommendations": [{"movie_id": item.movie.id, "movielens_id": item.movie.movielens_id,
-                                     "score": round(item.score, 6), "because": item.because} for item in result.items],
-            }, ensure_ascii=False))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "user_id": user.id,
+                        "movielens_user_id": profile.movielens_user_id if profile else None,
+                        "source": result.source,
+                        "recommendations": [
+                            {
+                                "movie_id": item.movie.id,
+                                "movielens_id": item.movie.movielens_id,
+                                "score": round(item.score, 6),
+                                "because": item.because,
+                            }
+                            for item in result.items
+                        ],
+                    },
+                    ensure_ascii=False,
+                )
+            )

@@ -1,4 +1,5 @@
 """manage.py recommender_status: what Milvus serves now, and the runs behind it."""
+
 from django.core.management.base import BaseCommand
 
 from recommender.models import TrainingRun
@@ -25,5 +26,7 @@ class Command(BaseCommand):
         self.stdout.write("Latest training runs:")
         for run in TrainingRun.objects.all()[:10]:
             hr = run.test_metrics.get("hr@10")
-            self.stdout.write(f"  run {run.id:<5} {run.status:10} {run.created_at:%Y-%m-%d %H:%M}  "
-                              f"test HR@10 {hr if hr is None else round(hr, 4)}{'  LIVE' if run.id == live_id else ''}")
+            self.stdout.write(
+                f"  run {run.id:<5} {run.status:10} {run.created_at:%Y-%m-%d %H:%M}  "
+                f"test HR@10 {hr if hr is None else round(hr, 4)}{'  LIVE' if run.id == live_id else ''}"
+            )

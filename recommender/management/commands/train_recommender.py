@@ -1,4 +1,5 @@
 """manage.py train_recommender: train PinSage on the ratings in the database and report its metrics."""
+
 import sys
 from argparse import ArgumentParser
 
@@ -7,14 +8,16 @@ from tqdm import tqdm
 
 from recommender import services
 from recommender.management.commands.evaluate_recommender import metrics_table
-from recommender.models import TrainingRun
 from recommender.ml.training import TrainingConfig
+from recommender.models import TrainingRun
 
 
 class Command(BaseCommand):
-    help = ("Train PinSage movie embeddings on every rating in the database (the pipeline's config, "
-            "RECOMMENDER_TRAINING_CONFIG, under these flags), evaluate them against most-rated, ItemKNN and "
-            "EASE on a leave-last-out split, and save the run's artifact.")
+    help = (
+        "Train PinSage movie embeddings on every rating in the database (the pipeline's config, "
+        "RECOMMENDER_TRAINING_CONFIG, under these flags), evaluate them against most-rated, ItemKNN and "
+        "EASE on a leave-last-out split, and save the run's artifact."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--epochs", type=int, help="maximum epochs (early stopping on validation HR@10)")
@@ -27,8 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--star-power", type=float, help="edge weight (stars/5)**power")
         parser.add_argument("--temperature", type=float, help="of the softmax over every movie")
         parser.add_argument("--no-baselines", action="store_true", help="skip fitting the baselines")
-        parser.add_argument("--if-needed", action="store_true",
-                            help="do nothing when a succeeded run already used the same number of ratings")
+        parser.add_argument(
+            "--if-needed",
+            action="store_true",
+            help="do nothing when a succeeded run already used the same number of ratings",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:
@@ -42,14 +48,21 @@ class Command(BaseCommand):
         run = services.create_training_run(self._config(options))
         bar = None
         if not options["no_progress"] and sys.stderr.isatty():
-            bar = tqdm(total=run.config.get("epochs") or TrainingConfig().epochs, desc=f"run {run.id}", unit="epoch", file=sys.stderr)
+            bar = tqdm(
+                total=run.config.get("epochs") or TrainingConfig().epochs,
+                desc=f"run {run.id}",
+                unit="epoch",
+                file=sys.stderr,
+            )
 
         def progress(row: dict) -> None:
             if bar:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", val_hr10=f"{row['validation']['hr@10']:.4f}")
             elif options["verbosity"] > 1:
-                self.stderr.write(f"epoch {row['epoch']}: loss {row['loss']:.4f}, val HR@10 {row['validation']['hr@10']:.4f}")
+                self.stderr.write(
+                    f"epoch {row['epoch']}: loss {row['loss']:.4f}, val HR@10 {row['validation']['hr@10']:.4f}"
+                )
 
         run = services.train_model(run.id, progress, with_baselines=not options["no_baselines"])
         if bar:
