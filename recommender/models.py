@@ -40,6 +40,9 @@ class TrainingRun(models.Model):
     artifact_path = models.CharField(max_length=500, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     held_back_reason = models.TextField(blank=True, help_text="Why a succeeded run was not published automatically.")
+    publish_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Publish tasks sent for it; the sweeper resends a lost one up to a cap."
+    )
     reason = models.CharField(max_length=64, blank=True, help_text="What asked for this run.")
 
     objects = TrainingRunQuerySet.as_manager()
@@ -64,6 +67,9 @@ class RecommenderState(models.Model):
     num_changes = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField(null=True, blank=True)
     last_requested_at = models.DateTimeField(null=True, blank=True)
+    vectors_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="Movies edited before this have their vector in the live collection."
+    )
 
     class Meta:
         verbose_name = "recommender state"

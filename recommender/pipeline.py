@@ -10,10 +10,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from movies.models import Movie
 from recommender.models import RecommenderState, TrainingRun
 
 logger = logging.getLogger(__name__)
 OVERDUE_GRACE_S = 120
+
+
+RESYNC_BATCH = 1000
 
 
 def enqueue(task: object, *args: object, options: dict | None = None) -> bool:
@@ -151,7 +155,7 @@ def fail_overdue_runs() -> int:
 
 def run_training(run_id: int, redelivered: bool) -> None:
     """The training task's body: claim (or re-claim after a dead worker), train, then gate the publish."""
-    from recommender import services, tasks
+    from recommender import services
 
     run = TrainingRun.objects.filter(id=run_id).first()
     if run is None:
@@ -173,7 +177,61 @@ def run_training(run_id: int, redelivered: bool) -> None:
         return
     if is_worse_than_live(trained):
         return
-    enqueue(tasks.publish_embeddings, run_id)
+    send_publish(run_id)
+
+
+def send_publish(run_id: int) -> bool:
+    """Counts the attempt first, so a lost message is resent by the sweeper, and never beyond the cap."""
+    from recommender import tasks
+
+    TrainingRun.objects.filter(id=run_id).update(publish_attempts=F("publish_attempts") + 1)
+    return enqueue(tasks.publish_embeddings, run_id)
+
+
+def resend_lost_publishes() -> int:
+    """The newest succeeded run that passed the gate but never went live (its publish message lost to a broker
+    error, or given up on during a Milvus outage) is sent again, up to PUBLISH_MAX_ATTEMPTS."""
+    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
+    newest = TrainingRun.objects.succeeded().order_by("-finished_at", "-id").first()
+    if (
+        newest is None
+        or newest.published_at
+        or newest.held_back_reason
+        or newest.finished_at is None
+        or newest.finished_at > stale
+        or newest.publish_attempts >= settings.PUBLISH_MAX_ATTEMPTS
+    ):
+        return 0
+    return int(send_publish(newest.id))
+
+
+def resync_movie_vectors() -> int:
+    """Movies added or edited since the last sweep get their vector again (embed_movie is an idempotent upsert),
+    so a message lost while Redis was down costs at most one sweep period."""
+    from recommender import tasks
+    from recommender.serving import live_run
+
+    state = RecommenderState.current()
+    now = timezone.now()
+    try:
+        run = live_run()
+    except Exception:  # Milvus down: try again next sweep, from the same point
+        return 0
+    if run is None:
+        return 0
+    since = state.vectors_synced_at or run.published_at
+    if since is None:
+        return 0
+    edited = list(
+        Movie.objects.filter(updated_at__gte=since)
+        .order_by("updated_at", "id")
+        .values_list("id", "updated_at")[:RESYNC_BATCH]
+    )
+    sent = sum(enqueue(tasks.embed_movie, movie_id) for movie_id, _ in edited)
+    if sent == len(edited):  # all sent: next time from here (a full batch: from its last edit, to go on)
+        mark = edited[-1][1] if len(edited) == RESYNC_BATCH else now
+        RecommenderState.objects.filter(id=state.id).update(vectors_synced_at=mark)
+    return sent
 
 
 def is_worse_than_live(run: TrainingRun) -> bool:

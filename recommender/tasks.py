@@ -49,10 +49,13 @@ def maybe_retrain() -> None:
 
 @shared_task
 def sweep() -> None:
-    """Beat: retrain if changes are waiting, and resend runs whose message never reached the broker."""
+    """Beat: retrain if changes are waiting, and resend the work whose message was lost: queued runs, a
+    succeeded run never published, new or edited movies' vectors."""
     pipeline.maybe_retrain()
     pipeline.resend_stuck_runs()
     pipeline.fail_overdue_runs()
+    pipeline.resend_lost_publishes()
+    pipeline.resync_movie_vectors()
 
 
 @shared_task

@@ -182,7 +182,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A task whose worker dies is acknowledged, not redelivered: one that kills its worker would loop forever.
+# Training alone asks for redelivery (with its attempts cap); the sweeper resends any other lost work.
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -203,6 +205,7 @@ TRAINING_MAX_ATTEMPTS = env_int("TRAINING_MAX_ATTEMPTS", 3)
 RETRAIN_MIN_CHANGES = env_int("RETRAIN_MIN_CHANGES", 50)
 RETRAIN_MAX_DELAY_S = env_int("RETRAIN_MAX_DELAY_S", 3600)
 RETRAIN_RESEND_AFTER_S = env_int("RETRAIN_RESEND_AFTER_S", 300)
+PUBLISH_MAX_ATTEMPTS = env_int("PUBLISH_MAX_ATTEMPTS", 3)
 PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.005"))
 # Overrides of recommender.ml.training.TrainingConfig for runs started by the pipeline (JSON).
 RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", "{}"))
