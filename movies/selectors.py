@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from django.db import connection
 from django.db.models import F, QuerySet
 
 from movies import search
@@ -108,22 +109,35 @@ def rating_history(user: object) -> list[tuple[int, float, int]]:
     ]
 
 
-def ratings_for_training() -> "Interactions":
-    """Every rating as arrays of database ids, for the recommender's graph."""
+def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
+    """Every rating as arrays of database ids, for the recommender's graph. Read with one raw query in chunks of
+    plain numbers (stars doubled to integers, times as Unix seconds by the database), straight into arrays:
+    about 28 bytes a rating however many there are, never a Python object per rating."""
     import numpy as np
 
     from recommender.ml.data import Interactions
 
-    rows = list(Rating.objects.values_list("user_id", "movie_id", "stars", "rated_at").iterator(chunk_size=20000))
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return Interactions(empty, empty, np.zeros(0, dtype=np.float32), empty)
-    users, movies, stars, times = zip(*rows)
+    table = Rating._meta.db_table
+    # Datetimes are stored in UTC; TIMESTAMPDIFF is arithmetic, unlike UNIX_TIMESTAMP, which reads the session's zone.
+    epoch = (
+        "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', rated_at)"
+        if connection.vendor == "mysql"
+        else "CAST(strftime('%s', rated_at) AS INTEGER)"
+    )
+    columns = np.zeros((0, 4), dtype=np.int64)
+    parts = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS SIGNED), {epoch} FROM {table}"
+            if connection.vendor == "mysql"
+            else f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS INTEGER), {epoch} FROM {table}"
+        )
+        while rows := cursor.fetchmany(chunk_rows):
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 4))
+    if parts:
+        columns = np.concatenate(parts)
     return Interactions(
-        np.array(users, dtype=np.int64),
-        np.array(movies, dtype=np.int64),
-        np.array([float(s) for s in stars], dtype=np.float32),
-        np.array([int(t.timestamp()) for t in times], dtype=np.int64),
+        columns[:, 0].copy(), columns[:, 1].copy(), (columns[:, 2] / 2).astype(np.float32), columns[:, 3].copy()
     )
 
 
