@@ -17,14 +17,12 @@ def test_ratings_for_training_reads_the_exact_values_as_arrays() -> None:
     users = [get_user_model().objects.create_user(f"u{i}") for i in range(3)]
     movies = [Movie.objects.create(title=f"M{i} (2000)") for i in range(4)]
     expected = []
-    for k, (u, m, stars, when) in enumerate(
-        [
-            (0, 0, "0.5", datetime(1996, 3, 31, 1, 30, tzinfo=UTC)),
-            (0, 1, "4.5", datetime(2019, 10, 27, 2, 59, 59, tzinfo=UTC)),
-            (1, 2, "5.0", datetime(2024, 2, 29, 23, 0, tzinfo=UTC)),
-            (2, 3, "3.0", datetime(1970, 1, 1, 0, 0, 7, tzinfo=UTC)),
-        ]
-    ):
+    for u, m, stars, when in [
+        (0, 0, "0.5", datetime(1996, 3, 31, 1, 30, tzinfo=UTC)),
+        (0, 1, "4.5", datetime(2019, 10, 27, 2, 59, 59, tzinfo=UTC)),
+        (1, 2, "5.0", datetime(2024, 2, 29, 23, 0, tzinfo=UTC)),
+        (2, 3, "3.0", datetime(1970, 1, 1, 0, 0, 7, tzinfo=UTC)),
+    ]:
         Rating.objects.create(user=users[u], movie=movies[m], stars=Decimal(stars), rated_at=when)
         expected.append((users[u].id, movies[m].id, float(stars), int(when.timestamp())))
     got = selectors.ratings_for_training(chunk_rows=3)  # more than one chunk
