@@ -164,8 +164,13 @@ def publish_embeddings(run_id: int) -> str:
     from recommender.vector_store import MovieVectors
 
     run = TrainingRun.objects.get(id=run_id)
-    if run.status != TrainingRun.Status.SUCCEEDED or not run.artifact_path:
+    if run.status != TrainingRun.Status.SUCCEEDED:
         raise ValueError(f"training run {run_id} has not succeeded; only a succeeded run can be published")
+    if not run.artifact_path or not Path(run.artifact_path).is_file():
+        raise ValueError(
+            f"training run {run_id}'s model file is gone (the clean-up keeps the live run, its "
+            f"rollback and the {KEEP_UNPUBLISHED_ARTIFACTS} newest unpublished runs); retrain instead"
+        )
     artifact = load_artifact(run)
     catalogue = selectors.movie_catalogue()  # every movie that exists now, sorted by id
     trained = dict(zip(artifact["movie_ids"].tolist(), range(len(artifact["movie_ids"]))))
@@ -190,7 +195,34 @@ def publish_embeddings(run_id: int) -> str:
     TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
     forget_live_run()
     store.drop_old_collections(keep=2)
+    drop_old_artifacts()
     return name
+
+
+KEEP_UNPUBLISHED_ARTIFACTS = 3  # held-back runs staff may still make live
+
+
+def drop_old_artifacts() -> list[int]:
+    """Deletes the artifact files of runs that can no longer go live or be rolled back to: kept are the runs
+    whose collection still exists (the live one and its rollback), the newest succeeded runs that never went
+    live, and any run still queued or running. Returns the runs whose artifact was removed."""
+    from recommender.serving import vector_store
+
+    store = vector_store()
+    with_collection = {store.run_of_collection(name) for name in store.run_collections()}
+    unpublished = list(
+        TrainingRun.objects.succeeded()
+        .filter(published_at__isnull=True)
+        .order_by("-id")
+        .values_list("id", flat=True)[:KEEP_UNPUBLISHED_ARTIFACTS]
+    )
+    keep = with_collection | set(unpublished) | set(TrainingRun.objects.active().values_list("id", flat=True))
+    dropped = []
+    for run in TrainingRun.objects.exclude(artifact_path="").exclude(id__in=keep):
+        Path(run.artifact_path).unlink(missing_ok=True)
+        TrainingRun.objects.filter(id=run.id).update(artifact_path="")
+        dropped.append(run.id)
+    return dropped
 
 
 def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:

@@ -68,3 +68,4 @@ def drop_old_collections() -> None:
     from recommender.serving import vector_store
 
     vector_store().drop_old_collections(keep=2)
+    services.drop_old_artifacts()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from django.utils import timezone
 
 from movies.models import Genre, Movie
 from recommender import pipeline, services, serving
@@ -119,3 +120,33 @@ def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(
         services.remove_movies([added.id])
         assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
     serving.forget_live_run()
+
+
+def test_old_model_files_are_removed_with_their_collections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.vector_store import VectorStore
+
+    class Collections(VectorStore):  # the collections Milvus holds: the live run 5 and its rollback 4
+        def run_collections(self) -> list[str]:
+            return [self.collection_for_run(4), self.collection_for_run(5)]
+
+    monkeypatch.setattr(serving, "_store", Collections("http://127.0.0.1:9"))
+    runs = {}
+    for run_id, status, published in [
+        (1, "succeeded", True),
+        (2, "failed", False),
+        (3, "succeeded", True),
+        (4, "succeeded", True),
+        (5, "succeeded", True),
+        (6, "succeeded", False),
+        (7, "running", False),
+    ]:
+        path = tmp_path / f"run-{run_id}.pt"
+        path.write_bytes(b"weights")
+        runs[run_id] = TrainingRun.objects.create(
+            id=run_id, status=status, artifact_path=str(path), published_at=timezone.now() if published else None
+        )
+    assert sorted(services.drop_old_artifacts()) == [1, 2, 3]
+    assert sorted(int(p.stem.split("-")[1]) for p in tmp_path.glob("run-*.pt")) == [4, 5, 6, 7]
+    assert TrainingRun.objects.get(id=1).artifact_path == ""
+    with pytest.raises(ValueError, match="model file is gone"):
+        services.publish_embeddings(1)  # what admin's "Make live" shows, instead of a 500

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from movies.models import Movie
-from recommender import pipeline, serving, tasks
+from recommender import serving, tasks
 from recommender.models import RecommenderState, TrainingRun
 
 pytestmark = pytest.mark.django_db
