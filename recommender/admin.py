@@ -139,14 +139,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Roll back to the previous live run", permissions=["retrain"])
     def roll_back(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommender.serving import forget_live_run, vector_store
+        from recommender import services
 
         try:
-            name = vector_store().rollback()
+            name = services.roll_back()
         except (VectorStoreUnavailable, PublishFailed) as error:
             self.message_user(request, str(error), messages.ERROR)
             return
-        forget_live_run()
         self.message_user(request, f"Rolled back: {name} is live.")
 
     def has_retrain_permission(self, request: HttpRequest) -> bool:

@@ -67,6 +67,14 @@ class RecommenderState(models.Model):
     num_changes = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField(null=True, blank=True)
     last_requested_at = models.DateTimeField(null=True, blank=True)
+    live_run = models.ForeignKey(
+        TrainingRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run the Milvus alias points to, recorded at publish and rollback (read when Milvus is down).",
+    )
     vectors_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="Movies edited before this have their vector in the live collection."
     )

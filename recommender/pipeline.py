@@ -236,13 +236,13 @@ def resync_movie_vectors() -> int:
 
 def is_worse_than_live(run: TrainingRun) -> bool:
     """A run whose validation HR@10 is below the live run's by more than the tolerance is held back."""
-    from recommender.serving import live_run
+    from recommender.serving import live_run, recorded_live_run
     from recommender.vector_store import VectorStoreUnavailable
 
     try:
         live = live_run()
-    except VectorStoreUnavailable:
-        live = TrainingRun.objects.filter(published_at__isnull=False).order_by("-published_at").first()
+    except VectorStoreUnavailable:  # the run recorded at the last publish or rollback, not the last published
+        live = recorded_live_run()
     if live is None or live.id == run.id:
         return False
     new, old = run.validation_metrics.get("hr@10", 0.0), live.validation_metrics.get("hr@10", 0.0)

@@ -160,7 +160,7 @@ def publish_embeddings(run_id: int) -> str:
     """Publishes a succeeded run's embeddings to a new collection and makes it live; safe to retry."""
     import numpy as np
 
-    from recommender.serving import forget_live_run, vector_store
+    from recommender.serving import forget_live_run, record_live_run, vector_store
     from recommender.vector_store import MovieVectors
 
     run = TrainingRun.objects.get(id=run_id)
@@ -193,6 +193,7 @@ def publish_embeddings(run_id: int) -> str:
     store = vector_store()
     name = store.publish(run.id, movies)
     TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
+    record_live_run(run)
     forget_live_run()
     store.drop_old_collections(keep=2)
     drop_old_artifacts()
@@ -284,6 +285,17 @@ def _cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) 
         genre_names=artifact["genre_names"],
     )
     return cold_start_embeddings(network, features)
+
+
+def roll_back() -> str:
+    """Points the alias at the previous run's collection and records that run as live."""
+    from recommender.serving import forget_live_run, record_live_run, vector_store
+
+    store = vector_store()
+    name = store.rollback()
+    record_live_run(TrainingRun.objects.filter(id=store.run_of_collection(name)).first())
+    forget_live_run()
+    return name
 
 
 def remove_movies(movie_ids: list[int]) -> None:

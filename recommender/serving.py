@@ -63,8 +63,25 @@ def live_run() -> TrainingRun | None:
     collection = vector_store().live_collection()
     run_id = vector_store().run_of_collection(collection) if collection else None
     run = TrainingRun.objects.filter(id=run_id).first() if run_id else None
+    record_live_run(run)
     _live = (time.monotonic(), run)
     return run
+
+
+def record_live_run(run: TrainingRun | None) -> None:
+    """Keeps the database's record of the live run in step with the alias (Milvus is the truth)."""
+    from recommender.models import RecommenderState
+
+    state = RecommenderState.current()
+    if state.live_run_id != (run.id if run else None):
+        RecommenderState.objects.filter(id=state.id).update(live_run=run)
+
+
+def recorded_live_run() -> TrainingRun | None:
+    """The live run as last recorded, for when Milvus cannot be asked."""
+    from recommender.models import RecommenderState
+
+    return RecommenderState.current().live_run
 
 
 def forget_live_run() -> None:

@@ -150,3 +150,33 @@ def test_old_model_files_are_removed_with_their_collections(tmp_path: Path, monk
     assert TrainingRun.objects.get(id=1).artifact_path == ""
     with pytest.raises(ValueError, match="model file is gone"):
         services.publish_embeddings(1)  # what admin's "Make live" shows, instead of a 500
+
+
+@requires_milvus
+def test_after_a_rollback_the_gate_compares_with_the_run_really_live(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.models import RecommenderState
+    from recommender.vector_store import VectorStore
+
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    monkeypatch.setattr(serving, "_store", store)
+    with override_settings(ARTIFACTS_DIR=tmp_path):
+        for _ in range(2):
+            call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+        first, second = TrainingRun.objects.order_by("id")
+        services.publish_embeddings(first.id)
+        services.publish_embeddings(second.id)
+        assert RecommenderState.current().live_run_id == second.id
+        services.roll_back()
+    assert RecommenderState.current().live_run_id == first.id
+    serving.forget_live_run()
+    assert serving.live_run().id == first.id
+    TrainingRun.objects.filter(id=first.id).update(validation_metrics={"hr@10": 0.30})
+    TrainingRun.objects.filter(id=second.id).update(validation_metrics={"hr@10": 0.01})
+    candidate = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.10})
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))  # Milvus down now
+    serving.forget_live_run()
+    # The last published run (second, 0.01) would wave it through; the run really live (first, 0.30) does not.
+    assert pipeline.is_worse_than_live(candidate)
+    serving.forget_live_run()
