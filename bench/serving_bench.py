@@ -35,7 +35,7 @@ def vector_latency(num_queries: int) -> dict:
     if run is None:
         sys.exit("no live training run: run scripts/run (or train_recommender + publish_embeddings) first")
     artifact = services.load_artifact(run)
-    vectors = artifact["embeddings"]
+    vectors = artifact.embeddings
     store = vector_store()
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(vectors), num_queries)

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -12,6 +13,9 @@ from django.utils import timezone
 
 from movies import selectors
 from recommender.models import TrainingRun
+
+if TYPE_CHECKING:
+    from recommender.ml.artifact import ModelArtifact
 
 logger = logging.getLogger(__name__)
 EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
@@ -129,31 +133,22 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
 
 def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
     """Weights, config, node map and the published embeddings in one file per run."""
-    import torch
+    from recommender.ml.artifact import ModelArtifact
 
-    directory = Path(settings.ARTIFACTS_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"run-{run_id}.pt"
-    partial = path.with_suffix(".part")
-    torch.save(
-        {
-            "state_dict": outcome.result.network.state_dict(),
-            "config": config.as_dict(),
-            "movie_ids": prepared.full_graph.movie_ids,
-            "vocabulary": prepared.features.vocabulary,
-            "genre_names": prepared.features.genre_names,
-            "embeddings": outcome.embeddings,
-        },
-        partial,
-    )
-    partial.replace(path)  # a reader never sees half a file
-    return path
+    return ModelArtifact(
+        state_dict=outcome.result.network.state_dict(),
+        config=config.as_dict(),
+        movie_ids=prepared.full_graph.movie_ids,
+        vocabulary=prepared.features.vocabulary,
+        genre_names=prepared.features.genre_names,
+        embeddings=outcome.embeddings,
+    ).save(Path(settings.ARTIFACTS_DIR) / f"run-{run_id}.pt")
 
 
-def load_artifact(run: TrainingRun) -> dict:
-    import torch
+def load_artifact(run: TrainingRun) -> "ModelArtifact":
+    from recommender.ml.artifact import ModelArtifact
 
-    return torch.load(run.artifact_path, map_location="cpu", weights_only=False)
+    return ModelArtifact.load(run.artifact_path)
 
 
 def publish_embeddings(run_id: int) -> str:
@@ -173,12 +168,12 @@ def publish_embeddings(run_id: int) -> str:
         )
     artifact = load_artifact(run)
     catalogue = selectors.movie_catalogue()  # every movie that exists now, sorted by id
-    trained = dict(zip(artifact["movie_ids"].tolist(), range(len(artifact["movie_ids"]))))
+    trained = dict(zip(artifact.movie_ids.tolist(), range(len(artifact.movie_ids))))
     # Movies deleted since training are left out; movies added since get their features-only vector.
     rows = [trained.get(int(m), -1) for m in catalogue.movie_ids]
-    vectors = np.zeros((len(rows), artifact["embeddings"].shape[1]), dtype=np.float32)
+    vectors = np.zeros((len(rows), artifact.embeddings.shape[1]), dtype=np.float32)
     known = np.array([r >= 0 for r in rows], dtype=bool)
-    vectors[known] = artifact["embeddings"][[r for r in rows if r >= 0]]
+    vectors[known] = artifact.embeddings[[r for r in rows if r >= 0]]
     if (~known).any():
         vectors[~known] = _cold_start_vectors(run, catalogue, np.flatnonzero(~known))
     neighbors, scores = nearest_movies(catalogue.movie_ids, vectors)
@@ -249,23 +244,23 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
 
     if run.id not in _network_cache:
         artifact = load_artifact(run)
-        config = TrainingConfig.from_dict(artifact["config"])
+        config = TrainingConfig.from_dict(artifact.config)
         # Rows in the artifact's order, one per trained movie, deleted ones included (with empty features):
         # the id embedding has one row per trained movie, and a deletion must not change its shape.
-        current = selectors.movie_catalogue(artifact["movie_ids"].tolist())
+        current = selectors.movie_catalogue(artifact.movie_ids.tolist())
         found = {int(m): i for i, m in enumerate(current.movie_ids)}
-        at = [found.get(int(m)) for m in artifact["movie_ids"]]
+        at = [found.get(int(m)) for m in artifact.movie_ids]
         features = build_movie_features(
             [current.titles[i] if i is not None else "" for i in at],
             [current.years[i] if i is not None else None for i in at],
             [current.genres[i] if i is not None else [] for i in at],
-            vocabulary=artifact["vocabulary"],
-            genre_names=artifact["genre_names"],
+            vocabulary=artifact.vocabulary,
+            genre_names=artifact.genre_names,
         )
         network = PinSageNetwork(
             features, config.hidden_dim, config.walk.num_layers, config.dropout, config.use_id_embedding
         )
-        network.load_state_dict(artifact["state_dict"])
+        network.load_state_dict(artifact.state_dict)
         _network_cache.clear()
         _network_cache[run.id] = (network, artifact)
     return _network_cache[run.id]
@@ -281,8 +276,8 @@ def _cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) 
         [catalogue.titles[i] for i in positions],
         [catalogue.years[i] for i in positions],
         [catalogue.genres[i] for i in positions],
-        vocabulary=artifact["vocabulary"],
-        genre_names=artifact["genre_names"],
+        vocabulary=artifact.vocabulary,
+        genre_names=artifact.genre_names,
     )
     return cold_start_embeddings(network, features)
 
@@ -321,16 +316,16 @@ def embed_movie(movie_id: int) -> bool:
     if run is None or not len(catalogue.movie_ids):
         return False
     network, artifact = live_network(run)
-    known = np.flatnonzero(artifact["movie_ids"] == movie_id)
-    if len(known):  # trained on it: keep the learned vector, refresh the filterable fields
-        vector = artifact["embeddings"][known[0]][None, :]
+    row = artifact.row_of(movie_id)
+    if row is not None:  # trained on it: keep the learned vector, refresh the filterable fields
+        vector = artifact.embeddings[row][None, :]
     else:
         features = build_movie_features(
             catalogue.titles,
             catalogue.years,
             catalogue.genres,
-            vocabulary=artifact["vocabulary"],
-            genre_names=artifact["genre_names"],
+            vocabulary=artifact.vocabulary,
+            genre_names=artifact.genre_names,
         )
         vector = cold_start_embeddings(network, features)
     # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.

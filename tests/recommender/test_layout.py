@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,18 @@ def test_the_runs_short_baseline_grid_is_a_part_of_the_full_one() -> None:
 
     assert RUN_BASELINE_GRIDS.keys() == BASELINE_GRIDS.keys()
     assert all(point in BASELINE_GRIDS[name] for name, grid in RUN_BASELINE_GRIDS.items() for point in grid)
+
+
+def test_the_model_artifact_round_trips_as_one_typed_object(tmp_path: Path) -> None:
+    import numpy as np
+
+    from recommender.ml.artifact import ModelArtifact
+
+    saved = ModelArtifact(
+        {"w": np.ones(2)}, {"hidden_dim": 4}, np.array([3, 7, 9]), ["matrix"], ["Drama"], np.eye(3, 4, dtype=np.float32)
+    )
+    loaded = ModelArtifact.load(saved.save(tmp_path / "run-1.pt"))
+    assert loaded.config == {"hidden_dim": 4} and loaded.vocabulary == ["matrix"] and loaded.genre_names == ["Drama"]
+    assert np.array_equal(loaded.movie_ids, [3, 7, 9]) and np.array_equal(loaded.embeddings, saved.embeddings)
+    assert loaded.row_of(7) == 1 and loaded.row_of(8) is None
+    assert not list(tmp_path.glob("*.part"))

@@ -1,0 +1,35 @@
+"""A trained run's model file: one dataclass, saved and loaded here and nowhere else."""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ModelArtifact:
+    state_dict: dict  # the network's weights
+    config: dict  # TrainingConfig.as_dict() of the run, scoring rule as chosen on validation
+    movie_ids: np.ndarray  # (num_movies,) Movie ids in node order, the id embedding's rows
+    vocabulary: list[str]  # title tokens the features were built with
+    genre_names: list[str]  # genres the features were built with
+    embeddings: np.ndarray  # (num_movies, hidden_dim) the vectors published, over every rating
+
+    def save(self, path: Path) -> Path:
+        """Written to a .part file first, so a reader never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        torch.save(asdict(self), partial)
+        partial.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "ModelArtifact":
+        data = torch.load(path, map_location="cpu", weights_only=False)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    def row_of(self, movie_id: int) -> int | None:
+        """The movie's row in `embeddings`, None when it was not trained on."""
+        rows = np.flatnonzero(self.movie_ids == movie_id)
+        return int(rows[0]) if len(rows) else None
