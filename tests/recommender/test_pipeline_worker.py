@@ -251,19 +251,6 @@ def test_a_rating_is_saved_fast_when_the_broker_is_down_or_hung(kind: str) -> No
     assert pipeline.enqueue(tasks.sweep)
 
 
-def test_a_rolled_back_transaction_sends_no_task(django_capture_on_commit_callbacks: object) -> None:
-    from django.db import transaction
-
-    with django_capture_on_commit_callbacks() as callbacks:
-        try:
-            with transaction.atomic():
-                pipeline.note_data_changed()
-                raise RuntimeError("roll back")
-        except RuntimeError:
-            pass
-    assert callbacks == []
-
-
 LONG = {**TINY, "epochs": 40, "batches_per_epoch": 20, "patience": 100}
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from movies.models import Movie
-from recommender import serving, tasks
+from recommender import pipeline, serving, tasks
 from recommender.models import RecommenderState, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +82,26 @@ def test_only_training_is_redelivered_when_its_worker_dies(settings: object) -> 
     for name in ("publish_embeddings", "embed_movie", "remove_movies", "sweep"):
         task = app.tasks[f"recommender.tasks.{name}"]
         assert not (task.reject_on_worker_lost or app.conf.task_reject_on_worker_lost), name
+
+
+def test_a_rolled_back_transaction_sends_no_task(
+    django_capture_on_commit_callbacks: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import transaction
+
+    from recommender import tasks
+
+    sent = []
+    monkeypatch.setattr(pipeline, "enqueue_soon", lambda task, *args, **kwargs: sent.append(task.name))
+    monkeypatch.setattr(tasks.maybe_retrain, "apply_async", lambda *args, **kwargs: sent.append("direct"))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        try:
+            with transaction.atomic():
+                pipeline.note_data_changed()
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+    assert callbacks == [] and sent == []  # nothing queued for after commit, and nothing sent at once either
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        pipeline.note_data_changed()
+    assert len(callbacks) == 1 and sent == ["recommender.tasks.maybe_retrain"]  # the same call, committed, sends
