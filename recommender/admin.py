@@ -1,5 +1,7 @@
 """The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
 
+from pathlib import Path
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -9,7 +11,7 @@ from django.utils.safestring import mark_safe
 from recommender import pipeline
 from recommender.ml import plots
 from recommender.models import RecommenderState, TrainingRun
-from recommender.vector_store import PublishFailed, VectorStoreUnavailable
+from recommender.vector_store import VectorStoreUnavailable
 
 
 def _hr(metrics: dict) -> str:
@@ -125,28 +127,31 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Make the selected run live", permissions=["retrain"])
     def make_live(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommender import services
+        """Queued for a worker: publishing computes every movie's neighbours, far more than a request may take."""
+        from recommender import tasks
 
-        if queryset.count() != 1:
+        run = queryset.first() if queryset.count() == 1 else None
+        if run is None or run.status != TrainingRun.Status.SUCCEEDED:
             self.message_user(request, "Select exactly one succeeded run.", messages.ERROR)
             return
-        try:
-            name = services.publish_embeddings(queryset.get().id)
-        except (ValueError, VectorStoreUnavailable, PublishFailed) as error:
-            self.message_user(request, str(error), messages.ERROR)
+        if not run.artifact_path or not Path(run.artifact_path).is_file():
+            self.message_user(
+                request, f"Run {run.id}'s model file is gone (cleaned up); retrain instead.", messages.ERROR
+            )
             return
-        self.message_user(request, f"{name} is live.")
+        if not pipeline.enqueue(tasks.make_live, run.id):
+            self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
+            return
+        self.message_user(request, f"Run {run.id} is being made live; it shows as live here within a minute or two.")
 
     @admin.action(description="Roll back to the previous live run", permissions=["retrain"])
     def roll_back(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommender import services
+        from recommender import tasks
 
-        try:
-            name = services.roll_back()
-        except (VectorStoreUnavailable, PublishFailed) as error:
-            self.message_user(request, str(error), messages.ERROR)
+        if not pipeline.enqueue(tasks.roll_back):
+            self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
             return
-        self.message_user(request, f"Rolled back: {name} is live.")
+        self.message_user(request, "Rolling back to the previous run; it shows as live here in a few seconds.")
 
     def has_retrain_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("recommender.retrain")

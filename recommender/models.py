@@ -75,6 +75,9 @@ class RecommenderState(models.Model):
         related_name="+",
         help_text="The run the Milvus alias points to, recorded at publish and rollback (read when Milvus is down).",
     )
+    # A lease that serialises every change to Milvus collections (publish, rollback, clean-up), across workers.
+    vector_lock_token = models.CharField(max_length=32, blank=True)
+    vector_lock_until = models.DateTimeField(null=True, blank=True)
     vectors_synced_at = models.DateTimeField(
         null=True, blank=True, help_text="Movies edited before this have their vector in the live collection."
     )

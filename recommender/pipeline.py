@@ -2,12 +2,15 @@
 
 import logging
 import threading
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from movies.models import Movie
@@ -56,6 +59,28 @@ def enqueue_soon(task: object, *args: object, options: dict | None = None) -> No
 def wait_for_sends(timeout: float = 30) -> None:
     """Blocks until messages handed to the background sender so far have been tried (tests, shutdown)."""
     _sender.submit(lambda: None).result(timeout=timeout)
+
+
+class VectorsBusy(Exception):
+    """Another publish, rollback or clean-up holds the vector lease; try again shortly."""
+
+
+@contextmanager
+def vector_lease(what: str, seconds: int | None = None) -> Iterator[None]:
+    """Holds the one lease on Milvus collections while `what` runs: two publishes of one run, or a clean-up
+    during a publish, can no longer drop each other's collection. A claimed row, not a Redis lock, so it
+    works on every broker; it expires by itself when its holder dies (after the task's hard limit)."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds or settings.TASK_TIME_LIMIT_S)
+    state = RecommenderState.current()
+    free = Q(vector_lock_until__isnull=True) | Q(vector_lock_until__lt=now)
+    if not RecommenderState.objects.filter(free, id=state.id).update(vector_lock_token=token, vector_lock_until=until):
+        raise VectorsBusy(f"{what} waits: another change to the Milvus collections is under way")
+    try:
+        yield
+    finally:
+        RecommenderState.objects.filter(id=state.id, vector_lock_token=token).update(vector_lock_until=None)
 
 
 def note_data_changed(num_changes: int = 1) -> None:

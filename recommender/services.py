@@ -185,12 +185,15 @@ def publish_embeddings(run_id: int) -> str:
         neighbors,
         scores,
     )
+    from recommender.pipeline import vector_lease
+
     store = vector_store()
-    name = store.publish(run.id, movies)
-    TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
-    record_live_run(run)
-    forget_live_run()
-    store.drop_old_collections(keep=2)
+    with vector_lease(f"publishing run {run.id}"):
+        name = store.publish(run.id, movies)
+        TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
+        record_live_run(run)
+        forget_live_run()
+        store.drop_old_collections(keep=2)
     drop_old_artifacts()
     return name
 
@@ -284,13 +287,26 @@ def _cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) 
 
 def roll_back() -> str:
     """Points the alias at the previous run's collection and records that run as live."""
+    from recommender.pipeline import vector_lease
     from recommender.serving import forget_live_run, record_live_run, vector_store
 
     store = vector_store()
-    name = store.rollback()
-    record_live_run(TrainingRun.objects.filter(id=store.run_of_collection(name)).first())
+    with vector_lease("rolling back"):
+        name = store.rollback()
+        record_live_run(TrainingRun.objects.filter(id=store.run_of_collection(name)).first())
     forget_live_run()
     return name
+
+
+def drop_old_collections() -> list[str]:
+    """Old run collections (all but the live one and its rollback), then their model files."""
+    from recommender.pipeline import vector_lease
+    from recommender.serving import vector_store
+
+    with vector_lease("dropping old collections"):
+        dropped = vector_store().drop_old_collections(keep=2)
+    drop_old_artifacts()
+    return dropped
 
 
 def remove_movies(movie_ids: list[int]) -> None:

@@ -5,6 +5,7 @@ from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 
 from recommender import pipeline, services
+from recommender.pipeline import VectorsBusy
 from recommender.vector_store import VectorStoreUnavailable
 
 
@@ -27,9 +28,30 @@ def train_model(self: object, run_id: int) -> None:
     pipeline.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
 
 
-@shared_task(acks_late=True, autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
+# Publishing, rollback and clean-up wait their turn on the vector lease (VectorsBusy) and ride out a Milvus
+# outage; each is idempotent, so a retry after a half-done attempt is safe.
+_VECTOR_RETRY = {
+    "autoretry_for": (VectorStoreUnavailable, VectorsBusy),
+    "retry_backoff": 10,
+    "retry_backoff_max": 300,
+    "max_retries": 8,
+}
+
+
+@shared_task(acks_late=True, **_VECTOR_RETRY)
 def publish_embeddings(run_id: int) -> None:
     services.publish_embeddings(run_id)
+
+
+@shared_task(**_VECTOR_RETRY)
+def make_live(run_id: int) -> None:
+    """Staff's "Make the selected run live": the same publish, past the gate, in a worker, not the request."""
+    services.publish_embeddings(run_id)
+
+
+@shared_task(**_VECTOR_RETRY)
+def roll_back() -> None:
+    services.roll_back()
 
 
 @shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
@@ -63,9 +85,6 @@ def nightly_retrain() -> None:
     pipeline.request_retrain("nightly")
 
 
-@shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=3)
+@shared_task(**_VECTOR_RETRY)
 def drop_old_collections() -> None:
-    from recommender.serving import vector_store
-
-    vector_store().drop_old_collections(keep=2)
-    services.drop_old_artifacts()
+    services.drop_old_collections()

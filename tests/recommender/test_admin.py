@@ -70,3 +70,74 @@ def test_run_page_shows_curves_and_metrics_beside_baselines(admin_client: Client
 def test_movie_titles_are_escaped_in_admin(admin_client: Client, catalogue_movies) -> None:
     page = admin_client.get("/admin/movies/movie/?q=Quotes").content.decode()
     assert '<script>alert("x")</script>' not in page and "&lt;script&gt;" in page
+
+
+def test_make_live_and_roll_back_are_queued_for_a_worker_not_run_in_the_request(
+    db, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import services, tasks
+
+    model = tmp_path / "run.pt"
+    model.write_bytes(b"weights")
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, artifact_path=str(model))
+    sent = []
+    monkeypatch.setattr(tasks.make_live, "apply_async", lambda args=(), **kwargs: sent.append(("make_live", *args)))
+    monkeypatch.setattr(tasks.roll_back, "apply_async", lambda args=(), **kwargs: sent.append(("roll_back",)))
+    monkeypatch.setattr(services, "publish_embeddings", lambda run_id: pytest.fail("published inside the request"))
+    client = staff("operator", can_retrain=True)
+    page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
+    assert f"Run {run.id} is being made live" in page.content.decode()
+    page = client.post(CHANGELIST, {"action": "roll_back", "_selected_action": [run.id]}, follow=True)
+    assert "Rolling back" in page.content.decode()
+    assert sent == [("make_live", run.id), ("roll_back",)]
+    model.unlink()
+    page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
+    assert page.status_code == 200 and "model file is gone" in page.content.decode() and len(sent) == 2
+
+
+def test_one_change_to_the_collections_at_a_time(db, settings: object) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommender import pipeline
+    from recommender.models import RecommenderState
+
+    with pipeline.vector_lease("publishing run 1"):
+        with pytest.raises(pipeline.VectorsBusy, match="dropping old collections waits"):
+            with pipeline.vector_lease("dropping old collections"):
+                pass
+    with pipeline.vector_lease("after the first ended"):
+        pass
+    # A holder that died leaves a lease that expires by itself.
+    RecommenderState.objects.filter(id=RecommenderState.current().id).update(
+        vector_lock_token="dead", vector_lock_until=timezone.now() - timedelta(seconds=1)
+    )
+    with pipeline.vector_lease("after the dead holder's lease expired"):
+        pass
+
+
+def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender import pipeline, services, serving
+    from recommender.vector_store import VectorStore
+
+    touched = []
+
+    class Recording(VectorStore):
+        def rollback(self) -> str:
+            touched.append("rollback")
+            return "movies_run1"
+
+        def drop_old_collections(self, keep: int = 2) -> list[str]:
+            touched.append("drop")
+            return []
+
+    monkeypatch.setattr(serving, "_store", Recording("http://127.0.0.1:9"))
+    monkeypatch.setattr(services, "drop_old_artifacts", lambda: [])
+    with pipeline.vector_lease("publishing run 2"):
+        for change in (services.roll_back, services.drop_old_collections):
+            with pytest.raises(pipeline.VectorsBusy):
+                change()
+    assert touched == []  # neither touched Milvus while the publish held the lease
+    services.drop_old_collections()
+    assert touched == ["drop"]

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recommender import services
 from recommender.models import TrainingRun
+from recommender.pipeline import VectorsBusy
 from recommender.serving import live_run
 from recommender.vector_store import PublishFailed, VectorStoreUnavailable
 
@@ -31,6 +32,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"Run {run.id} is already live.")
                 return
             name = services.publish_embeddings(run.id)
-        except (VectorStoreUnavailable, PublishFailed) as error:
+        except (VectorStoreUnavailable, PublishFailed, VectorsBusy, ValueError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(f"Run {run.id} is live as {name}.")
