@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from recommender.ml.artifact import ModelArtifact
 
 logger = logging.getLogger(__name__)
-EASE_MAX_MOVIES = 20_000  # EASE inverts a dense movies x movies matrix: 20k movies is 3 GB
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 
 
@@ -109,12 +108,8 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
 
     from recommender.ml.experiment import RUN_BASELINE_GRIDS
 
-    grids = {
-        name: grid
-        for name, grid in RUN_BASELINE_GRIDS.items()
-        if not name.startswith("ease") or len(catalogue.movie_ids) <= EASE_MAX_MOVIES
-    }
-    baselines = experiment.fit_baselines(prepared.split, grids) if with_baselines else {}
+    # EASE covers the 15k most-rated movies on larger catalogues (ml.evaluation), so it always runs.
+    baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
     config = replace(config, scoring=outcome.scoring)

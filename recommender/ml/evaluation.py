@@ -248,42 +248,69 @@ def most_rated_scorer(split: Split) -> Scorer:
     return lambda history, users, with_validation: np.tile(counts, (len(users), 1))
 
 
-def item_knn_scorer(split: Split, num_neighbors: int = 100, shrink: float = 10.0) -> Scorer:
-    """Cosine similarity between movies' rater sets, top neighbours kept per movie."""
+def item_knn_scorer(
+    split: Split, num_neighbors: int = 100, shrink: float = 10.0, block_rows: int | None = None
+) -> Scorer:
+    """Cosine similarity between movies' rater sets, top neighbours kept per movie. Built a block of movies at
+    a time (about 128 MB each however large the catalogue), so 62k movies never need a dense movies x movies."""
     x = split.history_matrix(include_validation=False)
-    co = (x.T @ x).toarray().astype(np.float32)  # (num_movies, num_movies)
-    norms = np.sqrt(np.diag(co))
-    sims = co / (np.outer(norms, norms) + shrink + 1e-9)
-    np.fill_diagonal(sims, 0.0)
-    if num_neighbors < split.num_movies:
-        cut = np.argpartition(-sims, num_neighbors - 1, axis=1)[:, num_neighbors:]
-        np.put_along_axis(sims, cut, 0.0, axis=1)
-    similarity = sparse.csr_matrix(sims)
+    xt = x.T.tocsr()
+    norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel()).astype(np.float32)  # binary: a column's sum is its count
+    n, k = split.num_movies, min(num_neighbors, max(split.num_movies - 1, 1))
+    block = block_rows or max(1, min(n, 2**25 // max(n, 1)))
+    rows, cols, vals = [], [], []
+    for start in range(0, n, block):
+        co = (xt[start : start + block] @ x).toarray().astype(np.float32)  # (block, num_movies)
+        sims = co / (norms[start : start + block, None] * norms[None, :] + shrink + 1e-9)
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = 0.0
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(sims), 1))
+        rows.append(np.repeat(np.arange(start, start + len(sims)), top.shape[1]))
+        cols.append(top.ravel())
+        vals.append(np.take_along_axis(sims, top, axis=1).ravel())
+    similarity = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    similarity.eliminate_zeros()
     return lambda history, users, with_validation: (history[users] @ similarity).toarray()
 
 
-_ease_cache: list = []  # [weak reference to the split, l2, B]: the last inversion only
+EASE_MAX_MOVIES = 15_000  # beyond, EASE learns the most-rated 15k in float32 (0.9 GB) and ranks the rest last
+_ease_cache: list = []  # [weak reference to the split, l2, (columns, B)]: the last inversion only
 
 
-def ease_weights(split: Split, l2: float) -> np.ndarray:
-    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero.
+def ease_weights(split: Split, l2: float, max_movies: int = EASE_MAX_MOVIES) -> tuple[np.ndarray, np.ndarray]:
+    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero, over the
+    `columns` it covers: every movie, or the `max_movies` most rated in train when there are more (float32 then).
 
     The last one is kept, so a grid over history rules at one l2 inverts once."""
-    if _ease_cache and _ease_cache[0]() is split and _ease_cache[1] == l2:
+    if _ease_cache and _ease_cache[0]() is split and _ease_cache[1] == (l2, max_movies):
         return _ease_cache[2]
     x = split.history_matrix(include_validation=False)
-    gram = (x.T @ x).toarray().astype(np.float64)
+    if split.num_movies > max_movies:
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        columns = np.sort(np.argsort(-counts, kind="stable")[:max_movies])
+        dtype = np.float32
+    else:
+        columns, dtype = np.arange(split.num_movies), np.float64
+    sub = x[:, columns]
+    gram = (sub.T @ sub).toarray().astype(dtype)
     gram[np.diag_indices_from(gram)] += l2
     p = np.linalg.inv(gram)
     b = (p / -np.diag(p)).astype(np.float32)
     np.fill_diagonal(b, 0.0)
-    _ease_cache[:] = [weakref.ref(split), l2, b]
-    return b
+    _ease_cache[:] = [weakref.ref(split), (l2, max_movies), (columns, b)]
+    return columns, b
 
 
-def ease_scorer(split: Split, l2: float = 200.0) -> Scorer:
-    b = ease_weights(split, l2)
-    return lambda history, users, with_validation: np.asarray(history[users] @ b)
+def ease_scorer(split: Split, l2: float = 200.0, max_movies: int = EASE_MAX_MOVIES) -> Scorer:
+    columns, b = ease_weights(split, l2, max_movies)
+    if len(columns) == split.num_movies:
+        return lambda history, users, with_validation: np.asarray(history[users] @ b)
+
+    def scorer(history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
+        scores = np.full((len(users), split.num_movies), -np.inf, dtype=np.float32)
+        scores[:, columns] = np.asarray(history[users][:, columns] @ b)
+        return scores
+
+    return scorer
 
 
 def ease_recency_scorer(

@@ -172,3 +172,51 @@ def test_top_neighbors_is_exact_and_excludes_self() -> None:
     vectors[1] = [0.8, 0.6, 0, 0]
     indices, scores = top_neighbors(vectors, 1)
     assert indices[0, 0] == 1 and indices[1, 0] == 0 and scores[0, 0] == pytest.approx(0.8)
+
+
+def random_split(num_users: int = 60, num_movies: int = 40, per_user: int = 12, seed: int = 0) -> evaluation.Split:
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, num_movies + 1)
+    popularity /= popularity.sum()
+    users, movies = [], []
+    for u in range(num_users):
+        chosen = rng.choice(num_movies, size=per_user, replace=False, p=popularity)
+        users += [u] * per_user
+        movies += chosen.tolist()
+    users, movies = np.array(users), np.array(movies)
+    stars = rng.choice([3.0, 4.0, 5.0], size=len(users)).astype(np.float32)
+    return evaluation.leave_last_out(users, movies, stars, np.arange(len(users)), num_users, num_movies)
+
+
+def test_item_knn_built_in_blocks_equals_the_dense_computation() -> None:
+    split = random_split()
+    x = split.history_matrix(False)
+    co = (x.T @ x).toarray().astype(np.float32)
+    norms = np.sqrt(np.diag(co))
+    dense = co / (np.outer(norms, norms) + 10.0 + 1e-9)
+    np.fill_diagonal(dense, 0.0)
+    users = np.arange(split.num_users)
+    expected = (x[users] @ sparse.csr_matrix(dense)).toarray()  # every neighbour kept: no tie can differ
+    got = evaluation.item_knn_scorer(split, num_neighbors=split.num_movies, shrink=10.0, block_rows=7)(x, users, False)
+    assert np.allclose(got, expected, atol=1e-5)
+    few = evaluation.item_knn_scorer(split, num_neighbors=5, shrink=10.0)
+    assert (
+        np.count_nonzero(few(sparse.identity(split.num_movies, format="csr"), users[:40], False), axis=1) <= 5
+    ).all()
+
+
+def test_ease_beyond_its_size_learns_the_most_rated_movies_and_ranks_the_rest_last() -> None:
+    split = random_split()
+    x = split.history_matrix(False)
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    kept = np.sort(np.argsort(-counts, kind="stable")[:15])
+    scores = evaluation.ease_scorer(split, l2=10.0, max_movies=15)(x, np.arange(split.num_users), False)
+    assert np.isneginf(np.delete(scores, kept, axis=1)).all() and np.isfinite(scores[:, kept]).all()
+    sub = x[:, kept]
+    gram = (sub.T @ sub).toarray().astype(np.float64) + 10.0 * np.eye(len(kept))
+    p = np.linalg.inv(gram)
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    assert np.allclose(scores[:, kept], (sub @ b), atol=1e-3)
+    full = evaluation.ease_scorer(split, l2=10.0)(x, np.arange(split.num_users), False)
+    assert np.isfinite(full).all()  # within the size limit, every movie
