@@ -38,6 +38,7 @@ class TrainingConfig:
     context_size: int = 20  # ratings before the target that form its query
     context_half_life: float = 5.0  # in ratings, as the serving rule's recency_half_life
     use_id_embedding: bool = True
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     seed: int = 0
     device: str = "cpu"
 
@@ -118,10 +119,13 @@ def train(
     history: list[EpochRecord] = []
     best_state, best_score, best_epoch, seconds_to_best = None, -1.0, 0, 0.0
     started = time.perf_counter()
+    average = _WeightAverage(network, config.ema_decay) if config.ema_decay > 0 else None
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
-        loss = _train_epoch(network, optimizer, neighborhoods, sampler, config, device)
+        loss = _train_epoch(network, optimizer, neighborhoods, sampler, config, device, average)
         seconds = time.perf_counter() - epoch_started
+        if average is not None:
+            average.swap_in()
         metrics = validate(network)
         record = EpochRecord(epoch, loss, seconds, config.batches_per_epoch / seconds, metrics)
         history.append(record)
@@ -131,11 +135,36 @@ def train(
             best_score, best_epoch = validation_key(metrics), epoch
             best_state = copy.deepcopy(network.state_dict())
             seconds_to_best = time.perf_counter() - started
-        elif epoch - best_epoch >= config.patience:
+        if average is not None:
+            average.swap_out()
+        if best_epoch != epoch and epoch - best_epoch >= config.patience:
             break
     if best_state is not None:
         network.load_state_dict(best_state)
     return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best)
+
+
+class _WeightAverage:
+    """An exponential moving average of the floating-point weights, swapped in to validate and keep."""
+
+    def __init__(self, network: PinSageNetwork, decay: float) -> None:
+        self.network, self.decay = network, decay
+        self.average = {k: v.detach().clone() for k, v in network.state_dict().items() if v.is_floating_point()}
+        self.saved: dict | None = None
+
+    def update(self) -> None:
+        with torch.no_grad():
+            for name, value in self.network.state_dict().items():
+                if name in self.average:
+                    self.average[name].mul_(self.decay).add_(value, alpha=1.0 - self.decay)
+
+    def swap_in(self) -> None:
+        self.saved = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        self.network.load_state_dict({**self.saved, **self.average})
+
+    def swap_out(self) -> None:
+        self.network.load_state_dict(self.saved)
+        self.saved = None
 
 
 def _train_epoch(
@@ -145,6 +174,7 @@ def _train_epoch(
     sampler: NextMovieSampler,
     config: TrainingConfig,
     device: torch.device,
+    average: _WeightAverage | None = None,
 ) -> float:
     network.train()
     total = 0.0
@@ -167,5 +197,7 @@ def _train_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update()
         total += value
     return total / config.batches_per_epoch

@@ -67,3 +67,29 @@ def test_too_little_data_is_refused(tiny_interactions, num_ratings: int) -> None
     )
     with pytest.raises(NotEnoughData, match="not enough data"):
         experiment.prepare(few, tiny_interactions.catalogue, TrainingConfig(**TINY))
+
+
+def test_a_weight_average_is_what_is_validated_and_kept(tiny_interactions) -> None:
+    import torch
+
+    from recommender.ml import training
+
+    seen = []
+    original = training._WeightAverage.swap_in
+
+    def swap_in(self: object) -> None:
+        original(self)
+        seen.append({k: v.clone() for k, v in self.network.state_dict().items()})
+
+    config = TrainingConfig(**{**TINY, "patience": 1}, ema_decay=0.9)
+    prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
+    training._WeightAverage.swap_in = swap_in
+    try:
+        outcome = experiment.fit_pinsage(prepared, config, tune=False)
+    finally:
+        training._WeightAverage.swap_in = original
+    kept = outcome.result.network.state_dict()
+    best = seen[outcome.result.best_epoch - 1]
+    assert all(torch.equal(kept[k], best[k]) for k in kept)  # the averaged weights of the best epoch
+    plain = experiment.fit_pinsage(prepared, TrainingConfig(**{**TINY, "patience": 1}), tune=False)
+    assert not np.array_equal(plain.embeddings, outcome.embeddings)
