@@ -67,9 +67,14 @@ def test_rating_by_keyboard_announces_the_result(live_server, browser, bob, live
     page.press("#id_password", "Enter")
     page.wait_for_url(f"**/movies/{catalogue_movies[0].id}/")
     page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
+    # Counts htmx's settled swaps: until the new form has settled, its change trigger may not be bound yet.
+    page.evaluate(
+        "() => { window.settled = 0; document.body.addEventListener('htmx:afterSettle', () => window.settled++); }"
+    )
     page.locator("input[name=stars]").first.focus()
     page.keyboard.press("ArrowRight")
     page.locator("form.stars [role=status]").get_by_text("Saved: 1 star.").wait_for()
+    page.wait_for_function("() => window.settled >= 1")
     # htmx puts focus back on the same star in the new form once the swap settles. Until then the focused
     # star may still be the old form's, detached: a key pressed there is lost (the race this wait closes).
     page.wait_for_function("""() => {
