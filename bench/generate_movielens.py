@@ -17,27 +17,6 @@ MIN_RATINGS_PER_USER = 20
 FIRST, LAST = 789_652_009, 1_574_327_703  # ml-25m's first and last rating times
 STARS = np.arange(1, 11) / 2
 STAR_SHARES = np.array([1.6, 3.2, 1.6, 6.6, 4.9, 19.8, 13.1, 26.6, 8.8, 13.8])  # % of ml-25m's ratings, 0.5..5
-GENRES = [
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "IMAX",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
 
 
 def counts_per_user(num_users: int, total: int, rng: np.random.Generator, most: int) -> np.ndarray:
@@ -76,7 +55,7 @@ def user_times(count: int, rng: np.random.Generator) -> np.ndarray:
 
 def write_movies(directory: Path, num_movies: int, max_movie_id: int, rng: np.random.Generator) -> np.ndarray:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from search_bench import generated_titles
+    from search_bench import generated_titles  # the same MovieLens-shaped titles and genres as the search bench
 
     ids = np.sort(rng.choice(np.arange(1, max_movie_id + 1), size=num_movies, replace=False))
     titles = generated_titles(num_movies, int(rng.integers(0, 2**31)))

@@ -17,20 +17,24 @@ from tests.recommender.test_train_command import TINY_FLAGS, make_ratings
 pytestmark = pytest.mark.django_db
 
 
-@requires_milvus
-def test_a_new_movie_becomes_searchable_without_retraining(
-    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def trained(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: object) -> object:
+    """A tiny run trained on 30 users x 25 movies, not yet published; pages read the test's own store."""
     make_ratings(num_users=30, num_movies=25, per_user=8)
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()
-    with override_settings(ARTIFACTS_DIR=tmp_path):
-        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
-        run = TrainingRun.objects.get()
-        services.publish_embeddings(run.id)
-        movie = Movie.objects.create(title="Brand New Film (2026)", year=2026)
-        movie.genres.add(Genre.objects.create(name="Sci-Fi"))
-        assert services.embed_movie(movie.id)
+    settings.ARTIFACTS_DIR = tmp_path
+    call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+    yield TrainingRun.objects.order_by("-id").first()
+    serving.forget_live_run()
+
+
+@requires_milvus
+def test_a_new_movie_becomes_searchable_without_retraining(store, trained) -> None:
+    services.publish_embeddings(trained.id)
+    movie = Movie.objects.create(title="Brand New Film (2026)", year=2026)
+    movie.genres.add(Genre.objects.create(name="Sci-Fi"))
+    assert services.embed_movie(movie.id)
     assert movie.id in store.get_vectors([movie.id])
     near, _ = store.get_neighbors([movie.id])[movie.id]
     assert len(near) == 25 and movie.id not in near.tolist()  # its own list, from one search
@@ -103,28 +107,21 @@ def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, set
 
 
 @requires_milvus
-def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(
-    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    make_ratings(num_users=30, num_movies=25, per_user=8)
-    monkeypatch.setattr(serving, "_store", store)
-    serving.forget_live_run()
-    with override_settings(ARTIFACTS_DIR=tmp_path):
-        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
-        run = TrainingRun.objects.get()
-        gone = Movie.objects.order_by("id").first()
-        gone_id = gone.id
-        gone.delete()  # trained on, then deleted before publishing
-        added = Movie.objects.create(title="Added After Training (2026)", year=2026)
-        services.publish_embeddings(run.id)
-        held = store.get_vectors([gone_id, added.id])
-        assert added.id in held and gone_id not in held
-        assert store.count(store.collection_for_run(run.id)) == Movie.objects.count()
-        services._network_cache.clear()  # as a fresh worker process would load it
-        later = Movie.objects.create(title="Later Still (2027)", year=2027)
-        assert services.embed_movie(later.id), "a deletion must not break new movies' vectors"
-        services.remove_movies([added.id])
-        assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
+def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(store, trained) -> None:
+    run = trained
+    gone = Movie.objects.order_by("id").first()
+    gone_id = gone.id
+    gone.delete()  # trained on, then deleted before publishing
+    added = Movie.objects.create(title="Added After Training (2026)", year=2026)
+    services.publish_embeddings(run.id)
+    held = store.get_vectors([gone_id, added.id])
+    assert added.id in held and gone_id not in held
+    assert store.count(store.collection_for_run(run.id)) == Movie.objects.count()
+    services._network_cache.clear()  # as a fresh worker process would load it
+    later = Movie.objects.create(title="Later Still (2027)", year=2027)
+    assert services.embed_movie(later.id), "a deletion must not break new movies' vectors"
+    services.remove_movies([added.id])
+    assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
     serving.forget_live_run()
 
 
