@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from recommender.ml.data import Interactions
 from recommender.ml.scoring import (
     LIKED_STARS,
     Histories,
@@ -54,6 +55,23 @@ class Split:
         matrix = sparse.csr_matrix((data, (users, movies)), shape=(self.num_users, self.num_movies))
         matrix.data[:] = 1.0  # a repeated pair counts once
         return matrix
+
+
+def drop_last_ratings(interactions: Interactions, count: int) -> Interactions:
+    """Each user's ratings but the last `count` by time (ties: the larger movie id counts as later): an earlier
+    fold of the same leave-last-out protocol, for a validation with several held-out items per user."""
+    if count <= 0:
+        return interactions
+    order = np.lexsort((interactions.movie_ids, interactions.timestamps, interactions.user_ids))
+    users = interactions.user_ids[order]
+    ends = np.r_[np.flatnonzero(users[1:] != users[:-1]), len(users) - 1]
+    from_end = np.empty(len(users), dtype=np.int64)
+    starts = np.r_[0, ends[:-1] + 1]
+    for start, end in zip(starts, ends):
+        from_end[start : end + 1] = np.arange(end - start, -1, -1)
+    keep = np.zeros(len(users), dtype=bool)
+    keep[order] = from_end >= count
+    return interactions.subset(keep)
 
 
 def leave_last_out(

@@ -220,3 +220,16 @@ def test_ease_beyond_its_size_learns_the_most_rated_movies_and_ranks_the_rest_la
     assert np.allclose(scores[:, kept], (sub @ b), atol=1e-3)
     full = evaluation.ease_scorer(split, l2=10.0)(x, np.arange(split.num_users), False)
     assert np.isfinite(full).all()  # within the size limit, every movie
+
+
+def test_an_earlier_fold_drops_each_users_last_ratings_by_time() -> None:
+    from recommender.ml.data import Interactions
+
+    ratings = [(1, 10, 5), (1, 11, 7), (1, 12, 7), (1, 13, 2), (2, 10, 1), (2, 14, 9), (3, 15, 4)]
+    users, movies, times = (np.array(c, dtype=np.int64) for c in zip(*ratings))
+    data = Interactions(users, movies, np.full(len(users), 4.0, dtype=np.float32), times)
+    earlier = evaluation.drop_last_ratings(data, 1)
+    kept = sorted(zip(earlier.user_ids.tolist(), earlier.movie_ids.tolist()))
+    assert kept == [(1, 10), (1, 11), (1, 13), (2, 10)]  # user 1 loses 12 (same time as 11, larger id: later)
+    assert evaluation.drop_last_ratings(data, 0) is data
+    assert len(evaluation.drop_last_ratings(data, 2)) == 2
