@@ -37,7 +37,6 @@ class TitleIndex:
     postings: list[np.ndarray]  # per vocabulary word: movie positions
     by_length: dict[int, list[int]]  # word length -> vocabulary positions, for bounded fuzzy matching
     genres: dict[str, np.ndarray]  # genre name -> movie positions
-    number_words: dict[str, np.ndarray] = field(default_factory=dict)  # "1984" -> movies with it in the title
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rated_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     title_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rank by display title
@@ -184,9 +183,8 @@ def rank(index: TitleIndex, query: str, candidates: np.ndarray | None = None) ->
     positions = np.flatnonzero(mask)
     missed_years = np.zeros(len(positions), dtype=np.int32)
     for year in years:
-        in_title = (
-            np.isin(positions, index.postings[_word_at(index, str(year))]) if _word_at(index, str(year)) >= 0 else False
-        )
+        at = _word_at(index, str(year))
+        in_title = np.isin(positions, index.postings[at]) if at >= 0 else False
         missed_years += ~((index.years[positions] == year) | in_title)
     popularity = index.popularity[positions] if len(index.popularity) else np.zeros(len(positions))
     order = np.lexsort((index.ids[positions], -popularity, missed_years, typos[positions]))
@@ -276,12 +274,13 @@ def search_ids(
         if year_to is not None:
             candidates &= (index.years <= year_to) & (index.years > 0)
     positions = rank(index, query, candidates)
+    # Keys of the matches only: a search sorted by relevance (the default) computes none.
     orders = {
-        "popular": -index.popularity,
-        "rated": -index.rated_score,
-        "newest": -index.years.astype(np.int64),
-        "title": index.title_order,
+        "popular": lambda p: -index.popularity[p],
+        "rated": lambda p: -index.rated_score[p],
+        "newest": lambda p: -index.years[p].astype(np.int64),
+        "title": lambda p: index.title_order[p],
     }
     if sort in orders and len(positions):
-        positions = positions[np.argsort(orders[sort][positions], kind="stable")]
+        positions = positions[np.argsort(orders[sort](positions), kind="stable")]
     return index.ids[positions].tolist()

@@ -117,25 +117,20 @@ def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
 
     from recommender.ml.data import Interactions
 
-    table = Rating._meta.db_table
     # Datetimes are stored in UTC; TIMESTAMPDIFF is arithmetic, unlike UNIX_TIMESTAMP, which reads the session's zone.
-    epoch = (
-        "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', rated_at)"
+    integer, epoch = (
+        ("SIGNED", "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', rated_at)")
         if connection.vendor == "mysql"
-        else "CAST(strftime('%s', rated_at) AS INTEGER)"
+        else ("INTEGER", "CAST(strftime('%s', rated_at) AS INTEGER)")
     )
-    columns = np.zeros((0, 4), dtype=np.int64)
-    parts = []
+    parts = [np.zeros((0, 4), dtype=np.int64)]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS SIGNED), {epoch} FROM {table}"
-            if connection.vendor == "mysql"
-            else f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS INTEGER), {epoch} FROM {table}"
+            f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS {integer}), {epoch} FROM {Rating._meta.db_table}"
         )
         while rows := cursor.fetchmany(chunk_rows):
             parts.append(np.array(rows, dtype=np.int64).reshape(-1, 4))
-    if parts:
-        columns = np.concatenate(parts)
+    columns = np.concatenate(parts)
     return Interactions(
         columns[:, 0].copy(), columns[:, 1].copy(), (columns[:, 2] / 2).astype(np.float32), columns[:, 3].copy()
     )

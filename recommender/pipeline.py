@@ -235,12 +235,13 @@ def resync_movie_vectors() -> int:
     so a message lost while Redis was down costs at most one sweep period."""
     from recommender import tasks
     from recommender.serving import live_run
+    from recommender.vector_store import VectorStoreUnavailable
 
     state = RecommenderState.current()
     now = timezone.now()
     try:
         run = live_run()
-    except Exception:  # Milvus down: try again next sweep, from the same point
+    except VectorStoreUnavailable:  # Milvus down: try again next sweep, from the same point
         return 0
     if run is None:
         return 0

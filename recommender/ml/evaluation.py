@@ -281,7 +281,7 @@ def item_knn_scorer(
         co = (xt[start : start + block] @ x).toarray().astype(np.float32)  # (block, num_movies)
         sims = co / (norms[start : start + block, None] * norms[None, :] + shrink + 1e-9)
         sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = 0.0
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(sims), 1))
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # k < n: a movie is never its own neighbour
         rows.append(np.repeat(np.arange(start, start + len(sims)), top.shape[1]))
         cols.append(top.ravel())
         vals.append(np.take_along_axis(sims, top, axis=1).ravel())
