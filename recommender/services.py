@@ -100,6 +100,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
             "seconds": record.seconds,
             "batches_per_second": record.batches_per_second,
             "validation": record.validation,
+            "learning_rate": record.learning_rate,
         }
         run.history.append(row)
         TrainingRun.objects.filter(id=run.id).update(history=run.history)

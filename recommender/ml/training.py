@@ -39,6 +39,7 @@ class TrainingConfig:
     context_half_life: float = 5.0  # in ratings, as the serving rule's recency_half_life
     use_id_embedding: bool = True
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
+    plateau_decay: float = 1.0  # < 1: the learning rate is multiplied by it after each epoch that does not improve
     seed: int = 0
     device: str = "cpu"
 
@@ -66,6 +67,7 @@ class EpochRecord:
     seconds: float
     batches_per_second: float
     validation: dict[str, float]
+    learning_rate: float = 0.0  # the rate this epoch trained at
 
 
 @dataclass
@@ -127,7 +129,8 @@ def train(
         if average is not None:
             average.swap_in()
         metrics = validate(network)
-        record = EpochRecord(epoch, loss, seconds, config.batches_per_epoch / seconds, metrics)
+        rate = optimizer.param_groups[0]["lr"]
+        record = EpochRecord(epoch, loss, seconds, config.batches_per_epoch / seconds, metrics, rate)
         history.append(record)
         if on_epoch:
             on_epoch(record)
@@ -139,6 +142,9 @@ def train(
             average.swap_out()
         if best_epoch != epoch and epoch - best_epoch >= config.patience:
             break
+        if best_epoch != epoch and config.plateau_decay < 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] *= config.plateau_decay
     if best_state is not None:
         network.load_state_dict(best_state)
     return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best)
