@@ -57,10 +57,10 @@ def wait_until(predicate: object, seconds: float) -> float:
 
 def wait_for_quiet_pipeline() -> None:
     """No run queued or running and no change pending, so the next rating's retrain is its own."""
-    from recommender import pipeline
+    from recommender import runs
     from recommender.models import RecommenderState, TrainingRun
 
-    pipeline.resend_stuck_runs()  # the beat sweeper's job: this bench starts no beat
+    runs.resend_stuck_runs()  # the beat sweeper's job: this bench starts no beat
     busy = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
     wait_until(lambda: not TrainingRun.objects.filter(status__in=busy).exists(), 3600)
     RecommenderState.objects.filter(id=RecommenderState.current().id).update(num_changes=0)

@@ -28,13 +28,13 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 def vector_latency(num_queries: int) -> dict:
-    from recommender import services
+    from recommender import runs
     from recommender.serving import live_run, vector_store
 
     run = live_run()
     if run is None:
         sys.exit("no live training run: run scripts/run (or train_recommender + publish_embeddings) first")
-    artifact = services.load_artifact(run)
+    artifact = runs.load_artifact(run)
     vectors = artifact.embeddings
     store = vector_store()
     rng = np.random.default_rng(0)

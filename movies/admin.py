@@ -37,7 +37,7 @@ class MovieAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("genres")
 
     def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
-        from recommender.pipeline import note_movie_changed
+        from recommender.vectors import note_movie_changed
 
         super().save_related(request, form, formsets, change)
         note_movie_changed(form.instance.id)
@@ -47,7 +47,7 @@ class MovieAdmin(admin.ModelAdmin):
         self.delete_queryset(request, Movie.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Movie]) -> None:
-        from recommender.pipeline import note_movies_deleted
+        from recommender.vectors import note_movies_deleted
 
         movie_ids = list(queryset.values_list("id", flat=True))
         super().delete_queryset(request, queryset)

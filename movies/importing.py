@@ -95,7 +95,7 @@ def import_movielens(
     if not options.is_dry_run:
         _refresh_derived()
     if report.is_changed and not options.is_dry_run:
-        from recommender.pipeline import note_data_changed
+        from recommender.runs import note_data_changed
 
         # One mark for the whole import, not one task per rating.
         note_data_changed(report.movies.new + report.movies.changed + report.ratings.new + report.ratings.changed)

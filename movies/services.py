@@ -35,7 +35,7 @@ def parse_stars(value: object) -> Decimal:
 
 def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
     """Saves the user's rating of a movie (one per user and movie, the latest value wins)."""
-    from recommender.pipeline import note_data_changed
+    from recommender.runs import note_data_changed
 
     value = parse_stars(stars)
     with transaction.atomic():
@@ -54,7 +54,7 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
 
 
 def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
-    from recommender.pipeline import note_data_changed
+    from recommender.runs import note_data_changed
 
     with transaction.atomic():
         old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()

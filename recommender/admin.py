@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from recommender import pipeline
+from recommender import outbox, runs
 from recommender.ml import plots
 from recommender.models import RecommenderState, TrainingRun
 from recommender.vector_store import VectorStoreUnavailable
@@ -119,7 +119,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now", permissions=["retrain"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        run = pipeline.request_retrain("requested in admin", requested_by=request.user)
+        run = runs.request_retrain("requested in admin", requested_by=request.user)
         if run is None:
             self.message_user(request, "A retraining is already queued.", messages.WARNING)
         else:
@@ -128,8 +128,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.action(description="Make the selected run live", permissions=["retrain"])
     def make_live(self, request: HttpRequest, queryset: QuerySet) -> None:
         """Queued for a worker: publishing computes every movie's neighbours, far more than a request may take."""
-        from recommender import tasks
-
         run = queryset.first() if queryset.count() == 1 else None
         if run is None or run.status != TrainingRun.Status.SUCCEEDED:
             self.message_user(request, "Select exactly one succeeded run.", messages.ERROR)
@@ -139,16 +137,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 request, f"Run {run.id}'s model file is gone (cleaned up); retrain instead.", messages.ERROR
             )
             return
-        if not pipeline.enqueue(tasks.make_live, run.id):
+        if not outbox.send(outbox.MAKE_LIVE, run.id):
             self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
             return
         self.message_user(request, f"Run {run.id} is being made live; it shows as live here within a minute or two.")
 
     @admin.action(description="Roll back to the previous live run", permissions=["retrain"])
     def roll_back(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from recommender import tasks
-
-        if not pipeline.enqueue(tasks.roll_back):
+        if not outbox.send(outbox.ROLL_BACK):
             self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
             return
         self.message_user(request, "Rolling back to the previous run; it shows as live here in a few seconds.")

@@ -1,19 +1,20 @@
-"""Celery entry points: each takes ids and calls one service."""
+"""Celery entry points: each takes ids and makes one call into the lifecycle (runs) or the movie vectors (vectors).
+Nothing imports this module but Celery: work is sent by name (recommender.outbox)."""
 
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 
-from recommender import pipeline, services
-from recommender.pipeline import VectorsBusy
+from recommender import runs, vectors
 from recommender.vector_store import VectorStoreUnavailable
+from recommender.vectors import VectorsBusy
 
 
 class TrainingTask(Task):
     def on_failure(self, exc: Exception, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
         """Runs in the worker parent when the hard limit killed the child, which could not record it."""
         if isinstance(exc, TimeLimitExceeded) and args:
-            pipeline.fail_run(args[0], f"killed at the hard time limit of {exc.args[0]} s")
+            runs.fail_run(args[0], f"killed at the hard time limit of {exc.args[0]} s")
 
 
 @shared_task(
@@ -25,7 +26,7 @@ class TrainingTask(Task):
     time_limit=settings.TRAINING_TIME_LIMIT_S,
 )
 def train_model(self: object, run_id: int) -> None:
-    pipeline.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
+    runs.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
 
 
 # Publishing, rollback and clean-up wait their turn on the vector lease (VectorsBusy) and ride out a Milvus
@@ -40,51 +41,51 @@ _VECTOR_RETRY = {
 
 @shared_task(acks_late=True, **_VECTOR_RETRY)
 def publish_embeddings(run_id: int) -> None:
-    services.publish_embeddings(run_id)
+    runs.publish(run_id)
 
 
 @shared_task(**_VECTOR_RETRY)
 def make_live(run_id: int) -> None:
     """Staff's "Make the selected run live": the same publish, past the gate, in a worker, not the request."""
-    services.publish_embeddings(run_id)
+    runs.make_live(run_id)
 
 
 @shared_task(**_VECTOR_RETRY)
 def roll_back() -> None:
-    services.roll_back()
+    runs.roll_back()
 
 
 @shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
 def embed_movie(movie_id: int) -> None:
-    services.embed_movie(movie_id)
+    vectors.embed_movie(movie_id)
 
 
 @shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
 def remove_movies(movie_ids: list[int]) -> None:
-    services.remove_movies(movie_ids)
+    vectors.remove_movies(movie_ids)
 
 
 @shared_task
 def maybe_retrain() -> None:
-    pipeline.maybe_retrain()
+    runs.maybe_retrain()
 
 
 @shared_task
 def sweep() -> None:
     """Beat: retrain if changes are waiting, and resend the work whose message was lost: queued runs, a
     succeeded run never published, new or edited movies' vectors."""
-    pipeline.maybe_retrain()
-    pipeline.resend_stuck_runs()
-    pipeline.fail_overdue_runs()
-    pipeline.resend_lost_publishes()
-    pipeline.resync_movie_vectors()
+    runs.maybe_retrain()
+    runs.resend_stuck_runs()
+    runs.fail_overdue_runs()
+    runs.resend_lost_publishes()
+    vectors.resync_movie_vectors()
 
 
 @shared_task
 def nightly_retrain() -> None:
-    pipeline.request_retrain("nightly")
+    runs.request_retrain("nightly")
 
 
 @shared_task(**_VECTOR_RETRY)
 def drop_old_collections() -> None:
-    services.drop_old_collections()
+    runs.drop_old_collections()

@@ -22,14 +22,14 @@ def test_json_logs_are_one_object_a_line(restore_logging: None) -> None:
     config = logging_config("json", "INFO")
     config["handlers"]["console"]["stream"] = stream = io.StringIO()
     dictConfig(config)
-    logger = logging.getLogger("recommender.pipeline")
+    logger = logging.getLogger("recommender.outbox")
     logger.warning('could not enqueue "train_model"\nthe sweeper will retry')
     try:
         raise ConnectionError("Redis is down")
     except ConnectionError:
         logger.exception("broker error")
     first, second = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert first["level"] == "WARNING" and first["logger"] == "recommender.pipeline" and "\n" in first["message"]
+    assert first["level"] == "WARNING" and first["logger"] == "recommender.outbox" and "\n" in first["message"]
     assert {"time", "pid"} <= set(first)
     assert second["message"] == "broker error" and "ConnectionError: Redis is down" in second["exc_info"]
 

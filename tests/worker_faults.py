@@ -5,9 +5,9 @@ import os
 import signal
 import time
 
-from recommender import services
+from recommender import runs
 
-_train = services._train
+_train = runs._train
 
 
 def _train_or_die(run: object, on_epoch: object, with_baselines: bool) -> None:
@@ -19,4 +19,4 @@ def _train_or_die(run: object, on_epoch: object, with_baselines: bool) -> None:
     _train(run, on_epoch, with_baselines)
 
 
-services._train = _train_or_die
+runs._train = _train_or_die

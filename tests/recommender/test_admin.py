@@ -75,15 +75,16 @@ def test_movie_titles_are_escaped_in_admin(admin_client: Client, catalogue_movie
 def test_make_live_and_roll_back_are_queued_for_a_worker_not_run_in_the_request(
     db, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender import services, tasks
+    from recommender import outbox, runs
 
     model = tmp_path / "run.pt"
     model.write_bytes(b"weights")
     run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, artifact_path=str(model))
     sent = []
-    monkeypatch.setattr(tasks.make_live, "apply_async", lambda args=(), **kwargs: sent.append(("make_live", *args)))
-    monkeypatch.setattr(tasks.roll_back, "apply_async", lambda args=(), **kwargs: sent.append(("roll_back",)))
-    monkeypatch.setattr(services, "publish_embeddings", lambda run_id: pytest.fail("published inside the request"))
+    monkeypatch.setattr(
+        outbox, "send", lambda name, *args, **kwargs: sent.append((name.rpartition(".")[2], *args)) or True
+    )
+    monkeypatch.setattr(runs, "publish", lambda run_id: pytest.fail("published inside the request"))
     client = staff("operator", can_retrain=True)
     page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
     assert f"Run {run.id} is being made live" in page.content.decode()
@@ -100,25 +101,25 @@ def test_one_change_to_the_collections_at_a_time(db, settings: object) -> None:
 
     from django.utils import timezone
 
-    from recommender import pipeline
+    from recommender import vectors
     from recommender.models import RecommenderState
 
-    with pipeline.vector_lease("publishing run 1"):
-        with pytest.raises(pipeline.VectorsBusy, match="dropping old collections waits"):
-            with pipeline.vector_lease("dropping old collections"):
+    with vectors.vector_lease("publishing run 1"):
+        with pytest.raises(vectors.VectorsBusy, match="dropping old collections waits"):
+            with vectors.vector_lease("dropping old collections"):
                 pass
-    with pipeline.vector_lease("after the first ended"):
+    with vectors.vector_lease("after the first ended"):
         pass
     # A holder that died leaves a lease that expires by itself.
     RecommenderState.objects.filter(id=RecommenderState.current().id).update(
         vector_lock_token="dead", vector_lock_until=timezone.now() - timedelta(seconds=1)
     )
-    with pipeline.vector_lease("after the dead holder's lease expired"):
+    with vectors.vector_lease("after the dead holder's lease expired"):
         pass
 
 
 def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender import pipeline, services, serving
+    from recommender import runs, serving, vectors
     from recommender.vector_store import VectorStore
 
     touched = []
@@ -133,11 +134,11 @@ def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypa
             return []
 
     monkeypatch.setattr(serving, "_store", Recording("http://127.0.0.1:9"))
-    monkeypatch.setattr(services, "drop_old_artifacts", lambda: [])
-    with pipeline.vector_lease("publishing run 2"):
-        for change in (services.roll_back, services.drop_old_collections):
-            with pytest.raises(pipeline.VectorsBusy):
+    monkeypatch.setattr(runs, "drop_old_artifacts", lambda: [])
+    with vectors.vector_lease("publishing run 2"):
+        for change in (runs.roll_back, runs.drop_old_collections):
+            with pytest.raises(vectors.VectorsBusy):
                 change()
     assert touched == []  # neither touched Milvus while the publish held the lease
-    services.drop_old_collections()
+    runs.drop_old_collections()
     assert touched == ["drop"]

@@ -9,7 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from movies.models import Genre, Movie
-from recommender import pipeline, services, serving
+from recommender import runs, serving, vectors
 from recommender.models import RecommenderState, TrainingRun
 from tests.conftest import requires_milvus
 from tests.recommender.test_train_command import TINY_FLAGS, make_ratings
@@ -31,10 +31,10 @@ def trained(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: ob
 
 @requires_milvus
 def test_a_new_movie_becomes_searchable_without_retraining(store, trained) -> None:
-    services.publish_embeddings(trained.id)
+    runs.publish(trained.id)
     movie = Movie.objects.create(title="Brand New Film (2026)", year=2026)
     movie.genres.add(Genre.objects.create(name="Sci-Fi"))
-    assert services.embed_movie(movie.id)
+    assert vectors.embed_movie(movie.id)
     assert movie.id in store.get_vectors([movie.id])
     near, _ = store.get_neighbors([movie.id])[movie.id]
     assert len(near) == 25 and movie.id not in near.tolist()  # its own list, from one search
@@ -46,20 +46,20 @@ def test_a_new_movie_becomes_searchable_without_retraining(store, trained) -> No
 
 
 def test_retrain_requests_are_debounced(db) -> None:
-    first = pipeline.request_retrain("admin")
+    first = runs.request_retrain("admin")
     assert first is not None and first.status == TrainingRun.Status.QUEUED
-    assert pipeline.request_retrain("admin") is None
+    assert runs.request_retrain("admin") is None
     assert TrainingRun.objects.active().count() == 1
 
 
 def test_enough_changes_trigger_one_retrain(db, settings: object) -> None:
     settings.RETRAIN_MIN_CHANGES = 3
-    pipeline.note_data_changed(2)
-    assert pipeline.maybe_retrain() is None
-    pipeline.note_data_changed(1)
-    assert pipeline.maybe_retrain() is not None
+    runs.note_data_changed(2)
+    assert runs.maybe_retrain() is None
+    runs.note_data_changed(1)
+    assert runs.maybe_retrain() is not None
     assert RecommenderState.current().num_changes == 0
-    assert pipeline.maybe_retrain() is None
+    assert runs.maybe_retrain() is None
 
 
 def test_a_worse_run_is_held_back(db, monkeypatch: pytest.MonkeyPatch, settings: object) -> None:
@@ -68,8 +68,8 @@ def test_a_worse_run_is_held_back(db, monkeypatch: pytest.MonkeyPatch, settings:
     worse = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.15})
     close = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.195})
     monkeypatch.setattr(serving, "live_run", lambda: live)
-    assert pipeline.is_worse_than_live(worse)
-    assert not pipeline.is_worse_than_live(close)
+    assert runs.is_worse_than_live(worse)
+    assert not runs.is_worse_than_live(close)
     worse.refresh_from_db()
     assert "below the live run" in worse.held_back_reason
 
@@ -98,12 +98,12 @@ def test_a_run_left_running_past_the_hard_limit_is_failed_by_the_sweeper(db, set
     now = timezone.now()
     lost = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=now - timedelta(seconds=1000))
     busy = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=now - timedelta(seconds=500))
-    assert pipeline.fail_overdue_runs() == 1
+    assert runs.fail_overdue_runs() == 1
     lost.refresh_from_db()
     busy.refresh_from_db()
     assert lost.status == TrainingRun.Status.FAILED and "hard time limit of 600 s" in lost.failure_reason
     assert busy.status == TrainingRun.Status.RUNNING
-    assert pipeline.fail_overdue_runs() == 0
+    assert runs.fail_overdue_runs() == 0
 
 
 @requires_milvus
@@ -113,14 +113,14 @@ def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(store, 
     gone_id = gone.id
     gone.delete()  # trained on, then deleted before publishing
     added = Movie.objects.create(title="Added After Training (2026)", year=2026)
-    services.publish_embeddings(run.id)
+    runs.publish(run.id)
     held = store.get_vectors([gone_id, added.id])
     assert added.id in held and gone_id not in held
     assert store.count(store.collection_for_run(run.id)) == Movie.objects.count()
-    services._network_cache.clear()  # as a fresh worker process would load it
+    vectors._network_cache.clear()  # as a fresh worker process would load it
     later = Movie.objects.create(title="Later Still (2027)", year=2027)
-    assert services.embed_movie(later.id), "a deletion must not break new movies' vectors"
-    services.remove_movies([added.id])
+    assert vectors.embed_movie(later.id), "a deletion must not break new movies' vectors"
+    vectors.remove_movies([added.id])
     assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
     serving.forget_live_run()
 
@@ -133,7 +133,6 @@ def test_old_model_files_are_removed_with_their_collections(tmp_path: Path, monk
             return [self.collection_for_run(4), self.collection_for_run(5)]
 
     monkeypatch.setattr(serving, "_store", Collections("http://127.0.0.1:9"))
-    runs = {}
     for run_id, status, published in [
         (1, "succeeded", True),
         (2, "failed", False),
@@ -145,14 +144,14 @@ def test_old_model_files_are_removed_with_their_collections(tmp_path: Path, monk
     ]:
         path = tmp_path / f"run-{run_id}.pt"
         path.write_bytes(b"weights")
-        runs[run_id] = TrainingRun.objects.create(
+        TrainingRun.objects.create(
             id=run_id, status=status, artifact_path=str(path), published_at=timezone.now() if published else None
         )
-    assert sorted(services.drop_old_artifacts()) == [1, 2, 3]
+    assert sorted(runs.drop_old_artifacts()) == [1, 2, 3]
     assert sorted(int(p.stem.split("-")[1]) for p in tmp_path.glob("run-*.pt")) == [4, 5, 6, 7]
     assert TrainingRun.objects.get(id=1).artifact_path == ""
     with pytest.raises(ValueError, match="model file is gone"):
-        services.publish_embeddings(1)  # what admin's "Make live" shows, instead of a 500
+        runs.publish(1)  # what admin's "Make live" shows, instead of a 500
 
 
 @requires_milvus
@@ -168,10 +167,10 @@ def test_after_a_rollback_the_gate_compares_with_the_run_really_live(
         for _ in range(2):
             call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
         first, second = TrainingRun.objects.order_by("id")
-        services.publish_embeddings(first.id)
-        services.publish_embeddings(second.id)
+        runs.publish(first.id)
+        runs.publish(second.id)
         assert RecommenderState.current().live_run_id == second.id
-        services.roll_back()
+        runs.roll_back()
     assert RecommenderState.current().live_run_id == first.id
     serving.forget_live_run()
     assert serving.live_run().id == first.id
@@ -181,5 +180,5 @@ def test_after_a_rollback_the_gate_compares_with_the_run_really_live(
     monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))  # Milvus down now
     serving.forget_live_run()
     # The last published run (second, 0.01) would wave it through; the run really live (first, 0.30) does not.
-    assert pipeline.is_worse_than_live(candidate)
+    assert runs.is_worse_than_live(candidate)
     serving.forget_live_run()

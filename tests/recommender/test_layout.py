@@ -82,3 +82,47 @@ def test_the_model_artifact_round_trips_as_one_typed_object(tmp_path: Path) -> N
     assert np.array_equal(loaded.movie_ids, [3, 7, 9]) and np.array_equal(loaded.embeddings, saved.embeddings)
     assert loaded.row_of(7) == 1 and loaded.row_of(8) is None
     assert not list(tmp_path.glob("*.part"))
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_only_celery_imports_the_tasks_module() -> None:
+    """Control flows one way: tasks call the lifecycle; the lifecycle sends work by name, never by import."""
+    sources = [p for d in ("recommender", "movies", "recsite") for p in (ROOT / d).rglob("*.py")]
+    importers = [p.relative_to(ROOT) for p in sources if "recommender.tasks" in _imports(p)]
+    assert importers == []
+
+
+def test_every_message_names_a_registered_task() -> None:
+    from recommender import outbox
+    from recsite.celery import app
+
+    app.loader.import_default_modules()
+    assert set(outbox.ALL) <= set(app.tasks)
+    assert {name for name in app.tasks if name.startswith("recommender.tasks.")} - set(outbox.ALL) == {
+        "recommender.tasks.nightly_retrain",  # sent by beat only
+        "recommender.tasks.drop_old_collections",
+    }
+
+
+def test_only_the_lifecycle_changes_a_runs_status() -> None:
+    import re
+
+    writes = re.compile(r"status\s*=\s*TrainingRun\.Status\.|\.status\s*=[^=]")
+    found = [
+        p.relative_to(ROOT)
+        for d in ("recommender", "movies", "recsite")
+        for p in (ROOT / d).rglob("*.py")
+        if p.name != "runs.py" and writes.search(p.read_text().replace("filter(status=TrainingRun", ""))
+    ]
+    assert found == []

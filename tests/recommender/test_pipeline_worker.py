@@ -14,7 +14,7 @@ import pytest
 from django.test import override_settings
 
 from movies.models import Movie, Rating
-from recommender import pipeline
+from recommender import outbox, runs
 from recommender.models import RecommenderState, TrainingRun
 from tests.conftest import ROOT, redis_is_up, requires_milvus, shared_milvus_uri, subprocess_database_url
 from tests.recommender.test_train_command import make_ratings
@@ -142,9 +142,9 @@ def wait_for(predicate: object, seconds: float, what: str) -> None:
 
 def test_a_prefork_worker_trains_and_publishes_twice(worker: Worker) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
-    first = pipeline.request_retrain("test")
+    first = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=first.id).published_at is not None, 180, "the first run to go live")
-    second = pipeline.request_retrain("test")
+    second = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=second.id).published_at is not None, 180, "the second run to go live")
     assert TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED).count() == 2
 
@@ -156,7 +156,7 @@ def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Work
     with override_settings(
         RECOMMENDER_TRAINING_CONFIG={**TINY, "epochs": 12, "batches_per_epoch": 400, "patience": 100_000}
     ):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
     time.sleep(1)
     assert TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, "killed mid-training, not after"
@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Work
 def test_a_run_that_always_dies_ends_failed_after_the_cap(worker: Worker) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_oom": True}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 200, "the run to fail")
     run.refresh_from_db()
     assert "died 3 times" in run.failure_reason and run.published_at is None
@@ -193,7 +193,7 @@ def test_a_burst_of_ratings_queues_at_most_one_run(worker: Worker, settings: obj
     seen = []
     for k in range(100):
         services.rate_movie(user, movies[k % 25], str(1 + k % 5))
-        pipeline.maybe_retrain()
+        runs.maybe_retrain()
         seen.append(
             (
                 TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).count(),
@@ -221,15 +221,13 @@ def rate_with_broker(broker_url: str, user: object, movie: Movie) -> float:
     response = client.post(f"/movies/{movie.id}/rate/", {"stars": "4.5"})
     seconds = time.monotonic() - started
     assert response.status_code == 302
-    pipeline.wait_for_sends()
+    outbox.wait_for_sends()
     return seconds
 
 
 @pytest.mark.parametrize("kind", ["down", "hung"])
 def test_a_rating_is_saved_fast_when_the_broker_is_down_or_hung(kind: str) -> None:
     from django.contrib.auth import get_user_model
-
-    from recommender import tasks
 
     user = get_user_model().objects.create_user(f"rater-{kind}")
     movie = Movie.objects.create(title="Harbour Lights (1988)", year=1988)
@@ -248,7 +246,7 @@ def test_a_rating_is_saved_fast_when_the_broker_is_down_or_hung(kind: str) -> No
     assert Rating.objects.filter(user=user, movie=movie).exists()
     assert RecommenderState.current().num_changes >= 1
     rate_with_broker(REDIS_URL, user, movie)  # the broker is back
-    assert pipeline.enqueue(tasks.sweep)
+    assert outbox.send(outbox.SWEEP)
 
 
 LONG = {**TINY, "epochs": 40, "batches_per_epoch": 20, "patience": 100}
@@ -266,7 +264,7 @@ def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(worker:
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 15, 120  # the sender's, as in the worker
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 100_000, "patience": 100_000}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 150, "the time-out")
     run.refresh_from_db()
     assert run.failure_reason == "timed out after 15 s" and run.published_at is None
@@ -278,7 +276,7 @@ def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(worker: Worke
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 3, 10
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_stuck": True}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 90, "training to start")
     stuck_child = worker.child_pids()
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 60, "the hard limit")
@@ -286,7 +284,7 @@ def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(worker: Worke
     assert run.failure_reason == "killed at the hard time limit of 10 s" and run.published_at is None
     wait_for(lambda: not set(stuck_child) & set(worker.child_pids()), 30, "the stuck child to be replaced")
     assert live_collection(worker.env["MILVUS_ALIAS"]) is None
-    second = pipeline.request_retrain("test")
+    second = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=second.id).published_at is not None, 180, "the next run to go live")
 
 
@@ -297,7 +295,7 @@ def test_ratings_arriving_during_training_wait_for_the_next_run(worker: Worker) 
 
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 8}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).num_ratings is not None, 120, "the snapshot")
     late = get_user_model().objects.create_user("late")
     for movie in Movie.objects.all()[:5]:
@@ -311,7 +309,7 @@ def test_ratings_arriving_during_training_wait_for_the_next_run(worker: Worker) 
 def test_redis_restarted_while_training_the_run_still_completes_once(worker: Worker) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 10}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 60, "training to start")
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
     time.sleep(2)
@@ -348,7 +346,7 @@ def test_a_killed_database_connection_fails_the_run_and_the_next_one_works(worke
         pytest.skip("KILL CONNECTION needs MariaDB/MySQL")
     make_ratings(num_users=30, num_movies=25, per_user=8)
     with override_settings(RECOMMENDER_TRAINING_CONFIG={**LONG, "epochs": 10}):
-        run = pipeline.request_retrain("test")
+        run = runs.request_retrain("test")
     wait_for(lambda: len(TrainingRun.objects.get(id=run.id).history) >= 1, 120, "the first epoch")
     with connection.cursor() as cursor:
         cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()")
@@ -357,5 +355,5 @@ def test_a_killed_database_connection_fails_the_run_and_the_next_one_works(worke
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status != TrainingRun.Status.RUNNING, 200, "the run to end")
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.FAILED and "OperationalError" in run.failure_reason
-    second = pipeline.request_retrain("test")
+    second = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=second.id).status == TrainingRun.Status.SUCCEEDED, 200, "the next run")

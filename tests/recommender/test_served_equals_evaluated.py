@@ -34,8 +34,8 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
     from recommender.ml import evaluation
     from recommender.ml.scoring import ScoringConfig
     from recommender.models import TrainingRun
-    from recommender.services import nearest_movies
     from recommender.vector_store import MovieVectors
+    from recommender.vectors import nearest_movies
 
     generator = np.random.default_rng(7)
     genre = Genre.objects.create(name="Drama")

@@ -62,7 +62,7 @@ def test_stored_neighbour_lists_give_the_same_picks_without_searching(
     from dataclasses import replace
 
     from recommender.models import TrainingRun
-    from recommender.services import nearest_movies
+    from recommender.vectors import nearest_movies
 
     searched = serving.recommend_movies_for(alice, limit=5)
     ids = store.get_vectors([m.id for m in catalogue_movies])

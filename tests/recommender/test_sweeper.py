@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from movies.models import Movie
-from recommender import pipeline, serving, tasks
+from recommender import outbox, runs, serving, tasks
 from recommender.models import RecommenderState, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -16,10 +16,12 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every message the sweeper sends, by task, instead of the broker."""
     record: dict[str, list] = {"train_model": [], "publish_embeddings": [], "embed_movie": []}
-    for name in record:
-        monkeypatch.setattr(
-            getattr(tasks, name), "apply_async", lambda args=(), name=name, **kwargs: record[name].append(args[0])
-        )
+
+    def send(name: str, *args: object, options: dict | None = None) -> bool:
+        record[name.rpartition(".")[2]].append(args[0])
+        return True
+
+    monkeypatch.setattr(outbox, "send", send)
     return record
 
 
@@ -89,19 +91,17 @@ def test_a_rolled_back_transaction_sends_no_task(
 ) -> None:
     from django.db import transaction
 
-    from recommender import tasks
-
     sent = []
-    monkeypatch.setattr(pipeline, "enqueue_soon", lambda task, *args, **kwargs: sent.append(task.name))
-    monkeypatch.setattr(tasks.maybe_retrain, "apply_async", lambda *args, **kwargs: sent.append("direct"))
+    monkeypatch.setattr(outbox, "send_soon", lambda name, *args, **kwargs: sent.append(name))
+    monkeypatch.setattr(outbox, "send", lambda *args, **kwargs: sent.append("direct"))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         try:
             with transaction.atomic():
-                pipeline.note_data_changed()
+                runs.note_data_changed()
                 raise RuntimeError("roll back")
         except RuntimeError:
             pass
     assert callbacks == [] and sent == []  # nothing queued for after commit, and nothing sent at once either
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
-        pipeline.note_data_changed()
+        runs.note_data_changed()
     assert len(callbacks) == 1 and sent == ["recommender.tasks.maybe_retrain"]  # the same call, committed, sends

@@ -63,7 +63,7 @@ def test_training_saves_a_run_with_metrics_baselines_and_artifact(tmp_path: Path
 
 def test_the_command_trains_the_pipeline_config_and_consumes_the_pending_changes(tmp_path: Path) -> None:
     from recommender.models import RecommenderState
-    from recommender.pipeline import maybe_retrain
+    from recommender.runs import maybe_retrain
 
     make_ratings(num_users=30, num_movies=25, per_user=8)
     RecommenderState.current()
@@ -93,9 +93,9 @@ def test_evaluate_without_runs_says_how_to_train() -> None:
 
 
 def test_a_run_already_claimed_is_not_trained_twice() -> None:
-    from recommender import services
+    from recommender import runs
 
     run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
-    assert services.train_model(run.id) is None
+    assert runs.train_model(run.id) is None
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.RUNNING and run.attempts == 0

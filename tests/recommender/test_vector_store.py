@@ -39,7 +39,7 @@ def test_publish_switches_the_alias_and_search_finds_each_movie_first(store: Vec
 def test_neighbour_lists_are_stored_with_each_movie_and_match_the_search(store: VectorStore) -> None:
     from dataclasses import replace
 
-    from recommender.services import nearest_movies
+    from recommender.vectors import nearest_movies
 
     movies = movie_vectors()
     neighbors, scores = nearest_movies(movies.movie_ids, movies.vectors)

@@ -4,11 +4,10 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recommender import services
 from recommender.models import TrainingRun
-from recommender.pipeline import VectorsBusy
 from recommender.serving import live_run
 from recommender.vector_store import PublishFailed, VectorStoreUnavailable
+from recommender.vectors import VectorsBusy
 
 
 class Command(BaseCommand):
@@ -31,7 +30,7 @@ class Command(BaseCommand):
             if options["if_needed"] and current and current.id == run.id:
                 self.stdout.write(f"Run {run.id} is already live.")
                 return
-            name = services.publish_embeddings(run.id)
+            name = runs.publish(run.id)
         except (VectorStoreUnavailable, PublishFailed, VectorsBusy, ValueError) as error:
             raise CommandError(str(error)) from error
         self.stdout.write(f"Run {run.id} is live as {name}.")

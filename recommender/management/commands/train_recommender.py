@@ -6,7 +6,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from recommender import services
+from recommender import runs
 from recommender.management.commands.evaluate_recommender import metrics_table
 from recommender.ml.training import TrainingConfig
 from recommender.models import TrainingRun
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             if latest and latest.num_ratings == Rating.objects.count():
                 self.stdout.write(f"Run {latest.id} already covers the {latest.num_ratings} ratings; not retraining.")
                 return
-        run = services.create_training_run(self._config(options))
+        run = runs.create_training_run(self._config(options))
         bar = None
         if not options["no_progress"] and sys.stderr.isatty():
             bar = tqdm(
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                     f"epoch {row['epoch']}: loss {row['loss']:.4f}, val HR@10 {row['validation']['hr@10']:.4f}"
                 )
 
-        run = services.train_model(run.id, progress, with_baselines=not options["no_baselines"])
+        run = runs.train_model(run.id, progress, with_baselines=not options["no_baselines"])
         if bar:
             bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:

@@ -1,0 +1,421 @@
+"""The life of a training run, in the order it happens, and the only code that changes a TrainingRun's status:
+
+1. requested: the change marks of ratings and imports (note_data_changed) queue one run, debounced, once enough
+   changes piled up or waited long enough (maybe_retrain), or staff ask (admin, nightly, the command);
+2. claimed and trained by the training worker (run_training, train_model): re-claimed once its message comes
+   back from a dead worker, failed when it errs, times out or outlives its hard limit (fail_run);
+3. gated: a run whose validation is worse than the live run's is held back (is_worse_than_live);
+4. published: every current movie's vector and neighbour list to a new Milvus collection, the alias moved, the
+   live run recorded (publish); staff's make_live is the same publish past the gate;
+5. rolled back to the previous collection (roll_back); old collections and model files cleaned up;
+6. recovered: the sweeper resends lost training and publish messages and fails runs whose worker vanished.
+
+Tasks, admin actions and commands call these; this module sends tasks by name (recommender.outbox) and never
+imports recommender.tasks."""
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from movies import selectors
+from recommender import outbox
+from recommender.models import RecommenderState, TrainingRun
+from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease
+
+if TYPE_CHECKING:
+    from recommender.ml.artifact import ModelArtifact
+
+logger = logging.getLogger(__name__)
+OVERDUE_GRACE_S = 120
+KEEP_UNPUBLISHED_ARTIFACTS = 3  # held-back runs staff may still make live
+
+
+# 1. Requested
+
+
+def note_data_changed(num_changes: int = 1) -> None:
+    """Marks the data as changed, in the caller's transaction; a retrain check is sent after commit."""
+    RecommenderState.current()
+    RecommenderState.objects.filter(id=1).update(num_changes=F("num_changes") + num_changes, changed_at=timezone.now())
+    transaction.on_commit(lambda: outbox.send_soon(outbox.MAYBE_RETRAIN))
+
+
+def maybe_retrain() -> TrainingRun | None:
+    """Retrains when enough changes piled up, or when changes have waited longer than the period."""
+    state = RecommenderState.current()
+    if not state.num_changes:
+        return None
+    waited = state.changed_at and timezone.now() - state.changed_at >= timedelta(seconds=settings.RETRAIN_MAX_DELAY_S)
+    if state.num_changes >= settings.RETRAIN_MIN_CHANGES or waited:
+        return request_retrain(f"{state.num_changes} change(s)")
+    return None
+
+
+def request_retrain(reason: str, requested_by: object | None = None) -> TrainingRun | None:
+    """Queues a run unless one is already queued (debounce); None when it was already queued."""
+    return _create_run(reason, requested_by, {}, queue=True)
+
+
+def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
+    """A run for the command line: the pipeline's config under the given overrides. It trains on every
+    rating there is now, so the changes counted so far are consumed and the pipeline does not queue
+    a second run for them."""
+    return _create_run("command line", requested_by, config, queue=False)
+
+
+def _create_run(reason: str, requested_by: object | None, overrides: dict, queue: bool) -> TrainingRun | None:
+    """The one place a run is created: under the state row's lock, it consumes the changes counted so far;
+    a queued one is sent to the training worker after commit, unless a queued run already waits (debounce)."""
+    with transaction.atomic():
+        state = RecommenderState.objects.select_for_update().get(id=RecommenderState.current().id)
+        if queue and TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).exists():
+            return None
+        run = TrainingRun.objects.create(
+            reason=reason,
+            requested_by=requested_by,
+            config={**settings.RECOMMENDER_TRAINING_CONFIG, **overrides},
+        )
+        state.num_changes = 0
+        state.last_requested_at = timezone.now()
+        state.save(update_fields=["num_changes", "last_requested_at"])
+        if queue:
+            limits = training_limits()
+            transaction.on_commit(lambda: outbox.send_soon(outbox.TRAIN, run.id, options=limits))
+    return run
+
+
+def training_limits() -> dict:
+    """Time limits travel in the message, so they are read from settings when it is sent (Celery caches the
+    task's own options after the first send)."""
+    return {"soft_time_limit": settings.TRAINING_SOFT_TIME_LIMIT_S, "time_limit": settings.TRAINING_TIME_LIMIT_S}
+
+
+# 2. Claimed and trained, or failed
+
+
+def run_training(run_id: int, redelivered: bool) -> None:
+    """The training task's body: claim (or re-claim after a dead worker), train, then gate the publish."""
+    run = TrainingRun.objects.filter(id=run_id).first()
+    if run is None:
+        return
+    if run.status == TrainingRun.Status.RUNNING and redelivered:
+        if run.attempts >= settings.TRAINING_MAX_ATTEMPTS:
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+                status=TrainingRun.Status.FAILED,
+                finished_at=timezone.now(),
+                failure_reason=f"the worker died {run.attempts} times while training; giving up",
+            )
+            return
+        # The worker that held it died (its message came back): hand the run to this attempt.
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING, attempts=run.attempts).update(
+            status=TrainingRun.Status.QUEUED
+        )
+    trained = train_model(run_id)
+    if trained is None or trained.status != TrainingRun.Status.SUCCEEDED:
+        return
+    if is_worse_than_live(trained):
+        return
+    send_publish(run_id)
+
+
+def train_model(
+    run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True
+) -> TrainingRun | None:
+    """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it."""
+    claimed = TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    run = TrainingRun.objects.get(id=run_id)
+    try:
+        _train(run, on_epoch, with_baselines)
+    except Exception as error:
+        from recommender.ml.experiment import NotEnoughData
+
+        _drop_broken_connection()
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(error, SoftTimeLimitExceeded):
+            reason = f"timed out after {settings.TRAINING_SOFT_TIME_LIMIT_S} s"
+        else:
+            reason = str(error) if isinstance(error, NotEnoughData) else f"{type(error).__name__}: {error}"
+        TrainingRun.objects.filter(id=run_id).update(
+            status=TrainingRun.Status.FAILED, failure_reason=reason, finished_at=timezone.now()
+        )
+        if not isinstance(error, NotEnoughData):
+            logger.exception("training run %s failed", run_id)
+    return TrainingRun.objects.get(id=run_id)
+
+
+def _drop_broken_connection() -> None:
+    """A killed database connection must not fail the status update that records the failure."""
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
+
+
+def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_baselines: bool) -> None:
+    import torch
+
+    from recommender.ml import experiment
+    from recommender.ml.training import TrainingConfig
+
+    config = TrainingConfig.from_dict({**TrainingConfig().as_dict(), **run.config})
+    if config.device == "auto":
+        config = TrainingConfig.from_dict(
+            {**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"}
+        )
+    interactions = selectors.ratings_for_training()  # the snapshot this run trains on, whatever arrives later
+    catalogue = selectors.movie_catalogue()
+    prepared = experiment.prepare(interactions, catalogue, config)
+    TrainingRun.objects.filter(id=run.id).update(
+        num_users=prepared.split.num_users,
+        num_movies=len(catalogue.movie_ids),
+        num_ratings=len(interactions),
+        device=config.device,
+        config=config.as_dict(),
+    )
+
+    def record_epoch(record: object) -> None:
+        row = {
+            "epoch": record.epoch,
+            "loss": record.loss,
+            "seconds": record.seconds,
+            "batches_per_second": record.batches_per_second,
+            "validation": record.validation,
+            "learning_rate": record.learning_rate,
+        }
+        run.history.append(row)
+        TrainingRun.objects.filter(id=run.id).update(history=run.history)
+        if on_epoch:
+            on_epoch(row)
+
+    from recommender.ml.experiment import RUN_BASELINE_GRIDS
+
+    # EASE covers the 15k most-rated movies on larger catalogues (ml.evaluation), so it always runs.
+    baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
+    outcome = experiment.fit_pinsage(prepared, config, record_epoch)
+    artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
+    config = replace(config, scoring=outcome.scoring)
+    TrainingRun.objects.filter(id=run.id).update(
+        status=TrainingRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        best_epoch=outcome.result.best_epoch,
+        config=config.as_dict(),
+        seconds_to_best=outcome.result.seconds_to_best,
+        validation_metrics=outcome.validation,
+        test_metrics=outcome.test,
+        baseline_metrics=baselines,
+        artifact_path=str(artifact),
+    )
+
+
+def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
+    """Weights, config, node map and the published embeddings in one file per run."""
+    from recommender.ml.artifact import ModelArtifact
+
+    return ModelArtifact(
+        state_dict=outcome.result.network.state_dict(),
+        config=config.as_dict(),
+        movie_ids=prepared.full_graph.movie_ids,
+        vocabulary=prepared.features.vocabulary,
+        genre_names=prepared.features.genre_names,
+        embeddings=outcome.embeddings,
+    ).save(Path(settings.ARTIFACTS_DIR) / f"run-{run_id}.pt")
+
+
+def load_artifact(run: TrainingRun) -> "ModelArtifact":
+    from recommender.ml.artifact import ModelArtifact
+
+    return ModelArtifact.load(run.artifact_path)
+
+
+def fail_run(run_id: int, reason: str) -> bool:
+    """Marks a running run FAILED; False when it had already ended (or never started)."""
+    return bool(
+        TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), failure_reason=reason
+        )
+    )
+
+
+def fail_overdue_runs() -> int:
+    """Runs still RUNNING well past the hard time limit lost their worker without a word (both the child and
+    its parent killed, say): nothing will finish them, so they are failed and the next request may go ahead."""
+    limit = settings.TRAINING_TIME_LIMIT_S
+    overdue = timezone.now() - timedelta(seconds=limit + OVERDUE_GRACE_S)
+    runs = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=overdue)
+    return sum(
+        fail_run(
+            run_id, f"still running {OVERDUE_GRACE_S} s after the hard time limit of {limit} s; its worker was lost"
+        )
+        for run_id in runs.values_list("id", flat=True)
+    )
+
+
+# 3. Gated
+
+
+def is_worse_than_live(run: TrainingRun) -> bool:
+    """A run whose validation HR@10 is below the live run's by more than the tolerance is held back."""
+    from recommender.serving import live_run, recorded_live_run
+    from recommender.vector_store import VectorStoreUnavailable
+
+    try:
+        live = live_run()
+    except VectorStoreUnavailable:  # the run recorded at the last publish or rollback, not the last published
+        live = recorded_live_run()
+    if live is None or live.id == run.id:
+        return False
+    new, old = run.validation_metrics.get("hr@10", 0.0), live.validation_metrics.get("hr@10", 0.0)
+    if new >= old - settings.PUBLISH_TOLERANCE:
+        return False
+    TrainingRun.objects.filter(id=run.id).update(
+        held_back_reason=f"validation HR@10 {new:.4f} is below the live run {live.id}'s {old:.4f} "
+        f"by more than {settings.PUBLISH_TOLERANCE}; staff can still make it live"
+    )
+    return True
+
+
+# 4. Published, or made live by staff
+
+
+def send_publish(run_id: int) -> bool:
+    """Counts the attempt first, so a lost message is resent by the sweeper, and never beyond the cap."""
+    TrainingRun.objects.filter(id=run_id).update(publish_attempts=F("publish_attempts") + 1)
+    return outbox.send(outbox.PUBLISH, run_id)
+
+
+def publish(run_id: int) -> str:
+    """Publishes a succeeded run's embeddings to a new collection and makes it live; safe to retry."""
+    import numpy as np
+
+    from recommender.serving import forget_live_run, record_live_run, vector_store
+    from recommender.vector_store import MovieVectors
+
+    run = TrainingRun.objects.get(id=run_id)
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise ValueError(f"training run {run_id} has not succeeded; only a succeeded run can be published")
+    if not run.artifact_path or not Path(run.artifact_path).is_file():
+        raise ValueError(
+            f"training run {run_id}'s model file is gone (the clean-up keeps the live run, its "
+            f"rollback and the {KEEP_UNPUBLISHED_ARTIFACTS} newest unpublished runs); retrain instead"
+        )
+    artifact = load_artifact(run)
+    catalogue = selectors.movie_catalogue()  # every movie that exists now, sorted by id
+    trained = dict(zip(artifact.movie_ids.tolist(), range(len(artifact.movie_ids))))
+    # Movies deleted since training are left out; movies added since get their features-only vector.
+    rows = [trained.get(int(m), -1) for m in catalogue.movie_ids]
+    vectors = np.zeros((len(rows), artifact.embeddings.shape[1]), dtype=np.float32)
+    known = np.array([r >= 0 for r in rows], dtype=bool)
+    vectors[known] = artifact.embeddings[[r for r in rows if r >= 0]]
+    if (~known).any():
+        vectors[~known] = cold_start_vectors(run, catalogue, np.flatnonzero(~known))
+    neighbors, scores = nearest_movies(catalogue.movie_ids, vectors)
+    movies = MovieVectors(
+        catalogue.movie_ids,
+        vectors,
+        np.array([y or 0 for y in catalogue.years], dtype=np.int32),
+        catalogue.genres,
+        neighbors,
+        scores,
+    )
+    store = vector_store()
+    with vector_lease(f"publishing run {run.id}"):
+        name = store.publish(run.id, movies)
+        TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
+        record_live_run(run)
+        forget_live_run()
+        store.drop_old_collections(keep=2)
+    drop_old_artifacts()
+    return name
+
+
+def make_live(run_id: int) -> str:
+    """Staff's override: the same publish, past the gate (in a worker: it computes every movie's neighbours)."""
+    return publish(run_id)
+
+
+# 5. Rolled back; old collections and model files cleaned up
+
+
+def roll_back() -> str:
+    """Points the alias at the previous run's collection and records that run as live."""
+    from recommender.serving import forget_live_run, record_live_run, vector_store
+
+    store = vector_store()
+    with vector_lease("rolling back"):
+        name = store.rollback()
+        record_live_run(TrainingRun.objects.filter(id=store.run_of_collection(name)).first())
+    forget_live_run()
+    return name
+
+
+def drop_old_collections() -> list[str]:
+    """Old run collections (all but the live one and its rollback), then their model files."""
+    from recommender.serving import vector_store
+
+    with vector_lease("dropping old collections"):
+        dropped = vector_store().drop_old_collections(keep=2)
+    drop_old_artifacts()
+    return dropped
+
+
+def drop_old_artifacts() -> list[int]:
+    """Deletes the artifact files of runs that can no longer go live or be rolled back to: kept are the runs
+    whose collection still exists (the live one and its rollback), the newest succeeded runs that never went
+    live, and any run still queued or running. Returns the runs whose artifact was removed."""
+    from recommender.serving import vector_store
+
+    store = vector_store()
+    with_collection = {store.run_of_collection(name) for name in store.run_collections()}
+    unpublished = list(
+        TrainingRun.objects.succeeded()
+        .filter(published_at__isnull=True)
+        .order_by("-id")
+        .values_list("id", flat=True)[:KEEP_UNPUBLISHED_ARTIFACTS]
+    )
+    keep = with_collection | set(unpublished) | set(TrainingRun.objects.active().values_list("id", flat=True))
+    dropped = []
+    for run in TrainingRun.objects.exclude(artifact_path="").exclude(id__in=keep):
+        Path(run.artifact_path).unlink(missing_ok=True)
+        TrainingRun.objects.filter(id=run.id).update(artifact_path="")
+        dropped.append(run.id)
+    return dropped
+
+
+# 6. Recovered by the sweeper
+
+
+def resend_stuck_runs() -> int:
+    """Queued runs whose message was lost (broker down at commit time) are sent again."""
+    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
+    runs = list(
+        TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale).values_list("id", flat=True)
+    )
+    return sum(outbox.send(outbox.TRAIN, run_id, options=training_limits()) for run_id in runs)
+
+
+def resend_lost_publishes() -> int:
+    """The newest succeeded run that passed the gate but never went live (its publish message lost to a broker
+    error, or given up on during a Milvus outage) is sent again, up to PUBLISH_MAX_ATTEMPTS."""
+    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
+    newest = TrainingRun.objects.succeeded().order_by("-finished_at", "-id").first()
+    if (
+        newest is None
+        or newest.published_at
+        or newest.held_back_reason
+        or newest.finished_at is None
+        or newest.finished_at > stale
+        or newest.publish_attempts >= settings.PUBLISH_MAX_ATTEMPTS
+    ):
+        return 0
+    return int(send_publish(newest.id))

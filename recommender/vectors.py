@@ -1,0 +1,198 @@
+"""Movie vectors between trainings: the lease on the Milvus collections, a new or edited movie's vector from the
+live model, deleted movies leaving Milvus, each movie's stored neighbour list, and the sweep that resends lost
+vector work. A training run's own publish (recommender.runs) writes through the same lease."""
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from movies import selectors
+from movies.models import Movie
+from recommender import outbox
+from recommender.models import RecommenderState, TrainingRun
+
+logger = logging.getLogger(__name__)
+NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
+RESYNC_BATCH = 1000
+
+
+class VectorsBusy(Exception):
+    """Another publish, rollback or clean-up holds the vector lease; try again shortly."""
+
+
+@contextmanager
+def vector_lease(what: str, seconds: int | None = None) -> Iterator[None]:
+    """Holds the one lease on Milvus collections while `what` runs: two publishes of one run, or a clean-up
+    during a publish, can no longer drop each other's collection. A claimed row, not a Redis lock, so it
+    works on every broker; it expires by itself when its holder dies (after the task's hard limit)."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds or settings.TASK_TIME_LIMIT_S)
+    state = RecommenderState.current()
+    free = Q(vector_lock_until__isnull=True) | Q(vector_lock_until__lt=now)
+    if not RecommenderState.objects.filter(free, id=state.id).update(vector_lock_token=token, vector_lock_until=until):
+        raise VectorsBusy(f"{what} waits: another change to the Milvus collections is under way")
+    try:
+        yield
+    finally:
+        RecommenderState.objects.filter(id=state.id, vector_lock_token=token).update(vector_lock_until=None)
+
+
+def note_movie_changed(movie_id: int) -> None:
+    """A new or edited movie gets its vector from the live model after commit, without a retrain."""
+    transaction.on_commit(lambda: outbox.send_soon(outbox.EMBED_MOVIE, movie_id))
+
+
+def note_movies_deleted(movie_ids: list[int]) -> None:
+    """Deleted movies leave Milvus after commit."""
+    ids = [int(i) for i in movie_ids]
+    if ids:
+        transaction.on_commit(lambda: outbox.send_soon(outbox.REMOVE_MOVIES, ids))
+
+
+def embed_movie(movie_id: int) -> bool:
+    """Gives a new or edited movie its vector in the live collection without retraining."""
+    import numpy as np
+
+    from recommender.ml.embeddings import cold_start_embeddings
+    from recommender.ml.features import build_movie_features
+    from recommender.serving import live_run, vector_store
+    from recommender.vector_store import NEIGHBORS, MovieVectors
+
+    run = live_run()
+    catalogue = selectors.movie_catalogue([movie_id])
+    if run is None or not len(catalogue.movie_ids):
+        return False
+    network, artifact = live_network(run)
+    row = artifact.row_of(movie_id)
+    if row is not None:  # trained on it: keep the learned vector, refresh the filterable fields
+        vector = artifact.embeddings[row][None, :]
+    else:
+        features = build_movie_features(
+            catalogue.titles,
+            catalogue.years,
+            catalogue.genres,
+            vocabulary=artifact.vocabulary,
+            genre_names=artifact.genre_names,
+        )
+        vector = cold_start_embeddings(network, features)
+    # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.
+    hits = [h for h in vector_store().search(vector, NEIGHBORS + 1)[0] if h.movie_id != movie_id][:NEIGHBORS]
+    vector_store().upsert_movies(
+        MovieVectors(
+            catalogue.movie_ids,
+            vector,
+            np.array([catalogue.years[0] or 0], dtype=np.int32),
+            catalogue.genres,
+            np.array([[h.movie_id for h in hits]], dtype=np.int64),
+            np.array([[h.score for h in hits]], dtype=np.float32),
+        )
+    )
+    return True
+
+
+def remove_movies(movie_ids: list[int]) -> None:
+    """Deleted movies leave the live collection (the next publish leaves them out anyway)."""
+    from recommender.serving import forget_live_run, vector_store
+
+    if movie_ids and vector_store().live_collection():
+        vector_store().delete_movies(movie_ids)
+        forget_live_run()
+
+
+def resync_movie_vectors() -> int:
+    """Movies added or edited since the last sweep get their vector again (embed_movie is an idempotent upsert),
+    so a message lost while Redis was down costs at most one sweep period."""
+    from recommender.serving import live_run
+    from recommender.vector_store import VectorStoreUnavailable
+
+    state = RecommenderState.current()
+    now = timezone.now()
+    try:
+        run = live_run()
+    except VectorStoreUnavailable:  # Milvus down: try again next sweep, from the same point
+        return 0
+    if run is None:
+        return 0
+    since = state.vectors_synced_at or run.published_at
+    if since is None:
+        return 0
+    edited = list(
+        Movie.objects.filter(updated_at__gte=since)
+        .order_by("updated_at", "id")
+        .values_list("id", "updated_at")[:RESYNC_BATCH]
+    )
+    sent = sum(outbox.send(outbox.EMBED_MOVIE, movie_id) for movie_id, _ in edited)
+    if sent == len(edited):  # all sent: next time from here (a full batch: from its last edit, to go on)
+        mark = edited[-1][1] if len(edited) == RESYNC_BATCH else now
+        RecommenderState.objects.filter(id=state.id).update(vectors_synced_at=mark)
+    return sent
+
+
+def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
+    """Each movie's exact nearest movies (ids, inner products), stored with it so a page needs no search; None
+    beyond NEIGHBOR_LISTS_MAX_MOVIES, where the all-pairs product gets slow and pages search instead."""
+    from recommender.ml.scoring import top_neighbors
+    from recommender.vector_store import NEIGHBORS
+
+    if len(movie_ids) < 2 or len(movie_ids) > NEIGHBOR_LISTS_MAX_MOVIES:
+        return None, None
+    indices, scores = top_neighbors(vectors, NEIGHBORS)  # (num_movies, <= NEIGHBORS) each
+    return movie_ids[indices], scores
+
+
+_network_cache: dict[int, object] = {}
+
+
+def live_network(run: TrainingRun) -> tuple[object, dict]:
+    """The live run's network and artifact, loaded once per process."""
+    from recommender.ml.artifact import ModelArtifact
+    from recommender.ml.features import build_movie_features
+    from recommender.ml.pinsage import PinSageNetwork
+    from recommender.ml.training import TrainingConfig
+
+    if run.id not in _network_cache:
+        artifact = ModelArtifact.load(run.artifact_path)
+        config = TrainingConfig.from_dict(artifact.config)
+        # Rows in the artifact's order, one per trained movie, deleted ones included (with empty features):
+        # the id embedding has one row per trained movie, and a deletion must not change its shape.
+        current = selectors.movie_catalogue(artifact.movie_ids.tolist())
+        found = {int(m): i for i, m in enumerate(current.movie_ids)}
+        at = [found.get(int(m)) for m in artifact.movie_ids]
+        features = build_movie_features(
+            [current.titles[i] if i is not None else "" for i in at],
+            [current.years[i] if i is not None else None for i in at],
+            [current.genres[i] if i is not None else [] for i in at],
+            vocabulary=artifact.vocabulary,
+            genre_names=artifact.genre_names,
+        )
+        network = PinSageNetwork(
+            features, config.hidden_dim, config.walk.num_layers, config.dropout, config.use_id_embedding
+        )
+        network.load_state_dict(artifact.state_dict)
+        _network_cache.clear()
+        _network_cache[run.id] = (network, artifact)
+    return _network_cache[run.id]
+
+
+def cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) -> object:
+    """Features-only vectors (as new movies get) for the catalogue rows at `positions`."""
+    from recommender.ml.embeddings import cold_start_embeddings
+    from recommender.ml.features import build_movie_features
+
+    network, artifact = live_network(run)
+    features = build_movie_features(
+        [catalogue.titles[i] for i in positions],
+        [catalogue.years[i] for i in positions],
+        [catalogue.genres[i] for i in positions],
+        vocabulary=artifact.vocabulary,
+        genre_names=artifact.genre_names,
+    )
+    return cold_start_embeddings(network, features)
