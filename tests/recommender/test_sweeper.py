@@ -47,6 +47,18 @@ def test_a_lost_publish_is_sent_again_up_to_the_cap(sent: dict, settings: object
     assert TrainingRun.objects.get(id=lost.id).publish_attempts == 3
 
 
+def test_a_queued_run_whose_message_was_lost_is_sent_again(sent: dict, settings: object) -> None:
+    settings.RETRAIN_RESEND_AFTER_S = 300
+    lost = TrainingRun.objects.create(reason="test")  # queued while the broker was down: no message anywhere
+    TrainingRun.objects.filter(id=lost.id).update(created_at=timezone.now() - timedelta(minutes=10))
+    TrainingRun.objects.create(reason="just queued")  # its message may still be on its way
+    tasks.sweep()
+    assert sent["train_model"] == [lost.id]
+    TrainingRun.objects.filter(id=lost.id).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    tasks.sweep()
+    assert sent["train_model"] == [lost.id], "a claimed run is not sent again"
+
+
 def test_what_should_not_go_live_is_never_resent(sent: dict) -> None:
     _succeeded(30, held_back_reason="worse than the live run")
     tasks.sweep()
