@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,36 @@ def manage(*args: str) -> str:
     return done.stdout
 
 
-def time_import(directory: Path) -> tuple[float, str]:
+def time_import(directory: Path) -> tuple[float, str, float]:
+    """Seconds, output and the peak resident memory (MB) of the import's process."""
     started = time.perf_counter()
     output = manage("import_movielens", str(directory), "--no-progress")
-    return time.perf_counter() - started, output
+    return time.perf_counter() - started, output, peak_child_mb()
+
+
+def peak_child_mb() -> float:
+    """The largest resident set of any child so far (ru_maxrss is in kB on Linux); each import is a new child."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+SERVER_SETTINGS = (
+    "innodb_buffer_pool_size",
+    "innodb_log_file_size",
+    "innodb_flush_log_at_trx_commit",
+    "innodb_doublewrite",
+    "max_allowed_packet",
+    "version",
+)
+
+
+def server_settings() -> dict[str, str]:
+    """The MariaDB settings both the import and LOAD DATA ran under (the bench changes none of them)."""
+    cursor = mysql().cursor()
+    cursor.execute(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + ", ".join(["%s"] * len(SERVER_SETTINGS)) + ")",
+        SERVER_SETTINGS,
+    )
+    return dict(cursor.fetchall())
 
 
 BARE_TABLE = "CREATE TABLE bare_ratings (user_id INT, movie_id INT, stars DECIMAL(2,1), ts BIGINT) ENGINE=InnoDB"
@@ -113,12 +140,24 @@ def main() -> None:
         help="folder holding ml-100k/ and ml-latest-small/",
     )
     parser.add_argument("--skip-1m", action="store_true", help="leave out the generated 1M data set")
+    parser.add_argument(
+        "--generated",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also a folder written by bench/generate_movielens.py (the ml-25m layout); may be repeated",
+    )
+    parser.add_argument("--only-generated", action="store_true", help="leave out the real and 1M sets")
     args = parser.parse_args()
     data_root = Path(args.data_root)
     cases = [
         ("ml-100k", data_root / "ml-100k", "u.data", "\t", False),
         ("ml-latest-small", data_root / "ml-latest-small", "ratings.csv", ",", True),
     ]
+    if args.only_generated:
+        cases, args.skip_1m = [], True
+    for folder in map(Path, args.generated):
+        cases.append((f"{folder.name} (generated)", folder, "ratings.csv", ",", True))
     workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
     if not args.skip_1m:
         generate_ml1m(workdir / "ml-1m")
@@ -130,8 +169,10 @@ def main() -> None:
             continue
         num_ratings = sum(1 for _ in (directory / ratings_file).open("rb")) - int(header)
         reset_database()
-        import_s, _ = time_import(directory)
-        rerun_s, rerun_output = time_import(directory)
+        print(f"{name}: importing {num_ratings:,} ratings", file=sys.stderr, flush=True)
+        import_s, _, import_mb = time_import(directory)
+        print(f"{name}: imported in {import_s:.0f} s; importing again", file=sys.stderr, flush=True)
+        rerun_s, rerun_output, rerun_mb = time_import(directory)
         load_s = time_load_data(directory / ratings_file, separator, header)
         indexed_s = time_load_data(directory / ratings_file, separator, header, INDEXED_TABLE)
         rows.append(
@@ -147,22 +188,33 @@ def main() -> None:
                 "ratio_import_to_load_data": round(import_s / load_s, 2),
                 "load_data_indexed_s": round(indexed_s, 2),
                 "ratio_import_to_indexed_load_data": round(import_s / indexed_s, 2),
+                "import_peak_mb": round(import_mb),
+                "rerun_peak_mb": round(rerun_mb),
             }
         )
     print_table(rows)
+    settings = server_settings()
+    print("server settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "import.json").write_text(
+    name = "import_generated.json" if args.only_generated else "import.json"
+    (RESULTS / name).write_text(
         json.dumps(
-            {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpu_count": os.cpu_count(), "rows": rows}, indent=2
+            {
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "cpu_count": os.cpu_count(),
+                "server_settings": settings,
+                "rows": rows,
+            },
+            indent=2,
         )
     )
-    print(f"\nwritten to {RESULTS / 'import.json'}")
+    print(f"\nwritten to {RESULTS / name}")
 
 
 def print_table(rows: list[dict]) -> None:
     print("import s: manage.py import_movielens end to end (process start, movies, users, ratings);")
     print("LOAD DATA s: the ratings file into a bare table; indexed s: into a table with the ratings indexes\n")
-    header = f"{'data set':20} {'ratings':>10} {'import s':>9} {'rows/s':>9} {'LOAD DATA s':>12} {'rows/s':>10} {'ratio':>6} {'indexed s':>9} {'ratio':>6} {'rerun s':>8} {'no-op':>6}"
+    header = f"{'data set':20} {'ratings':>10} {'import s':>9} {'rows/s':>9} {'LOAD DATA s':>12} {'rows/s':>10} {'ratio':>6} {'indexed s':>9} {'ratio':>6} {'rerun s':>8} {'no-op':>6} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -170,7 +222,7 @@ def print_table(rows: list[dict]) -> None:
             f"{r['dataset']:20} {r['ratings']:>10,} {r['import_s']:>9} {r['import_rows_per_s']:>9,} "
             f"{r['load_data_s']:>12} {r['load_data_rows_per_s']:>10,} {r['ratio_import_to_load_data']:>6} "
             f"{r['load_data_indexed_s']:>9} {r['ratio_import_to_indexed_load_data']:>6} "
-            f"{r['rerun_s']:>8} {str(r['rerun_unchanged']):>6}"
+            f"{r['rerun_s']:>8} {str(r['rerun_unchanged']):>6} {r.get('import_peak_mb', 0):>8}"
         )
 
 

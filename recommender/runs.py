@@ -225,7 +225,7 @@ def save_artifact(run_id: int, outcome: object, prepared: object, config: object
     return ModelArtifact(
         state_dict=outcome.result.network.state_dict(),
         config=config.as_dict(),
-        movie_ids=prepared.full_graph.movie_ids,
+        movie_ids=prepared.catalogue.movie_ids,
         vocabulary=prepared.features.vocabulary,
         genre_names=prepared.features.genre_names,
         embeddings=outcome.embeddings,

@@ -9,7 +9,7 @@ from recommender.ml import evaluation
 from recommender.ml.data import Catalogue, Interactions
 from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.features import MovieFeatures, build_movie_features
-from recommender.ml.graph import InteractionGraph, build_interaction_graph
+from recommender.ml.graph import EdgeWeighting, InteractionGraph, build_interaction_graph
 from recommender.ml.sampling import UserSequences, importance_neighborhoods
 from recommender.ml.scoring import ScoringConfig, top_neighbors
 from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
@@ -28,8 +28,13 @@ class Prepared:
     catalogue: Catalogue
     split: evaluation.Split
     train_graph: InteractionGraph  # train ratings only: what the model may learn from
-    full_graph: InteractionGraph  # every rating: what published embeddings are computed over
     features: MovieFeatures  # with train rating counts as the degree feature
+    edges: EdgeWeighting
+
+    def full_graph(self) -> InteractionGraph:
+        """Every rating: what published embeddings are computed over. Built when publishing, after training,
+        so the two graphs are never in memory together (at 25M ratings each is a few GB)."""
+        return build_interaction_graph(self.interactions, self.catalogue.movie_ids, self.edges)
 
 
 @dataclass
@@ -63,7 +68,13 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
     users = np.searchsorted(user_ids, interactions.user_ids)
     movies = np.searchsorted(catalogue.movie_ids, interactions.movie_ids)
     split = evaluation.leave_last_out(
-        users, movies, interactions.stars, interactions.timestamps, len(user_ids), len(catalogue.movie_ids)
+        users,
+        movies,
+        interactions.stars,
+        interactions.timestamps,
+        len(user_ids),
+        len(catalogue.movie_ids),
+        config.eval_users,
     )
     train_users, train_movies, train_stars, train_times = split.train
     train = Interactions(user_ids[train_users], catalogue.movie_ids[train_movies], train_stars, train_times)
@@ -74,8 +85,8 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
         catalogue,
         split,
         build_interaction_graph(train, catalogue.movie_ids, config.edges),
-        build_interaction_graph(interactions, catalogue.movie_ids, config.edges),
         features,
+        config.edges,
     )
 
 
@@ -111,7 +122,7 @@ def fit_pinsage(
 
 def published_embeddings(network: object, prepared: Prepared, config: TrainingConfig) -> np.ndarray:
     """Vectors over every rating: neighbourhoods and degree features of the full graph, the trained weights."""
-    full = importance_neighborhoods(prepared.full_graph, config.walk, config.seed)
+    full = importance_neighborhoods(prepared.full_graph(), config.walk, config.seed)
     counts = np.bincount(
         np.searchsorted(prepared.catalogue.movie_ids, prepared.interactions.movie_ids),
         minlength=len(prepared.catalogue.movie_ids),

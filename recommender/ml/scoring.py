@@ -20,6 +20,7 @@ class ScoringConfig:
     star_power: float = 1.0  # weight *= (stars / 5) ** star_power
     min_stars: float = 0.0  # ratings below this are not evidence (0: all are); when none qualifies, all are
     max_source_share: float = 0.5  # at most this share of a list may have one liked movie as main contributor
+    sharpness: float = 0.0  # > 0: a neighbour counts exp((similarity - 1) / sharpness), not its similarity
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def rank(
 
     neighbor_ids/scores: (len(evidence.movies), >= n) each evidence movie's nearest movies, best first,
     -1 padded; only the first `neighbors_per_item` are read. A candidate's score is the sum over the
-    evidence of weight * similarity; rated movies are never returned; ties go
+    evidence of weight * similarity (or of weight * exp((similarity - 1) / sharpness)); rated movies are never returned; ties go
     to the smaller movie key; a candidate's source is its largest contributor among liked movies; beyond
     `max_source_share * k` picks (at least 1) of one source, its further picks go after every other
     candidate (so they appear only when nothing else is left)."""
@@ -115,6 +116,8 @@ def rank(
     ids, sims = neighbor_ids[:, :n], neighbor_scores[:, :n]
     width = ids.shape[1]
     users = np.repeat(evidence.users, width)
+    if config.sharpness > 0:  # a kernel: a candidate very close to one history movie beats one near many
+        sims = np.exp((sims.astype(np.float64) - 1.0) / config.sharpness)
     candidates, parts = ids.ravel(), (evidence.weights[:, None] * sims).ravel().astype(np.float64)
     sources, liked = np.repeat(evidence.movies, width), np.repeat(evidence.liked, width)
     span = int(max(candidates.max(initial=0), histories.movies.max(initial=0))) + 1

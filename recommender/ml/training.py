@@ -40,6 +40,7 @@ class TrainingConfig:
     use_id_embedding: bool = True
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     plateau_decay: float = 1.0  # < 1: the learning rate is multiplied by it after each epoch that does not improve
+    eval_users: int = 5000  # users held out for validation and test, a fixed sample beyond this many (0: all)
     seed: int = 0
     device: str = "cpu"
 

@@ -45,6 +45,24 @@ def test_leave_last_out_holds_out_the_last_two_by_time() -> None:
     assert sorted(zip(split.train[0].tolist(), split.train[1].tolist())) == [(0, 6), (0, 8), (1, 1), (1, 2)]
 
 
+def test_beyond_max_users_a_fixed_sample_is_held_out_and_the_rest_train_on_everything() -> None:
+    num_users = 50
+    users = np.repeat(np.arange(num_users), 4)
+    movies = np.tile(np.arange(4), num_users)
+    times = np.tile(np.arange(4), num_users)
+    stars = np.ones(len(users), dtype=np.float32)
+    split = evaluation.leave_last_out(users, movies, stars, times, num_users, 4, max_users=10)
+    held = np.flatnonzero(split.test >= 0)
+    assert len(held) == 10 and np.array_equal(held, np.flatnonzero(split.validation >= 0))
+    assert np.array_equal(split.test[held], np.full(10, 3)) and np.array_equal(split.validation[held], np.full(10, 2))
+    per_user = np.bincount(split.train[0], minlength=num_users)
+    assert (per_user[held] == 2).all() and (np.delete(per_user, held) == 4).all()
+    again = evaluation.leave_last_out(users, movies, stars, times, num_users, 4, max_users=10)
+    assert np.array_equal(np.flatnonzero(again.test >= 0), held)  # the same users on every run and seed
+    everyone = evaluation.leave_last_out(users, movies, stars, times, num_users, 4, max_users=100)
+    assert (everyone.test >= 0).all()
+
+
 def test_ease_ranks_the_co_rated_movie_first() -> None:
     # Users 0-9 rate movies 0 and 1 together, users 10-19 rate 2 and 3; users 20-29 have seen only 0 or 2.
     users = [u for u in range(10) for _ in (0, 1)] + [u for u in range(10, 20) for _ in (2, 3)] + list(range(20, 30))
