@@ -50,6 +50,7 @@ def vector_store() -> VectorStore:
             settings.MILVUS_TIMEOUT_S,
             settings.MILVUS_ALIAS,
             breaker_s=settings.MILVUS_BREAKER_S,
+            replicas=settings.MILVUS_REPLICAS,
         )
     return _store
 

@@ -65,9 +65,18 @@ READS = frozenset({"describe_alias", "get", "search", "describe_collection", "co
 
 class VectorStore:
     def __init__(
-        self, uri: str, token: str = "", timeout: float = 2.0, alias: str = ALIAS, breaker_s: float = 0.0
+        self,
+        uri: str,
+        token: str = "",
+        timeout: float = 2.0,
+        alias: str = ALIAS,
+        breaker_s: float = 0.0,
+        replicas: int = 1,
     ) -> None:
         self.uri = uri
+        # In-memory replicas of each loaded collection, spread over a cluster's query nodes (searches scale
+        # with them); 1 on milvus-lite and a standalone server, which have one query node.
+        self.replicas = replicas
         self.token = token
         self.timeout = timeout
         self.alias = alias  # also names the run collections, so deployments sharing a Milvus stay apart
@@ -143,7 +152,10 @@ class VectorStore:
         with self._calls("load_collection") as client:
             state = client.get_load_state(name, timeout=self.timeout).get("state")
             if str(state).split(".")[-1] != "Loaded":
-                client.load_collection(name, timeout=max(self.timeout, 30))
+                client.load_collection(name, timeout=max(self.timeout, 30), **self._load_options())
+
+    def _load_options(self) -> dict:
+        return {"replica_number": self.replicas} if self.replicas > 1 else {}
 
     def get_vectors(self, movie_ids: list[int]) -> dict[int, np.ndarray]:
         if not movie_ids:
@@ -235,7 +247,7 @@ class VectorStore:
                 client.upsert(name, _rows(movies, slice(start, start + batch_size)), timeout=max(self.timeout, 30))
             client.flush(name, timeout=max(self.timeout, 60))
             client.create_index(name, _index_params(client), timeout=max(self.timeout, 60))
-            client.load_collection(name, timeout=max(self.timeout, 60))
+            client.load_collection(name, timeout=max(self.timeout, 60), **self._load_options())
         self._verify(name, movies)
         self.switch_alias(name)
         return name

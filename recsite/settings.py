@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "recsite.replicas.ReplicaMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -119,6 +120,14 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", "sqlite:///var/db.sqlite3"), BASE_DIR)}
+# A read replica for the pages' reads (recsite/replicas.py); writes, workers and admin stay on the primary.
+if env_str("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = {
+        **database_from_url(env_str("DATABASE_REPLICA_URL"), BASE_DIR),
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASE_ROUTERS = ["recsite.replicas.ReplicaRouter"]
+REPLICA_STICKY_S = env_int("REPLICA_STICKY_S", 10)  # after a write, that browser reads the primary this long
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -186,7 +195,6 @@ CELERY_TASK_ACKS_LATE = True
 # Training alone asks for redelivery (with its attempts cap); the sweeper resends any other lost work.
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Training runs one at a time on its own queue and worker (shared/PITFALLS.md 3).
 CELERY_TASK_ROUTES = {"recommender.tasks.train_model": {"queue": "training"}}
@@ -218,6 +226,7 @@ MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
 # After a failed Milvus read, pages fall back at once for this long before one tries Milvus again.
 MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 10)
+MILVUS_REPLICAS = env_int("MILVUS_REPLICAS", 1)  # in-memory replicas per collection on a Milvus cluster
 MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")
 SERVE_FROM_NEIGHBOR_LISTS = env_bool("SERVE_FROM_NEIGHBOR_LISTS", True)
 

@@ -197,3 +197,10 @@ def test_a_hung_server_costs_one_timeout_then_reads_fail_at_once_until_the_break
     time.sleep(max(0.0, store._open_until - time.monotonic()) + 0.2)
     assert store.search(query, 1)[0][0].movie_id == 1  # the window passed: one read tries, and it works
     assert store._open_until == 0.0
+
+
+def test_collections_load_with_the_configured_replicas() -> None:
+    from recommender.vector_store import VectorStore
+
+    assert VectorStore("http://127.0.0.1:9")._load_options() == {}  # milvus-lite and standalone: one query node
+    assert VectorStore("http://127.0.0.1:9", replicas=3)._load_options() == {"replica_number": 3}
