@@ -113,6 +113,22 @@ def test_rank_sums_weighted_similarities_drops_rated_and_credits_the_main_liked_
     assert ranked.scores[0, 0] == pytest.approx(0.9) and ranked.sources[0].tolist()[:3] == [7, 7, 9]
 
 
+def test_a_sharp_kernel_prefers_one_close_neighbour_to_several_loose_ones() -> None:
+    history = one_user([7, 9], [5.0, 5.0], [1, 2])
+    evidence = Evidence(
+        np.array([0, 0]), np.array([7, 9]), np.array([1.0, 1.0], dtype=np.float32), np.array([True, True])
+    )
+    ids = np.array([[1, 2], [2, 3]])  # 1 is very close to 7; 2 is fairly close to both
+    sims = np.array([[0.95, 0.6], [0.6, 0.1]], dtype=np.float32)
+    plain = ScoringConfig(neighbors_per_item=2, max_source_share=1.0)
+    assert rank(evidence, ids, sims, history, plain, 3).movies[0].tolist() == [2, 1, 3]  # 1.2 against 0.95
+    sharp = rank(
+        evidence, ids, sims, history, ScoringConfig(neighbors_per_item=2, max_source_share=1.0, sharpness=0.1), 3
+    )
+    assert sharp.movies[0].tolist() == [1, 2, 3]  # exp(-0.5) against 2 exp(-4)
+    assert sharp.scores[0, 0] == pytest.approx(np.exp(-0.5), rel=1e-5)
+
+
 def test_a_badly_rated_movie_may_count_but_is_never_credited() -> None:
     history = one_user([7, 9], [5.0, 1.0], [1, 2])
     config = ScoringConfig(
