@@ -108,13 +108,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     run = live_run()
     if run is None:
         return None
-    scoring = ScoringConfig(
-        **{
-            key: value
-            for key, value in run.config.get("scoring", {}).items()
-            if key in ScoringConfig.__dataclass_fields__
-        }
-    )
+    scoring = ScoringConfig.stored(run.config.get("scoring", {}))
     histories = Histories(
         np.array([0, len(history)]),
         np.array([h[0] for h in history], dtype=np.int64),

@@ -108,7 +108,8 @@ def test_rank_sums_weighted_similarities_drops_rated_and_credits_the_main_liked_
     )
     ids = np.array([[1, 2, 9], [2, 3, 7]])
     sims = np.array([[0.9, 0.5, 0.3], [0.8, 0.4, 0.3]], dtype=np.float32)
-    ranked = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=3, max_source_share=1.0), 5)
+    plain = ScoringConfig(neighbors_per_item=3, max_source_share=1.0, sharpness=0.0)
+    ranked = rank(evidence, ids, sims, history, plain, 5)
     assert ranked.movies[0].tolist() == [2, 1, 3, -1, -1]  # 2: 0.5 + 0.4; rated 7 and 9 never appear
     assert ranked.scores[0, 0] == pytest.approx(0.9) and ranked.sources[0].tolist()[:3] == [7, 7, 9]
 
@@ -120,13 +121,23 @@ def test_a_sharp_kernel_prefers_one_close_neighbour_to_several_loose_ones() -> N
     )
     ids = np.array([[1, 2], [2, 3]])  # 1 is very close to 7; 2 is fairly close to both
     sims = np.array([[0.95, 0.6], [0.6, 0.1]], dtype=np.float32)
-    plain = ScoringConfig(neighbors_per_item=2, max_source_share=1.0)
+    plain = ScoringConfig(neighbors_per_item=2, max_source_share=1.0, sharpness=0.0)
     assert rank(evidence, ids, sims, history, plain, 3).movies[0].tolist() == [2, 1, 3]  # 1.2 against 0.95
     sharp = rank(
         evidence, ids, sims, history, ScoringConfig(neighbors_per_item=2, max_source_share=1.0, sharpness=0.1), 3
     )
     assert sharp.movies[0].tolist() == [1, 2, 3]  # exp(-0.5) against 2 exp(-4)
     assert sharp.scores[0, 0] == pytest.approx(np.exp(-0.5), rel=1e-5)
+
+
+def test_a_run_stored_before_the_kernel_is_served_without_it() -> None:
+    from dataclasses import asdict
+
+    stored = asdict(ScoringConfig(neighbors_per_item=20, sharpness=0.0))
+    del stored["sharpness"]  # the tuned rule as an older run stored it
+    assert ScoringConfig.stored(stored).sharpness == 0.0 and ScoringConfig.stored(stored).neighbors_per_item == 20
+    assert ScoringConfig.stored({**stored, "sharpness": 0.2}).sharpness == 0.2
+    assert ScoringConfig.stored({}) == ScoringConfig()  # nothing stored: today's defaults
 
 
 def test_a_badly_rated_movie_may_count_but_is_never_credited() -> None:
