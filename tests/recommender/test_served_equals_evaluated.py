@@ -20,8 +20,14 @@ STARS = ["1", "2", "2.5", "3.5", "4", "4.5", "5"]
 @pytest.mark.parametrize(
     "scoring",
     [
-        {"neighbors_per_item": 20, "min_stars": 0.0, "recency_half_life": 2.0},
-        {"neighbors_per_item": 100, "min_stars": 3.5, "recency_half_life": 20.0, "max_source_share": 0.25},
+        {"neighbors_per_item": 20, "min_stars": 0.0, "recency_half_life": 2.0, "sharpness": 0.2},
+        {
+            "neighbors_per_item": 100,
+            "min_stars": 3.5,
+            "recency_half_life": 20.0,
+            "max_source_share": 0.25,
+            "sharpness": 0.0,
+        },
     ],
 )
 def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
