@@ -183,8 +183,11 @@ def main() -> None:
         import_s, _, import_mb = time_import(directory)
         print(f"{name}: imported in {import_s:.0f} s; importing again", file=sys.stderr, flush=True)
         rerun_s, rerun_output, rerun_mb = time_import(directory)
+        print(f"{name}: rerun in {rerun_s:.0f} s; LOAD DATA into a bare table", file=sys.stderr, flush=True)
         load_s = time_load_data(directory / ratings_file, separator, header)
+        print(f"{name}: LOAD DATA {load_s:.0f} s; into an indexed table", file=sys.stderr, flush=True)
         indexed_s = time_load_data(directory / ratings_file, separator, header, INDEXED_TABLE)
+        print(f"{name}: indexed LOAD DATA {indexed_s:.0f} s", file=sys.stderr, flush=True)
         rows.append(
             {
                 "dataset": name,
