@@ -42,7 +42,16 @@ def main() -> None:
         print(f"{name}: {len(interactions):,} ratings read in {read_s:.0f} s", flush=True)
         started = time.perf_counter()
         prepared = prepare(interactions, catalogue, config)
-        outcome = fit_pinsage(prepared, config)
+        print(f"{name}: prepared in {time.perf_counter() - started:.0f} s", flush=True)
+        outcome = fit_pinsage(
+            prepared,
+            config,
+            lambda r, name=name: print(
+                f"{name} epoch {r.epoch}: {r.seconds:.0f} s, val HR@10 {r.validation['hr@10']:.4f}, "
+                f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
+                flush=True,
+            ),
+        )
         total = time.perf_counter() - started
         history = outcome.result.history
         reports[name] = {
