@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
 from movies import search
@@ -121,15 +121,24 @@ def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
     integer, epoch = (
         ("SIGNED", "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', rated_at)")
         if connection.vendor == "mysql"
-        else ("INTEGER", "CAST(strftime('%s', rated_at) AS INTEGER)")
+        else ("INTEGER", "CAST(strftime('%%s', rated_at) AS INTEGER)")  # %% : the query has parameters
     )
-    parts = [np.zeros((0, 4), dtype=np.int64)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT user_id, movie_id, CAST(ROUND(stars * 2) AS {integer}), {epoch} FROM {Rating._meta.db_table}"
-        )
-        while rows := cursor.fetchmany(chunk_rows):
-            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 4))
+    # One query per chunk, by primary key: mysqlclient's cursor holds a whole result set in Python objects (about
+    # 7 GB at 25M ratings), so one SELECT with fetchmany would not bound the memory. One transaction: on InnoDB,
+    # the chunks read one consistent snapshot.
+    sql = (
+        f"SELECT id, user_id, movie_id, CAST(ROUND(stars * 2) AS {integer}), {epoch} FROM {Rating._meta.db_table} "
+        "WHERE id > %s ORDER BY id LIMIT %s"
+    )
+    parts, last = [np.zeros((0, 4), dtype=np.int64)], 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        while True:
+            cursor.execute(sql, [last, chunk_rows])
+            block = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 5)
+            if not len(block):
+                break
+            last = int(block[-1, 0])
+            parts.append(block[:, 1:])
     columns = np.concatenate(parts)
     return Interactions(
         columns[:, 0].copy(), columns[:, 1].copy(), (columns[:, 2] / 2).astype(np.float32), columns[:, 3].copy()

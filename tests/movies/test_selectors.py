@@ -25,7 +25,13 @@ def test_ratings_for_training_reads_the_exact_values_as_arrays() -> None:
     ]:
         Rating.objects.create(user=users[u], movie=movies[m], stars=Decimal(stars), rated_at=when)
         expected.append((users[u].id, movies[m].id, float(stars), int(when.timestamp())))
-    got = selectors.ratings_for_training(chunk_rows=3)  # more than one chunk
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        got = selectors.ratings_for_training(chunk_rows=3)  # more than one chunk
+    reads = [q["sql"] for q in queries.captured_queries if "LIMIT" in q["sql"]]
+    assert len(reads) == 3  # 3 + 1 rows, then nothing: only a chunk is ever held by the driver
     rows = sorted(zip(got.user_ids.tolist(), got.movie_ids.tolist(), got.stars.tolist(), got.timestamps.tolist()))
     assert rows == sorted(expected)
     assert got.user_ids.dtype == np.int64 and got.stars.dtype == np.float32 and got.timestamps.dtype == np.int64
