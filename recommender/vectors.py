@@ -2,7 +2,6 @@
 live model, deleted movies leaving Milvus, each movie's stored neighbour list, and the sweep that resends lost
 vector work. A training run's own publish (recommender.runs) writes through the same lease."""
 
-import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from movies.models import Movie
 from recommender import outbox
 from recommender.models import RecommenderState, TrainingRun
 
-logger = logging.getLogger(__name__)
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 RESYNC_BATCH = 1000
 
