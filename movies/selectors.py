@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, QuerySet
 
 from movies import search
@@ -124,14 +124,14 @@ def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
         else ("INTEGER", "CAST(strftime('%%s', rated_at) AS INTEGER)")  # %% : the query has parameters
     )
     # One query per chunk, by primary key: mysqlclient's cursor holds a whole result set in Python objects (about
-    # 7 GB at 25M ratings), so one SELECT with fetchmany would not bound the memory. One transaction: on InnoDB,
-    # the chunks read one consistent snapshot.
+    # 7 GB at 25M ratings), so one SELECT with fetchmany would not bound the memory. No transaction around it
+    # (SQLite's would be IMMEDIATE, a write lock for the whole read): a rating added meanwhile has a larger id.
     sql = (
         f"SELECT id, user_id, movie_id, CAST(ROUND(stars * 2) AS {integer}), {epoch} FROM {Rating._meta.db_table} "
         "WHERE id > %s ORDER BY id LIMIT %s"
     )
     parts, last = [np.zeros((0, 4), dtype=np.int64)], 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         while True:
             cursor.execute(sql, [last, chunk_rows])
             block = np.array(cursor.fetchall(), dtype=np.int64).reshape(-1, 5)

@@ -68,7 +68,7 @@ class EpochRecord:
     seconds: float
     batches_per_second: float
     validation: dict[str, float]
-    learning_rate: float = 0.0  # the rate this epoch trained at
+    learning_rate: float  # the rate this epoch trained at
 
 
 @dataclass
