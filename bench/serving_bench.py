@@ -63,9 +63,14 @@ def vector_latency(num_queries: int) -> dict:
 def session_cookies(num_users: int) -> list[str]:
     """Session cookies for imported users, made directly (they have no usable password)."""
     from django.contrib.auth import get_user_model
+    from django.db.models import Exists, OuterRef
     from signed_in import session_key_for
 
-    users = get_user_model().objects.filter(ratings__isnull=False).distinct().order_by("id")[:num_users]
+    from movies.models import Rating
+
+    # EXISTS stops at a user's first rating; a join with DISTINCT would read all 25M at that size.
+    has_rated = Exists(Rating.objects.filter(user=OuterRef("pk")))
+    users = get_user_model().objects.filter(has_rated).order_by("id")[:num_users]
     return [session_key_for(user) for user in users]
 
 
@@ -153,6 +158,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests-per-client", type=int, default=25)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--label", default="", help="what the database holds, for the table (e.g. ml-25m)")
+    parser.add_argument("--output", default="serving", help="file stem under bench/results/")
+    parser.add_argument(
+        "--compare-to",
+        help="file stem of an earlier result (another data set, same machine, just before or after): print this "
+        "run's p50 and pages/s as ratios of that one's, and keep them in this result",
+    )
     args = parser.parse_args()
     import django
 
@@ -164,8 +176,13 @@ def main() -> None:
         name: page_latency(cookies, args.clients, args.requests_per_client, args.workers, from_lists)
         for name, from_lists in (("stored_lists", True), ("milvus_search", False))
     }
+    from movies.models import Movie, Rating
+
     report = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "label": args.label,
+        "num_movies": Movie.objects.count(),
+        "num_ratings": Rating.objects.count(),
         "cpu_count": os.cpu_count(),
         "milvus_uri": os.environ.get("MILVUS_URI", "default"),
         "vectors": vectors,
@@ -189,8 +206,26 @@ def main() -> None:
             f"{row['p99_ms']:>8} {row['requests_per_s']:>6} {row['errors']:>6}"
         )
     print(f"  searching / stored lists, p50: {report['search_over_lists_p50']}x")
+    if args.compare_to:
+        report["compared_to"] = compare(report, json.loads((RESULTS / f"{args.compare_to}.json").read_text()))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serving.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=2))
+
+
+def compare(report: dict, other: dict) -> dict:
+    """This run's 'For you' p50 and pages/s over another's, per way of serving (1.0: the same)."""
+    other_name = other.get("label") or other["measured_at"]
+    print(f"'For you' against {other_name} ({other.get('num_ratings', 0):,} ratings, measured {other['measured_at']}):")
+    print(f"  {'':16} {'p50 ratio':>9} {'pages/s ratio':>13}")
+    ratios = {}
+    for name, row in report["for_you_page"].items():
+        theirs = other["for_you_page"][name]
+        ratios[name] = {
+            "p50_ratio": round(row["p50_ms"] / theirs["p50_ms"], 2),
+            "pages_per_s_ratio": round(row["requests_per_s"] / theirs["requests_per_s"], 2),
+        }
+        print(f"  {name:16} {ratios[name]['p50_ratio']:>9} {ratios[name]['pages_per_s_ratio']:>13}")
+    return {"label": other_name, "measured_at": other["measured_at"], "for_you_page": ratios}
 
 
 if __name__ == "__main__":

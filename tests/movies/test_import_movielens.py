@@ -244,3 +244,30 @@ def test_users_that_would_not_fit_the_columns_are_reported(fixtures_dir: Path, t
     for line_no in range(first, first + 4):
         assert f"users.dat, line {line_no}:" in output, output
     assert Profile.objects.filter(movielens_user_id=13).exists()
+
+
+def test_a_failed_write_stops_the_reader_and_keeps_the_batches_before_it(
+    fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ratings are parsed in a thread ahead of the writer; when a write fails, the reader thread ends with the
+    command, the batches written before stay, and nothing after the failed one is written."""
+    import threading
+
+    from movies import importing
+
+    directory = copy_dataset(fixtures_dir, "ml-100k", tmp_path)
+    written = []
+    real_write = importing._write_rating_batch
+
+    def write_twice_then_fail(records: list, *args: object) -> None:
+        if len(written) == 2:
+            raise RuntimeError("the database went away")
+        written.append(len(records))
+        real_write(records, *args)
+
+    monkeypatch.setattr(importing, "_write_rating_batch", write_twice_then_fail)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_import(str(directory), "--batch-size", "2")
+    assert written == [2, 2]
+    assert Rating.objects.count() == 4
+    assert not [t for t in threading.enumerate() if t.name == "import-reader"]
