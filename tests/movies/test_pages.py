@@ -171,3 +171,24 @@ def test_two_concurrent_submits_leave_one_rating_holding_one_of_them(bob, catalo
     assert not errors
     ratings = Rating.objects.filter(user=bob, movie=movie)
     assert ratings.count() == 1 and ratings.get().stars in {Decimal("2.5"), Decimal("4.0")}
+
+
+@requires_milvus
+def test_personal_pages_read_no_aggregate_over_the_ratings_table(client: Client, alice, live_embeddings) -> None:
+    """At 25M ratings an aggregate over the table is a scan: 'For you' and the recommendations API read only
+    the person's own ratings (by user, on the (user, movie) index), and counts and means from the movies table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(alice)
+    for url in ("/for-you/", "/api/recommendations/"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200
+        assert "Robot Garden" in response.content.decode(), url  # personal picks, not the popular fallback
+        over_ratings = [q["sql"] for q in queries if "movies_rating" in q["sql"]]
+        assert over_ratings, url  # the page did read the person's ratings
+        not_by_user = [s for s in over_ratings if f'"user_id" = {alice.id}' not in s.replace("`", '"')]
+        assert not not_by_user, (url, not_by_user)
+        grouped = [s for s in over_ratings if "GROUP BY" in s.upper()]
+        assert not grouped, (url, grouped)
