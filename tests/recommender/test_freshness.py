@@ -4,7 +4,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
@@ -182,3 +182,16 @@ def test_after_a_rollback_the_gate_compares_with_the_run_really_live(
     # The last published run (second, 0.01) would wave it through; the run really live (first, 0.30) does not.
     assert runs.is_worse_than_live(candidate)
     serving.forget_live_run()
+
+
+@requires_milvus
+def test_the_publish_command_makes_the_latest_run_live_once(store, trained) -> None:
+    out = StringIO()
+    call_command("publish_embeddings", stdout=out)
+    assert f"Run {trained.id} is live as " in out.getvalue()
+    assert serving.live_run().id == trained.id
+    again = StringIO()
+    call_command("publish_embeddings", "--if-needed", stdout=again)
+    assert again.getvalue().strip() == f"Run {trained.id} is already live."
+    with pytest.raises(CommandError, match="no succeeded training run"):
+        call_command("publish_embeddings", str(trained.id + 100), stdout=StringIO())

@@ -4,6 +4,7 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
+from recommender import runs
 from recommender.models import TrainingRun
 from recommender.serving import live_run
 from recommender.vector_store import PublishFailed, VectorStoreUnavailable
@@ -21,8 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--if-needed", action="store_true", help="do nothing when that run is already live")
 
     def handle(self, *args: object, **options: object) -> None:
-        runs = TrainingRun.objects.succeeded()
-        run = runs.filter(id=options["run"]).first() if options["run"] else runs.first()
+        succeeded = TrainingRun.objects.succeeded()
+        run = succeeded.filter(id=options["run"]).first() if options["run"] else succeeded.first()
         if run is None:
             raise CommandError("no succeeded training run to publish; train one with manage.py train_recommender")
         try:
