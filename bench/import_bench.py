@@ -187,7 +187,7 @@ def main() -> None:
         reset_database()
         print(f"{name}: importing {num_ratings:,} ratings", file=sys.stderr, flush=True)
         import_s, _, import_mb = time_import(directory)
-        print(f"{name}: imported in {import_s:.0f} s; importing again", file=sys.stderr, flush=True)
+        print(f"{name}: imported in {import_s:.0f} s", file=sys.stderr, flush=True)
         rerun_s, rerun_output = None, ""
         if not args.no_rerun:
             rerun_s, rerun_output, _ = time_import(directory)  # its peak would be the running maximum again

@@ -513,26 +513,42 @@ def _unknown_reference(record: RatingRecord, movie_ids: dict[int, int], user_ids
 def _write_rating_batch(
     records: list[RatingRecord], movie_ids: dict[int, int], user_ids: dict[int, int], report: ImportReport
 ) -> None:
-    """Stage the batch, then insert new ratings and update changed ones in two set-based statements."""
+    """Stage the batch, insert the ratings that are new, then (only when some staged ones were there already)
+    update those that differ: two set-based statements at most, one on a first import."""
     rows = [(user_ids[r.movielens_user_id], movie_ids[r.movielens_id], f"{r.stars:.1f}", r.timestamp) for r in records]
     if not rows:
         return
+    num_staged = len({(user, movie) for user, movie, _, _ in rows})  # staging keeps a repeated pair's last line
     with connection.cursor() as cursor:
         _stage_ratings(cursor, rows)
-        differs = (
-            f"FROM {_STAGE} s LEFT JOIN {_RATING} r ON r.user_id = s.user_id AND r.movie_id = s.movie_id "
-            f"WHERE r.id IS NULL OR r.stars <> s.stars OR r.rated_at <> {_stage_time()}"
+        cursor.execute(
+            f"INSERT INTO {_RATING} (user_id, movie_id, stars, rated_at) "
+            f"SELECT s.user_id, s.movie_id, s.stars, {_stage_time()} FROM {_STAGE} s "
+            f"LEFT JOIN {_RATING} r ON r.user_id = s.user_id AND r.movie_id = s.movie_id WHERE r.id IS NULL "
+            f"{_upsert_clause()}"  # a rating written by someone else meanwhile is updated, not an error
         )
-        cursor.execute(f"SELECT COALESCE(SUM(r.id IS NULL), 0), COUNT(*) - COALESCE(SUM(r.id IS NULL), 0) {differs}")
-        num_new, num_changed = (int(n) for n in cursor.fetchone())
-        if num_new or num_changed:
-            cursor.execute(
-                f"INSERT INTO {_RATING} (user_id, movie_id, stars, rated_at) "
-                f"SELECT s.user_id, s.movie_id, s.stars, {_stage_time()} {differs} {_upsert_clause()}"
-            )
+        num_new = cursor.rowcount
+        num_changed = 0
+        if num_new < num_staged:
+            cursor.execute(_update_changed())
+            num_changed = cursor.rowcount
     report.ratings.new += num_new
     report.ratings.changed += num_changed
     report.ratings.unchanged += len(rows) - num_new - num_changed
+
+
+def _update_changed() -> str:
+    """Ratings already there whose stars or time differ from the staged ones (the row count is theirs)."""
+    differs = f"(r.stars <> s.stars OR r.rated_at <> {_stage_time()})"
+    if connection.vendor == "mysql":
+        return (
+            f"UPDATE {_RATING} r JOIN {_STAGE} s ON r.user_id = s.user_id AND r.movie_id = s.movie_id "
+            f"SET r.stars = s.stars, r.rated_at = {_stage_time()} WHERE {differs}"
+        )
+    return (
+        f"UPDATE {_RATING} AS r SET stars = s.stars, rated_at = {_stage_time()} FROM {_STAGE} AS s "
+        f"WHERE r.user_id = s.user_id AND r.movie_id = s.movie_id AND {differs}"
+    )
 
 
 _RATING = Rating._meta.db_table
@@ -555,11 +571,13 @@ def _upsert_clause() -> str:
 def _stage_ratings(cursor: object, rows: list[tuple[int, int, str, int]]) -> None:
     """Fill a per-connection temporary table with the batch; a repeated (user, movie) keeps the last line."""
     if connection.vendor == "mysql":
+        # Made anew for each batch: dropping a temporary table is instant where deleting its rows is not (a
+        # fifth of the server's time at 25M ratings), and neither commits the batch's transaction.
+        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {_STAGE}")
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (user_id BIGINT NOT NULL, movie_id BIGINT NOT NULL, "
+            f"CREATE TEMPORARY TABLE {_STAGE} (user_id BIGINT NOT NULL, movie_id BIGINT NOT NULL, "
             f"stars DECIMAL(2,1) NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (user_id, movie_id))"
         )
-        cursor.execute(f"DELETE FROM {_STAGE}")
         if _load_data_infile(cursor, rows):
             return
         cursor.executemany(f"REPLACE INTO {_STAGE} VALUES (%s, %s, %s, %s)", rows)
