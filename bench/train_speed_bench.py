@@ -98,13 +98,17 @@ def main() -> None:
     (RESULTS / f"{args.output}.json").write_text(json.dumps(reports, indent=2))
 
 
-def train_as_run(url: str, overrides: dict, threads: int) -> dict:
-    """One training run through recommender.runs, as `manage.py train_recommender` makes it, on `url`."""
+def use_database(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
     import django
 
     django.setup()
+
+
+def train_as_run(url: str, overrides: dict, threads: int) -> dict:
+    """One training run through recommender.runs, as `manage.py train_recommender` makes it, on `url`."""
+    use_database(url)
     from recommender import runs
     from recommender.models import TrainingRun
 
@@ -165,11 +169,7 @@ def train_as_run(url: str, overrides: dict, threads: int) -> dict:
 
 def read_database(url: str) -> tuple[object, object]:
     """The arrays a training run reads (chunked SQL, no model objects), from the database at `url`."""
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
-    import django
-
-    django.setup()
+    use_database(url)
     from movies import selectors
 
     return selectors.ratings_for_training(), selectors.movie_catalogue()
