@@ -278,3 +278,29 @@ def test_an_earlier_fold_drops_each_users_last_ratings_by_time() -> None:
     assert kept == [(1, 10), (1, 11), (1, 13), (2, 10)]  # user 1 loses 12 (same time as 11, larger id: later)
     assert evaluation.drop_last_ratings(data, 0) is data
     assert len(evaluation.drop_last_ratings(data, 2)) == 2
+
+
+def test_the_ranker_reads_only_the_held_out_users_histories_and_ranks_them_as_the_whole_ones_would() -> None:
+    generator = np.random.default_rng(3)
+    num_users, num_movies = 80, 50
+    users = np.repeat(np.arange(num_users), 10)
+    movies = np.concatenate([generator.choice(num_movies, 10, replace=False) for _ in range(num_users)])
+    stars = generator.choice([1.0, 3.0, 4.0, 5.0], len(users)).astype(np.float32)
+    split = evaluation.leave_last_out(
+        users, movies, stars, generator.integers(0, 4, len(users)), num_users, num_movies, 20
+    )
+    vectors = generator.normal(size=(num_movies, 8)).astype(np.float32)
+    config = ScoringConfig(neighbors_per_item=10, min_stars=0.0)
+    held = np.flatnonzero(split.validation >= 0)
+    ranker = evaluation.embedding_ranker(split, vectors, config)
+    indices, scores = top_neighbors(vectors, 10)
+    for with_validation in (False, True):
+        subset = evaluation.held_out_histories(split, with_validation)
+        assert set(subset.user_of()) == set(held)  # the 60 users outside the sample bring no rows
+        whole = evaluation.subset_histories(evaluation.split_histories(split, with_validation), held)
+        evidence = select_history(whole, config)
+        expected = rank(evidence, indices[evidence.movies], scores[evidence.movies], whole, config, 20).movies
+        assert np.array_equal(ranker(held, with_validation), expected)
+    outside = np.setdiff1d(np.arange(num_users), held)[:1]
+    with pytest.raises(ValueError, match="held-out"):
+        ranker(outside, False)
