@@ -248,6 +248,15 @@ def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
     return Histories(starts, histories.movies[take], histories.stars[take], histories.timestamps[take])
 
 
+def _histories_for(split: Split, cache: dict, users: np.ndarray, with_validation: bool) -> tuple[tuple, Histories]:
+    """Histories that hold `users`: the held-out users' alone when they are all held out (evaluation), else
+    every user's; each built once, when first asked. Returns (the cache key, the histories)."""
+    key = (with_validation, bool(np.all(split.validation[users] >= 0)))
+    if key not in cache:
+        cache[key] = (held_out_histories if key[1] else split_histories)(split, with_validation)
+    return key, cache[key]
+
+
 def embedding_ranker(
     split: Split, embeddings: np.ndarray, config: ScoringConfig, neighbors: tuple[np.ndarray, np.ndarray] | None = None
 ) -> Ranker:
@@ -255,14 +264,10 @@ def embedding_ranker(
 
     `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
     indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
-    histories: dict[bool, Histories] = {}  # built when first asked: validation never needs the test histories
+    histories: dict = {}
 
     def ranker(users: np.ndarray, with_validation: bool) -> np.ndarray:
-        if np.any(split.validation[users] < 0):
-            raise ValueError("the ranker scores only users with held-out ratings")
-        if with_validation not in histories:
-            histories[with_validation] = held_out_histories(split, with_validation)
-        chunk = subset_histories(histories[with_validation], users)
+        chunk = subset_histories(_histories_for(split, histories, users, with_validation)[1], users)
         evidence = select_history(chunk, config)
         return rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, RECALL_K).movies
 
@@ -381,16 +386,13 @@ def ease_recency_scorer(
     """EASE's item weights applied to the product's weighted recent history instead of the whole binary one."""
     base = ease_scorer(split, l2)
     config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
-    weights = {
-        v: history_weight_matrix(
-            select_history(held_out_histories(split, v), config), split.num_users, split.num_movies
-        )
-        for v in (False, True)
-    }
+    histories: dict = {}
+    weights: dict = {}
 
     def scorer(history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
-        if np.any(split.validation[users] < 0):
-            raise ValueError("the scorer scores only users with held-out ratings")
-        return base(weights[with_validation], users, with_validation)
+        key, chosen = _histories_for(split, histories, users, with_validation)
+        if key not in weights:
+            weights[key] = history_weight_matrix(select_history(chosen, config), split.num_users, split.num_movies)
+        return base(weights[key], users, with_validation)
 
     return scorer
