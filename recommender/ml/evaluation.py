@@ -36,9 +36,16 @@ class Split:
     validation_stars: np.ndarray  # (num_users,) stars of the validation rating
     validation_times: np.ndarray  # (num_users,) its timestamp
 
-    def ratings(self, include_validation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(users, movies, stars, timestamps) of train, plus each user's validation rating when asked."""
+    def ratings(
+        self, include_validation: bool, only_held_out: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(users, movies, stars, timestamps) of train, plus each user's validation rating when asked;
+        `only_held_out`: of the users with held-out ratings alone (at 25M ratings with 5,000 users held out,
+        about 3% of the rows, where the whole set costs about 1.5 GB a copy)."""
         users, movies, stars, times = self.train
+        if only_held_out:
+            keep = self.validation[users] >= 0
+            users, movies, stars, times = users[keep], movies[keep], stars[keep], times[keep]
         if not include_validation:
             return users, movies, stars, times
         has = self.validation >= 0
@@ -218,23 +225,9 @@ def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 20
     }
 
 
-def split_histories(split: Split, include_validation: bool) -> Histories:
-    return Histories.of(*split.ratings(include_validation), split.num_users)
-
-
-def held_out_histories(split: Split, include_validation: bool) -> Histories:
-    """As `split_histories`, but only the users with held-out ratings have a history; the others are empty.
-
-    At 25M ratings with 5,000 users held out that is about 3% of the rows, where the whole histories cost
-    about 1.5 GB a copy at every validation."""
-    users, movies, stars, times = split.train
-    keep = split.validation[users] >= 0
-    parts = [users[keep], movies[keep], stars[keep], times[keep]]
-    if include_validation:
-        has = np.flatnonzero(split.validation >= 0)
-        extra = [has, split.validation[has], split.validation_stars[has], split.validation_times[has]]
-        parts = [np.concatenate([part, more]) for part, more in zip(parts, extra, strict=True)]
-    return Histories.of(*parts, split.num_users)
+def split_histories(split: Split, include_validation: bool, only_held_out: bool = False) -> Histories:
+    """Every user's histories; with `only_held_out`, the users without held-out ratings have empty ones."""
+    return Histories.of(*split.ratings(include_validation, only_held_out), split.num_users)
 
 
 def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
@@ -248,13 +241,10 @@ def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
     return Histories(starts, histories.movies[take], histories.stars[take], histories.timestamps[take])
 
 
-def _histories_for(split: Split, cache: dict, users: np.ndarray, with_validation: bool) -> tuple[tuple, Histories]:
-    """Histories that hold `users`: the held-out users' alone when they are all held out (evaluation), else
-    every user's; each built once, when first asked. Returns (the cache key, the histories)."""
-    key = (with_validation, bool(np.all(split.validation[users] >= 0)))
-    if key not in cache:
-        cache[key] = (held_out_histories if key[1] else split_histories)(split, with_validation)
-    return key, cache[key]
+def _scope(split: Split, users: np.ndarray, with_validation: bool) -> tuple[bool, bool]:
+    """`split_histories` arguments that cover `users`: the held-out users' alone when every one asked is held
+    out (evaluation), else every user's."""
+    return with_validation, bool(np.all(split.validation[users] >= 0))
 
 
 def embedding_ranker(
@@ -264,10 +254,13 @@ def embedding_ranker(
 
     `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
     indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
-    histories: dict = {}
+    histories: dict[tuple[bool, bool], Histories] = {}  # built when first asked
 
     def ranker(users: np.ndarray, with_validation: bool) -> np.ndarray:
-        chunk = subset_histories(_histories_for(split, histories, users, with_validation)[1], users)
+        scope = _scope(split, users, with_validation)
+        if scope not in histories:
+            histories[scope] = split_histories(split, *scope)
+        chunk = subset_histories(histories[scope], users)
         evidence = select_history(chunk, config)
         return rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, RECALL_K).movies
 
@@ -386,13 +379,13 @@ def ease_recency_scorer(
     """EASE's item weights applied to the product's weighted recent history instead of the whole binary one."""
     base = ease_scorer(split, l2)
     config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
-    histories: dict = {}
-    weights: dict = {}
+    weights: dict[tuple[bool, bool], sparse.csr_matrix] = {}  # built when first asked
 
     def scorer(history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
-        key, chosen = _histories_for(split, histories, users, with_validation)
-        if key not in weights:
-            weights[key] = history_weight_matrix(select_history(chosen, config), split.num_users, split.num_movies)
-        return base(weights[key], users, with_validation)
+        scope = _scope(split, users, with_validation)
+        if scope not in weights:
+            chosen = select_history(split_histories(split, *scope), config)
+            weights[scope] = history_weight_matrix(chosen, split.num_users, split.num_movies)
+        return base(weights[scope], users, with_validation)
 
     return scorer

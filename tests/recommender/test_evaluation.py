@@ -7,7 +7,15 @@ import pytest
 from scipy import sparse
 
 from recommender.ml import evaluation
-from recommender.ml.scoring import Evidence, Histories, ScoringConfig, rank, select_history, top_neighbors
+from recommender.ml.scoring import (
+    Evidence,
+    Histories,
+    ScoringConfig,
+    history_weight_matrix,
+    rank,
+    select_history,
+    top_neighbors,
+)
 
 RANKED = np.array([[3, 1, 2], [0, 2, 3], [1, 0, 4]])
 HELD_OUT = np.array([1, 4, 1])  # second place, a miss, first place
@@ -280,29 +288,47 @@ def test_an_earlier_fold_drops_each_users_last_ratings_by_time() -> None:
     assert len(evaluation.drop_last_ratings(data, 2)) == 2
 
 
-def test_the_ranker_of_held_out_users_reads_only_their_histories_and_ranks_as_the_whole_ones_would() -> None:
+def test_the_ranker_of_held_out_users_reads_only_their_histories_and_ranks_as_the_whole_ones_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     generator = np.random.default_rng(3)
     num_users, num_movies = 80, 50
     users = np.repeat(np.arange(num_users), 10)
     movies = np.concatenate([generator.choice(num_movies, 10, replace=False) for _ in range(num_users)])
     stars = generator.choice([1.0, 3.0, 4.0, 5.0], len(users)).astype(np.float32)
-    split = evaluation.leave_last_out(
-        users, movies, stars, generator.integers(0, 4, len(users)), num_users, num_movies, 20
-    )
+    times = generator.integers(0, 4, len(users))
+    split = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, 20)
     vectors = generator.normal(size=(num_movies, 8)).astype(np.float32)
     config = ScoringConfig(neighbors_per_item=10, min_stars=0.0)
+    indices, scores = top_neighbors(vectors, 10)
+    real = evaluation.split_histories
+
+    def expected_for(rows: np.ndarray, with_validation: bool) -> np.ndarray:
+        whole = evaluation.subset_histories(real(split, with_validation), rows)
+        evidence = select_history(whole, config)
+        return rank(evidence, indices[evidence.movies], scores[evidence.movies], whole, config, 20).movies
+
+    built = []
+    monkeypatch.setattr(evaluation, "split_histories", lambda *args: built.append(args[1:]) or real(*args))
     held = np.flatnonzero(split.validation >= 0)
     ranker = evaluation.embedding_ranker(split, vectors, config)
-    indices, scores = top_neighbors(vectors, 10)
     for with_validation in (False, True):
-        subset = evaluation.held_out_histories(split, with_validation)
-        assert set(subset.user_of()) == set(held)  # the 60 users outside the sample bring no rows
-        whole = evaluation.subset_histories(evaluation.split_histories(split, with_validation), held)
-        evidence = select_history(whole, config)
-        expected = rank(evidence, indices[evidence.movies], scores[evidence.movies], whole, config, 20).movies
-        assert np.array_equal(ranker(held, with_validation), expected)
-    everyone = np.arange(num_users)  # with users outside the sample, the whole histories are read
-    whole = evaluation.split_histories(split, False)
-    evidence = select_history(whole, config)
-    expected = rank(evidence, indices[evidence.movies], scores[evidence.movies], whole, config, 20).movies
-    assert np.array_equal(ranker(everyone, False), expected)
+        assert set(real(split, with_validation, True).user_of()) == set(held)  # 60 users outside bring no rows
+        assert np.array_equal(ranker(held, with_validation), expected_for(held, with_validation))
+    everyone = np.arange(num_users)
+    assert np.array_equal(ranker(everyone, False), expected_for(everyone, False))
+    assert np.array_equal(ranker(held[:5], False), expected_for(held[:5], False))
+    assert built == [(False, True), (True, True), (False, False)]  # each built once, the whole only when asked
+
+
+def test_ease_on_the_recency_weighted_history_scores_held_out_users_as_on_every_users_history() -> None:
+    split = evaluation.leave_last_out(*random_split().train, 60, 40, 15)
+    held = np.flatnonzero(split.validation >= 0)
+    scorer = evaluation.ease_recency_scorer(split, l2=10.0, recency_half_life=5.0)
+    config = ScoringConfig(history_limit=20, recency_half_life=5.0, min_stars=0.0)
+    for with_validation in (False, True):
+        whole = select_history(evaluation.split_histories(split, with_validation), config)
+        weights = history_weight_matrix(whole, split.num_users, split.num_movies)
+        expected = evaluation.ease_scorer(split, 10.0)(weights, held, with_validation)
+        assert np.allclose(scorer(None, held, with_validation), expected)
+        assert np.isfinite(expected).sum() > 0
