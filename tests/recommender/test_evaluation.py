@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from recommender.ml import evaluation
-from recommender.ml.scoring import (
-    Evidence,
-    Histories,
-    ScoringConfig,
-    history_weight_matrix,
-    rank,
-    select_history,
-    top_neighbors,
-)
+from recommender.ml import evaluation, scoring
+from recommender.ml.scoring import Evidence, Histories, ScoringConfig, rank, select_history, top_neighbors
 
 RANKED = np.array([[3, 1, 2], [0, 2, 3], [1, 0, 4]])
 HELD_OUT = np.array([1, 4, 1])  # second place, a miss, first place
@@ -328,7 +320,7 @@ def test_ease_on_the_recency_weighted_history_scores_held_out_users_as_on_every_
     config = ScoringConfig(history_limit=20, recency_half_life=5.0, min_stars=0.0)
     for with_validation in (False, True):
         whole = select_history(evaluation.split_histories(split, with_validation), config)
-        weights = history_weight_matrix(whole, split.num_users, split.num_movies)
+        weights = scoring.history_weight_matrix(whole, split.num_users, split.num_movies)
         expected = evaluation.ease_scorer(split, 10.0)(weights, held, with_validation)
         assert np.allclose(scorer(None, held, with_validation), expected)
         assert np.isfinite(expected).sum() > 0
