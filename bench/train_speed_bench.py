@@ -11,7 +11,7 @@ import torch
 from movielens_files import DATA_ROOT, load
 
 from recommender.ml.experiment import fit_pinsage, prepare
-from recommender.ml.training import TrainingConfig
+from recommender.ml.training import TrainingConfig, batch_size_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -75,7 +75,7 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
             "num_movies": int(prepared.split.num_movies),
             "num_ratings": int(len(interactions)),
-            "batch_size": config.batch_size,
+            "batch_size": batch_size_for(config, int(prepared.split.num_movies)),
             "batches_per_epoch": config.batches_per_epoch,
             "epochs_run": len(history),
             "best_epoch": outcome.result.best_epoch,

@@ -27,7 +27,8 @@ class TrainingConfig:
     walk: WalkConfig = field(default_factory=WalkConfig)
     edges: EdgeWeighting = field(default_factory=EdgeWeighting)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    batch_size: int = 1024  # each step computes every movie's vector anyway: twice the targets of 512 for little more (ablations.md)
+    batch_size: int = 1024  # a step computes every movie's vector anyway: 2x the targets of 512 for little more
+    max_batch_logits: int = 2**25  # a batch's (targets, movies) softmax is cut to fit, in steps of 256 targets
     batches_per_epoch: int = 100
     epochs: int = 30
     patience: int = 4  # epochs without a better validation score before stopping
@@ -93,6 +94,13 @@ def seed_everything(seed: int) -> np.random.Generator:
 def validation_key(metrics: dict[str, float]) -> float:
     """What early stopping maximises: HR@10 and NDCG@10 together, less noisy than HR@10 alone."""
     return metrics["hr@10"] + metrics["ndcg@10"]
+
+
+def batch_size_for(config: TrainingConfig, num_movies: int) -> int:
+    """The targets of one step: batch_size, fewer where the softmax over every movie would pass max_batch_logits
+    (at 25M ratings' 62k movies, 512), kept a multiple of 256 and at least 256."""
+    fitting = config.max_batch_logits // max(1, num_movies) // 256 * 256
+    return min(config.batch_size, max(256, fitting))
 
 
 def train(
@@ -187,8 +195,9 @@ def _train_epoch(
     total = 0.0
     if not sampler.num_targets:
         return 0.0
+    batch_size = batch_size_for(config, neighborhoods.num_movies)
     for _ in range(config.batches_per_epoch):
-        batch = sampler.sample(config.batch_size)
+        batch = sampler.sample(batch_size)
         embeddings = network(neighborhoods)  # (num_movies, hidden_dim): every movie, so the softmax sees them all
         loss = next_movie_loss(
             embeddings,

@@ -7,7 +7,7 @@ from recommender.ml import experiment
 from recommender.ml.data import Interactions
 from recommender.ml.experiment import NotEnoughData
 from recommender.ml.sampling import WalkConfig
-from recommender.ml.training import TrainingConfig, TrainingDiverged
+from recommender.ml.training import TrainingConfig, TrainingDiverged, batch_size_for
 
 TINY = dict(
     hidden_dim=16,
@@ -47,6 +47,15 @@ def test_same_seed_same_metrics_and_vectors(tiny_interactions) -> None:
     assert [r.loss for r in runs[0].result.history] == [r.loss for r in runs[1].result.history]
     assert runs[0].test == runs[1].test
     assert np.array_equal(runs[0].embeddings, runs[1].embeddings)
+
+
+@pytest.mark.parametrize(
+    ("num_movies", "expected"),
+    [(1_682, 1024), (9_742, 1024), (62_423, 512), (150_000, 256), (10_000_000, 256)],
+)
+def test_the_batch_shrinks_where_its_softmax_over_every_movie_would_not_fit(num_movies: int, expected: int) -> None:
+    assert batch_size_for(TrainingConfig(), num_movies) == expected
+    assert batch_size_for(TrainingConfig(batch_size=32), num_movies) == 32
 
 
 def test_nan_loss_aborts_the_run(tiny_interactions) -> None:
