@@ -34,19 +34,23 @@ def parse_stars(value: object) -> Decimal:
 
 
 def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
-    """Saves the user's rating of a movie (one per user and movie, the latest value wins)."""
+    """Saves the user's rating of a movie (one per user and movie, the latest value wins); the same stars
+    again are no change, so the row, the movie's counters and the retrain count stay as they are."""
     from recommender.runs import note_data_changed
 
     value = parse_stars(stars)
     with transaction.atomic():
-        old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
+        existing = Rating.objects.select_for_update().filter(user=user, movie=movie).first()
+        if existing is not None and existing.stars == value:
+            # A double click or a client's retry loop must not move rated_at or queue trainings.
+            return existing
         rating, created = Rating.objects.update_or_create(
             user=user, movie=movie, defaults={"stars": value, "rated_at": timezone.now()}
         )
         if created:
             stats.apply_rating_change(movie.id, 1, value)
-        elif old is not None:
-            stats.apply_rating_change(movie.id, 0, value - old)
+        elif existing is not None:
+            stats.apply_rating_change(movie.id, 0, value - existing.stars)
         else:  # created by a concurrent request between our read and write: count from the table
             stats.refresh_movie_stats([movie.id])
         note_data_changed()

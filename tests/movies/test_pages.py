@@ -192,3 +192,19 @@ def test_personal_pages_read_no_aggregate_over_the_ratings_table(client: Client,
         assert not not_by_user, (url, not_by_user)
         grouped = [s for s in over_ratings if "GROUP BY" in s.upper()]
         assert not grouped, (url, grouped)
+
+
+def test_posting_the_same_stars_again_marks_no_change(client: Client, bob, catalogue_movies) -> None:
+    from recommender.models import RecommenderState
+
+    client.force_login(bob)
+    movie = catalogue_movies[6]
+    assert client.post(f"/movies/{movie.id}/rate/", {"stars": "3"}).status_code == 302
+    rated_at, num_changes = Rating.objects.get(user=bob).rated_at, RecommenderState.current().num_changes
+    for _ in range(3):
+        page = client.post(f"/movies/{movie.id}/rate/", {"stars": "3.0"}, HTTP_HX_REQUEST="true")
+        assert page.status_code == 200 and "Saved: 3 stars." in page.content.decode()
+        api = client.post(f"/api/ratings/{movie.id}/", json.dumps({"stars": 3}), content_type="application/json")
+        assert api.status_code == 200 and api.json()["rated_at"] == rated_at.isoformat()
+    assert Rating.objects.get(user=bob).rated_at == rated_at
+    assert RecommenderState.current().num_changes == num_changes
