@@ -85,6 +85,40 @@ def recorded_live_run() -> TrainingRun | None:
     return RecommenderState.current().live_run
 
 
+@dataclass(frozen=True)
+class ServingStatus:
+    """Whether pages can be personal now, in the words staff and monitors read."""
+
+    live_run_id: int | None
+    can_serve: bool
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.can_serve:
+            return f"live run {self.live_run_id}, served from Milvus" if self.live_run_id else "no run is live yet"
+        run = f"live run {self.live_run_id}" if self.live_run_id else "no live run known"
+        return f"{run}, but Milvus cannot serve it ({self.reason}); pages show popular movies"
+
+
+def serving_status() -> ServingStatus:
+    """Asks Milvus what pages would (through the breaker: at once while it is failing), and loads a live
+    collection a restart left released, so a probe repairs what the next page would otherwise meet."""
+    store = vector_store()
+    try:
+        collection = store.live_collection()
+        if collection:
+            store.ensure_loaded(collection)
+    except VectorStoreUnavailable as error:
+        known = _live[1] or recorded_live_run()  # the last one this process saw, else the one recorded at publish
+        return ServingStatus(known.id if known else None, False, store.failure() or _reason(error))
+    return ServingStatus(store.run_of_collection(collection) if collection else None, True)
+
+
+def _reason(error: Exception) -> str:
+    cause = error.__cause__ or error
+    return " ".join(str(cause).split())[:200]
+
+
 def forget_live_run() -> None:
     global _live
     _live = (0.0, None)

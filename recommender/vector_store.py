@@ -2,6 +2,7 @@
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,10 @@ GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without
 
 class VectorStoreUnavailable(Exception):
     """Milvus could not be reached, timed out, or refused a call."""
+
+
+class CollectionReleased(VectorStoreUnavailable):
+    """The server answered, but the collection is not loaded (every collection is released by a restart)."""
 
 
 class PublishFailed(Exception):
@@ -60,6 +65,19 @@ def search_filter(genre: str | None = None, year_from: int | None = None, year_t
     return " and ".join(parts)
 
 
+PROBE_FIRST_S = 1.0  # the background probe's first wait after a failure; it doubles up to breaker_s
+
+
+def _is_released(error: BaseException) -> bool:
+    """Milvus's "collection not loaded" (code 101), worded differently by servers and milvus-lite."""
+    text = str(error).lower()
+    return "not loaded" in text or "load() before" in text or getattr(error, "code", None) == 101
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]
+
+
 READS = frozenset({"describe_alias", "get", "search", "describe_collection", "count", "load_collection"})
 
 
@@ -84,6 +102,9 @@ class VectorStore:
         # Milvus would otherwise cost every page `timeout`); then one read tries again. Writes always try.
         self.breaker_s = breaker_s
         self._open_until = 0.0
+        self._failure = ""  # why reads fail at once, while the breaker is open
+        self._prober: threading.Thread | None = None
+        self._lock = threading.Lock()
         self._client = None
         self._has_lists: dict[str, bool] = {}
 
@@ -104,23 +125,78 @@ class VectorStore:
         now = time.monotonic()
         if what in READS and now < self._open_until:
             raise VectorStoreUnavailable(
-                f"Milvus at {self.uri} failed {self.breaker_s:.0f} s ago or less; "
-                f"not asked again for {self._open_until - now:.1f} s ({what})"
+                f"Milvus at {self.uri} is failing ({self._failure}); reads fall back at once while it is "
+                f"checked in the background ({what})"
             )
         try:
             if self._client is None:
-                from pymilvus import MilvusClient
-
-                # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
-                self._client = MilvusClient(
-                    uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
-                )
+                self._client = self._new_client()
             yield self._client
         except (MilvusException, grpc.RpcError, ConnectionError, OSError) as error:
+            if _is_released(error):
+                # The server answered: the collection is only released (after a restart). That is repaired by
+                # loading it, not waited out, so it must not open the breaker that the load itself would meet.
+                raise CollectionReleased(f"Milvus at {self.uri}: {what} found the collection released") from error
             self._forget_client()  # reconnect next time: the server may have restarted
-            self._open_until = time.monotonic() + self.breaker_s
+            self._trip(f"{what}: {_short(error)}")
             raise VectorStoreUnavailable(f"Milvus at {self.uri} failed during {what}: {error}") from error
-        self._open_until = 0.0
+        if self._prober is None:
+            self._open_until = 0.0
+
+    def _new_client(self) -> object:
+        from pymilvus import MilvusClient
+
+        # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
+        return MilvusClient(
+            uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
+        )
+
+    def _trip(self, reason: str) -> None:
+        """Opens the breaker: reads fail at once, and one background thread (never a page) asks Milvus again
+        until it answers and the live collection is loaded; then the breaker closes."""
+        self._failure = reason
+        if self.breaker_s <= 0:
+            return
+        self._open_until = time.monotonic() + self.breaker_s
+        with self._lock:
+            if self._prober is None or not self._prober.is_alive():
+                self._prober = threading.Thread(target=self._probe_until_back, name="milvus-probe", daemon=True)
+                self._prober.start()
+
+    def _probe_until_back(self) -> None:
+        wait = PROBE_FIRST_S
+        while True:
+            time.sleep(wait)
+            try:
+                self._probe()
+            except Exception as error:  # any failure: still down; keep reads on the fallback meanwhile
+                self._failure = f"still failing: {_short(error)}"
+                self._open_until = time.monotonic() + self.breaker_s
+                wait = min(wait * 2, self.breaker_s)
+                continue
+            with self._lock:
+                self._prober = None
+                self._failure = ""
+                self._open_until = 0.0
+            logger.info("Milvus at %s answers again; reads go back to it", self.uri)
+            return
+
+    def _probe(self) -> None:
+        """Reaches the server on a fresh channel and loads the live collection if a restart released it."""
+        client = self._new_client()
+        try:
+            if self.alias in client.list_aliases(timeout=self.timeout).get("aliases", []):
+                name = client.describe_alias(self.alias, timeout=self.timeout)["collection_name"]
+                state = client.get_load_state(name, timeout=self.timeout).get("state")
+                if str(state).split(".")[-1] != "Loaded":
+                    client.load_collection(name, timeout=max(self.timeout, 30), **self._load_options())
+        finally:
+            client.close()
+        self._forget_client()  # pages reconnect on a fresh channel too
+
+    def failure(self) -> str:
+        """Why reads fail at once now ("" when they go to Milvus)."""
+        return self._failure if time.monotonic() < self._open_until else ""
 
     def _forget_client(self) -> None:
         client, self._client = self._client, None
@@ -222,10 +298,8 @@ class VectorStore:
         try:
             with self._calls(what) as client:
                 return call(client)
-        except VectorStoreUnavailable as error:
-            if "load" not in str(error.__cause__).lower():
-                raise
-        self.ensure_loaded()
+        except CollectionReleased:
+            self.ensure_loaded()
         with self._calls(what) as client:
             return call(client)
 

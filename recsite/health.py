@@ -3,7 +3,7 @@
 import hmac
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
@@ -43,9 +43,15 @@ def _broker() -> None:
 
 
 def _milvus() -> dict:
-    from recommender.serving import vector_store
+    from recommender.serving import serving_status
 
-    return {"live_collection": vector_store().live_collection()}
+    try:
+        status = serving_status()
+    finally:
+        connection.close()  # the recorded live run may have been read on this health thread
+    if not status.can_serve:
+        raise RuntimeError(str(status))
+    return {"live_run": status.live_run_id, "status": str(status)}
 
 
 def _workers() -> dict:
@@ -95,8 +101,10 @@ DEADLINE_S = 3.0
 # worker ping alone waits its full second), not one round each, so health never ties up the web tier.
 CACHE_S = 5.0
 _probes = ThreadPoolExecutor(max_workers=12, thread_name_prefix="health")
+_rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-round")
 _lock = threading.Lock()
 _last: tuple[float, dict] = (-CACHE_S, {})
+_round: Future | None = None
 
 
 def _run_checks() -> dict:
@@ -114,19 +122,38 @@ def _run_checks() -> dict:
     return checks
 
 
-def current_checks() -> dict:
-    """The latest checks, run again when older than CACHE_S; concurrent callers wait for one round."""
+def _finish_round() -> dict:
     global _last
+    checks = _run_checks()
+    _last = (time.monotonic(), checks)
+    return checks
+
+
+def forget_checks() -> None:
+    """Waits for a round in flight and drops every result (tests)."""
+    global _last, _round
+    if _round is not None:
+        _round.result(timeout=DEADLINE_S + 1)
+    _last, _round = (-CACHE_S, {}), None
+
+
+def current_checks() -> dict:
+    """The latest checks. Older than CACHE_S, a new round starts in the background and the caller gets the
+    previous round at once: a hung backend delays the answer's freshness, never the answer (a probe
+    waits only for a process's very first round, up to the deadline)."""
+    global _round
     if time.monotonic() - _last[0] < CACHE_S:
         return _last[1]
-    if not _lock.acquire(timeout=DEADLINE_S + 0.5):
-        return _last[1] or {"database": {"ok": False, "error": "health checks are stuck"}}
-    try:
-        if time.monotonic() - _last[0] >= CACHE_S:
-            _last = (time.monotonic(), _run_checks())
+    with _lock:
+        if _round is None or _round.done():
+            _round = _rounds.submit(_finish_round)
+        round_ = _round
+    if _last[1]:
         return _last[1]
-    finally:
-        _lock.release()
+    try:
+        return round_.result(timeout=DEADLINE_S + 0.5)
+    except FutureTimeout:
+        return {"database": {"ok": False, "error": "health checks are stuck"}}
 
 
 def _may_see_details(request: HttpRequest) -> bool:

@@ -16,9 +16,9 @@ def fresh_checks(settings: object) -> None:
     from recsite import health
 
     settings.HEALTH_TOKEN = "monitor-secret"
-    health._last = (-1e9, {})
+    health.forget_checks()
     yield
-    health._last = (-1e9, {})
+    health.forget_checks()
 
 
 def test_liveness_answers_without_touching_services(client: Client) -> None:
