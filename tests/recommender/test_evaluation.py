@@ -324,3 +324,5 @@ def test_ease_on_the_recency_weighted_history_scores_held_out_users_as_on_every_
         expected = evaluation.ease_scorer(split, 10.0)(weights, held, with_validation)
         assert np.allclose(scorer(None, held, with_validation), expected)
         assert np.isfinite(expected).sum() > 0
+    everyone = np.arange(split.num_users)  # with users outside the held-out ones, every history is read
+    assert np.allclose(scorer(None, everyone, True), evaluation.ease_scorer(split, 10.0)(weights, everyone, True))

@@ -6,7 +6,7 @@ import pytest
 from recommender.ml import experiment
 from recommender.ml.data import Interactions
 from recommender.ml.experiment import NotEnoughData
-from recommender.ml.sampling import WalkConfig
+from recommender.ml.sampling import NextMovieSampler, WalkConfig
 from recommender.ml.training import TrainingConfig, TrainingDiverged, batch_size_for
 
 TINY = dict(
@@ -56,6 +56,16 @@ def test_same_seed_same_metrics_and_vectors(tiny_interactions) -> None:
 def test_the_batch_shrinks_where_its_softmax_over_every_movie_would_not_fit(num_movies: int, expected: int) -> None:
     assert batch_size_for(TrainingConfig(), num_movies) == expected
     assert batch_size_for(TrainingConfig(batch_size=32), num_movies) == 32
+
+
+def test_training_draws_the_batch_that_fits(tiny_interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = []
+    real = NextMovieSampler.sample
+    monkeypatch.setattr(NextMovieSampler, "sample", lambda self, size: sizes.append(size) or real(self, size))
+    config = TrainingConfig(**{**TINY, "epochs": 1, "batch_size": 1024, "max_batch_logits": 8 * 600})
+    prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
+    experiment.fit_pinsage(prepared, config)
+    assert sizes == [512] * config.batches_per_epoch  # 8 movies: 600 targets fit, cut to a multiple of 256
 
 
 def test_nan_loss_aborts_the_run(tiny_interactions) -> None:
