@@ -8,11 +8,12 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods
 
-from movies import selectors, services
+from movies import ratelimits, selectors, services
 from movies.forms import SearchForm
 from movies.models import Movie
 from recommender import serving
 from recommender.serving import Recommendations
+from recsite.clientip import client_ip
 
 
 def _movie_json(movie: Movie) -> dict:
@@ -147,7 +148,13 @@ def _posted_stars(request: HttpRequest) -> object:
 @_login_required_json
 def rating(request: HttpRequest, movie_id: int) -> JsonResponse:
     """POST {"stars": 4.5} (JSON or form) rates the movie for the logged-in user; DELETE removes it."""
+    refusal = ratelimits.count_request(ratelimits.rating_limits(request.user.id, client_ip(request)))
     movie = get_object_or_404(Movie, id=movie_id)
+    if refusal is not None:
+        message = f"too many ratings in a short time; this one was not saved, try again in {refusal.retry_after_s} s"
+        response = JsonResponse({"error": message, "retry_after_s": refusal.retry_after_s}, status=429)
+        response["Retry-After"] = str(refusal.retry_after_s)
+        return response
     if request.method == "DELETE":
         return JsonResponse({"movie_id": movie.id, "deleted": services.unrate_movie(request.user, movie)})
     stars = _posted_stars(request)

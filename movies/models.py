@@ -135,3 +135,18 @@ class DatasetImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} import at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class RateCounter(models.Model):
+    """Requests counted under one key in one fixed window (movies.ratelimits), shared by every web process."""
+
+    key = models.CharField(max_length=128, help_text="What is counted and whose: 'rating:user:42'.")
+    window_start = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)  # indexed: ended windows are pruned by it
+    num_requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "window_start"], name="one_counter_per_key_and_window")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.num_requests} from {self.window_start:%Y-%m-%d %H:%M:%S}"

@@ -1,5 +1,6 @@
 """Pages: home, browse and search, movie detail, For you, your ratings, sign up, and the rating form."""
 
+import math
 from urllib.parse import urlsplit
 
 from django.contrib.auth import login
@@ -11,10 +12,11 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from movies import selectors, services
+from movies import ratelimits, selectors, services
 from movies.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
 from movies.models import Movie, Rating
 from recommender import serving
+from recsite.clientip import client_ip
 
 ONBOARDING_TARGET = 5
 PAGE_SIZE = 24
@@ -115,7 +117,10 @@ def my_ratings(request: HttpRequest) -> HttpResponse:
 @login_required
 def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
     """Saves a rating; htmx gets the refreshed widget back, a plain form post is redirected."""
+    refusal = ratelimits.count_request(ratelimits.rating_limits(request.user.id, client_ip(request)))
     movie = get_object_or_404(Movie, id=movie_id)
+    if refusal is not None:
+        return _rating_refused(request, movie, refusal)
     form = RatingForm(request.POST)
     if request.POST.get("action") == "clear":
         services.unrate_movie(request.user, movie)
@@ -126,17 +131,51 @@ def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
     else:
         return HttpResponseBadRequest("Choose between 0.5 and 5 stars in half steps.")
     if request.headers.get("HX-Request"):
-        # The widget's form posts here; its "next" must stay the page it sits on, not this URL.
-        page = urlsplit(request.headers.get("HX-Current-URL", ""))
-        next_url = _safe_next(request, page.path + (f"?{page.query}" if page.query else ""), movie)
-        response = render(
-            request,
-            "movies/includes/star_widget.html",
-            {"movie": movie, "rating": rating, "status": status, "star_values": STAR_VALUES, "next_url": next_url},
-        )
+        response = _star_widget(request, movie, rating, status)
         response["HX-Trigger"] = "rated"
         return response
     return redirect(_safe_next(request, request.POST.get("next", ""), movie))
+
+
+def _star_widget(
+    request: HttpRequest, movie: Movie, rating: Rating | None, status: str, code: int = 200
+) -> HttpResponse:
+    # The widget's form posts here; its "next" must stay the page it sits on, not this URL.
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    next_url = _safe_next(request, page.path + (f"?{page.query}" if page.query else ""), movie)
+    return render(
+        request,
+        "movies/includes/star_widget.html",
+        {
+            "movie": movie,
+            "rating": rating,
+            "status": status,
+            "is_refused": code == 429,
+            "star_values": STAR_VALUES,
+            "next_url": next_url,
+        },
+        status=code,
+    )
+
+
+def _rating_refused(request: HttpRequest, movie: Movie, refusal: ratelimits.Refusal) -> HttpResponse:
+    """429: the widget keeps the saved rating and says why the new one was not saved."""
+    message = f"Too many ratings in a short time, so this one was not saved. Try again in {_wait(refusal)}."
+    if request.headers.get("HX-Request"):
+        saved = Rating.objects.filter(user=request.user, movie=movie).first()
+        response = _star_widget(request, movie, saved, message, code=429)
+    else:
+        context = {"message": message, "back_url": _safe_next(request, request.POST.get("next", ""), movie)}
+        response = render(request, "too_many_requests.html", context, status=429)
+    response["Retry-After"] = str(refusal.retry_after_s)
+    return response
+
+
+def _wait(refusal: ratelimits.Refusal) -> str:
+    seconds = refusal.retry_after_s
+    if seconds < 120:
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def _safe_next(request: HttpRequest, target: str, movie: Movie) -> str:
@@ -153,9 +192,20 @@ def movie_url(movie: Movie) -> str:
 
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        services.create_site_profile(user)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("recommendations")
-    return render(request, "registration/signup.html", {"form": form})
+    if request.method != "POST":
+        return render(request, "registration/signup.html", {"form": form})
+    limits = ratelimits.signup_limits(client_ip(request))
+    refusal = ratelimits.count_request(limits)
+    if refusal is not None:
+        message = f"Too many accounts were made from your network just now. Please try again in {_wait(refusal)}."
+        retry = SignUpForm(initial={"username": request.POST.get("username", "")[:150]})
+        response = render(request, "registration/signup.html", {"form": retry, "refusal": message}, status=429)
+        response["Retry-After"] = str(refusal.retry_after_s)
+        return response
+    if not form.is_valid():
+        ratelimits.uncount_request(limits)  # only accounts made count, so a typo costs no place
+        return render(request, "registration/signup.html", {"form": form})
+    user = form.save()
+    services.create_site_profile(user)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("recommendations")

@@ -70,6 +70,14 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 
+# Requests over these limits get 429 and Retry-After; counted in the database per fixed window, so every
+# gunicorn worker shares them (movies.ratelimits). 0 turns a limit off.
+RATING_LIMIT_PER_USER = env_int("RATING_LIMIT_PER_USER", 60)
+RATING_LIMIT_PER_ADDRESS = env_int("RATING_LIMIT_PER_ADDRESS", 300)
+RATING_LIMIT_WINDOW_S = env_int("RATING_LIMIT_WINDOW_S", 60)
+SIGNUP_LIMIT_PER_ADDRESS = env_int("SIGNUP_LIMIT_PER_ADDRESS", 5)
+SIGNUP_LIMIT_WINDOW_S = env_int("SIGNUP_LIMIT_WINDOW_S", 3600)
+
 # No inline script anywhere; inline style stays allowed for the SVG charts' own <style> blocks.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -4,7 +4,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +69,8 @@ def test_plain_form_post_redirects_back_and_only_to_this_site(client: Client, bo
     assert not Rating.objects.filter(user=bob).exists()
 
 
+# 120 posts by one user in one database transaction: over the rating limits, which this test is not about.
+@override_settings(RATING_LIMIT_PER_USER=0, RATING_LIMIT_PER_ADDRESS=0)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     stars=st.one_of(
