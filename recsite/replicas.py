@@ -36,7 +36,7 @@ def replica_configured() -> bool:
 def may_read_replica(request: HttpRequest) -> bool:
     if not replica_configured() or request.method not in ("GET", "HEAD"):
         return False
-    if request.path.startswith(("/admin/", "/health/")):
+    if request.path_info.startswith(("/" + settings.ADMIN_URL.lstrip("/"), "/health/")):
         return False  # staff see what they just did; health checks the primary
     try:
         return float(request.COOKIES.get(PRIMARY_COOKIE, 0)) < time.time()

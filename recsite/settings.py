@@ -109,6 +109,7 @@ if IS_PRODUCTION:
     SECURE_HSTS_PRELOAD = True
 
 ROOT_URLCONF = "recsite.urls"
+ADMIN_URL = env_str("DJANGO_ADMIN_URL", "admin/")  # where recsite/urls.py mounts the admin, e.g. "backstage/"
 WSGI_APPLICATION = "recsite.wsgi.application"
 
 TEMPLATES = [

@@ -64,3 +64,10 @@ def test_a_bad_cookie_reads_the_replica_rather_than_failing(settings: object) ->
     assert replicas.may_read_replica(request)
     assert not replicas.may_read_replica(RequestFactory().post("/movies/1/rate/"))
     assert not replicas.may_read_replica(RequestFactory().get("/admin/"))
+
+
+def test_the_admin_reads_the_primary_wherever_it_is_mounted(settings: object) -> None:
+    settings.DATABASES = {**settings.DATABASES, "replica": settings.DATABASES["default"]}
+    settings.ADMIN_URL = "backstage/"
+    assert not replicas.may_read_replica(RequestFactory().get("/backstage/movies/rating/"))
+    assert replicas.may_read_replica(RequestFactory().get("/admin/"))  # only a page of the site now
