@@ -7,6 +7,7 @@ from movies import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("movies/", views.movie_list, name="movie_list"),
     path("movies/suggest/", views.suggest, name="suggest"),
     path("movies/<int:movie_id>/", views.movie_detail, name="movie_detail"),

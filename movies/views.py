@@ -1,4 +1,4 @@
-"""Pages: home, browse and search, movie detail, For you, your ratings, sign up, and the rating form."""
+"""Pages: home, browse and search, movie detail, For you, your ratings, sign up, the rating form, the favicon."""
 
 import math
 from urllib.parse import urlsplit
@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -188,6 +189,12 @@ def _safe_next(request: HttpRequest, target: str, movie: Movie) -> str:
 
 def movie_url(movie: Movie) -> str:
     return reverse("movie_detail", args=[movie.id])
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for whatever the pages' <link rel="icon"> says, is the site's SVG icon.
+    A temporary redirect: the icon's static URL changes with its content."""
+    return redirect(static("favicon.svg"))
 
 
 def signup(request: HttpRequest) -> HttpResponse:

@@ -210,3 +210,14 @@ def test_posting_the_same_stars_again_marks_no_change(client: Client, bob, catal
         assert api.status_code == 200 and api.json()["rated_at"] == rated_at.isoformat()
     assert Rating.objects.get(user=bob).rated_at == rated_at
     assert RecommenderState.current().num_changes == num_changes
+
+
+def test_favicon_ico_leads_to_the_icon_every_page_links(client: Client, db) -> None:
+    from django.contrib.staticfiles import finders
+    from django.templatetags.static import static
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302 and response["Location"] == static("favicon.svg")
+    assert f'<link rel="icon" href="{static("favicon.svg")}"' in client.get("/").content.decode()
+    with open(finders.find("favicon.svg"), encoding="utf-8") as icon:
+        assert icon.read().startswith("<svg ")
