@@ -159,3 +159,49 @@ def test_header_search_suggests_as_you_type_and_works_by_keyboard(
     page.keyboard.press("Enter")  # no suggestion chosen: the full results page
     page.wait_for_url("**/movies/?q=garden+robot")
     assert page.locator(".cards .card-title").count() == 11
+
+
+def _log_in(page: object, base_url: str, username: str, password: str, next_path: str) -> None:
+    page.goto(f"{base_url}/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"**{next_path}")
+
+
+NAV_ROWS = """() => {
+    const boxes = [...document.querySelectorAll('.site-header nav > *')].map(e => e.getBoundingClientRect());
+    return {
+        gaps: boxes.slice(1).flatMap((b, i) => Math.abs(b.top - boxes[i].top) < 2 ? [b.left - boxes[i].right] : []),
+        lines: [...document.querySelectorAll('.site-header nav a')].map(a => a.getClientRects().length),
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        search: document.querySelector('#site-search').getBoundingClientRect().width,
+    };
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 480, 768, 1280])
+def test_header_links_keep_apart_at_every_width(live_server, browser, width: int) -> None:
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("staff", password="a-long-password-3", is_staff=True)
+    page = browser.new_page(viewport={"width": width, "height": 700})
+    _log_in(page, live_server.url, "staff", "a-long-password-3", "/")  # the most links the header shows
+    header = page.evaluate(NAV_ROWS)
+    assert header["gaps"] and min(header["gaps"]) >= 12, header
+    assert header["lines"] == [1] * 4 and header["overflow"] <= 0, header  # no link broken over two lines
+    assert header["search"] >= 200, header
+
+
+def test_a_rating_over_the_limit_says_so_in_the_widget(live_server, browser, bob, catalogue_movies, settings) -> None:
+    settings.RATING_LIMIT_PER_USER = 1
+    page = browser.new_page()
+    movie = catalogue_movies[0]
+    _log_in(page, live_server.url, "bob", "a-long-password-2", f"/movies/{movie.id}/")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
+    for stars, status in (("4.0", 200), ("2.0", 429)):
+        with page.expect_response(lambda r: "/rate/" in r.url and r.request.method == "POST") as posted:
+            page.locator(f"form.stars label[title='{stars} stars']").click()
+        assert posted.value.status == status
+    page.locator("form.stars .status").get_by_text("Too many ratings in a short time").wait_for()
+    assert page.locator("form.stars input[value='4.0']").is_checked(), "the widget shows the rating that is saved"
