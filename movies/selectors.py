@@ -32,6 +32,11 @@ def movies_in_order(movie_ids: list[int]) -> list[Movie]:
     return [rows[i] for i in movie_ids if i in rows]
 
 
+def existing_movie_ids(movie_ids: list[int]) -> set[int]:
+    """Those of the ids whose movie exists (one primary-key lookup)."""
+    return set(Movie.objects.filter(id__in=movie_ids).values_list("id", flat=True)) if movie_ids else set()
+
+
 def popular_movies(limit: int, exclude_user: object | None = None) -> list[Movie]:
     ids = popular_movie_ids(limit + (rated_count(exclude_user) if exclude_user else 0))
     if exclude_user is not None:

@@ -1,16 +1,17 @@
 """The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
 
-from pathlib import Path
-
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from recommender import outbox, runs
 from recommender.ml import plots
-from recommender.models import RecommenderState, TrainingRun
+from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.serving import serving_status
 from recommender.vector_store import VectorStoreUnavailable
 
 
@@ -31,7 +32,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "num_ratings",
         "validation_hr",
         "test_hr",
-        "ease_test_hr",
+        "best_baseline_test_hr",
         "held_back",
     )
     list_filter = ("status",)
@@ -67,6 +68,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
             TrainingRun.objects.succeeded().order_by("id").values_list("id", "test_metrics", "baseline_metrics")[:50]
         )
         extra = {"metric_history_svg": mark_safe(plots.metric_history(runs)) if len(runs) > 1 else ""}
+        status = serving_status()
+        self.message_user(request, f"Now: {status}.", messages.SUCCESS if status.can_serve else messages.ERROR)
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     @admin.display(description="live", boolean=True)
@@ -85,9 +88,15 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def test_hr(self, run: TrainingRun) -> str:
         return _hr(run.test_metrics)
 
-    @admin.display(description="EASE test HR@10")
-    def ease_test_hr(self, run: TrainingRun) -> str:
-        return _hr(run.baseline_metrics.get("ease", {}).get("test", {}))
+    @admin.display(description="strongest baseline, test HR@10")
+    def best_baseline_test_hr(self, run: TrainingRun) -> str:
+        """The run's own strongest baseline (by test HR@10, on the same split), named."""
+        scored = [(r.get("test", {}).get("hr@10"), name) for name, r in run.baseline_metrics.items()]
+        scored = [(hr, name) for hr, name in scored if hr is not None]
+        if not scored:
+            return "—"
+        hr, name = max(scored)
+        return f"{hr:.4f} ({name})"
 
     @admin.display(description="held back", boolean=True)
     def held_back(self, run: TrainingRun) -> bool:
@@ -127,30 +136,85 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Make the selected run live", permissions=["retrain"])
     def make_live(self, request: HttpRequest, queryset: QuerySet) -> None:
-        """Queued for a worker: publishing computes every movie's neighbours, far more than a request may take."""
+        """Checked here, queued for a worker: publishing computes every movie's neighbours, far more than a
+        request may take."""
         run = queryset.first() if queryset.count() == 1 else None
-        if run is None or run.status != TrainingRun.Status.SUCCEEDED:
+        if run is None:
             self.message_user(request, "Select exactly one succeeded run.", messages.ERROR)
             return
-        if not run.artifact_path or not Path(run.artifact_path).is_file():
-            self.message_user(
-                request, f"Run {run.id}'s model file is gone (cleaned up); retrain instead.", messages.ERROR
-            )
+        try:
+            runs.check_make_live(run)
+        except runs.Refused as refusal:
+            self.message_user(request, str(refusal), messages.WARNING)
             return
-        if not outbox.send(outbox.MAKE_LIVE, run.id):
+        except VectorStoreUnavailable as error:
+            self.message_user(request, f"Milvus cannot be asked which run is live: {error}", messages.ERROR)
+            return
+        if not outbox.send(outbox.MAKE_LIVE, run.id, request.user.id):
             self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
             return
         self.message_user(request, f"Run {run.id} is being made live; it shows as live here within a minute or two.")
 
     @admin.action(description="Roll back to the previous live run", permissions=["retrain"])
     def roll_back(self, request: HttpRequest, queryset: QuerySet) -> None:
-        if not outbox.send(outbox.ROLL_BACK):
+        try:
+            target = runs.rollback_target()
+        except VectorStoreUnavailable as error:
+            self.message_user(request, f"Milvus cannot be asked which runs it keeps: {error}", messages.ERROR)
+            return
+        if target is None:
+            self.message_user(request, "There is no earlier run to roll back to.", messages.WARNING)
+            return
+        if not outbox.send(outbox.ROLL_BACK, request.user.id):
             self.message_user(request, "The task queue cannot be reached; try again in a moment.", messages.ERROR)
             return
-        self.message_user(request, "Rolling back to the previous run; it shows as live here in a few seconds.")
+        self.message_user(request, f"Rolling back to run {target.id}; it shows as live here in a few seconds.")
 
     def has_retrain_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("recommender.retrain")
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            actions["delete_selected"] = (self.delete_unprotected, *actions["delete_selected"][1:])
+        return actions
+
+    def delete_unprotected(self, admin_: object, request: HttpRequest, queryset: QuerySet) -> object:
+        """Django's bulk delete, refused at once (before its confirmation page) for runs that must stay."""
+        why = _undeletable(set(queryset.values_list("id", flat=True)))
+        if why:
+            self.message_user(request, why, messages.ERROR)
+            return None
+        return delete_selected(admin_, request, queryset)
+
+    def has_delete_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not _undeletable({obj.id}))
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        why = _undeletable({int(object_id)}) if str(object_id).isdigit() else ""
+        if why:
+            self.message_user(request, why, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:recommender_trainingrun_change", args=[object_id]))
+        return super().delete_view(request, object_id, extra_context)
+
+
+def _undeletable(run_ids: set[int]) -> str:
+    """Why some of these runs must not be deleted ("" when none): the live run, its rollback and the newest
+    published run keep the collection pages read or would read, and a running run has a worker on it."""
+    running = set(
+        TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, id__in=run_ids).values_list("id", flat=True)
+    )
+    try:
+        protected = runs.protected_runs()
+    except VectorStoreUnavailable:
+        protected = {r for r in (_recorded_live_run_id(),) if r}
+    reasons = [f"run {r} is running" for r in sorted(run_ids & running)]
+    reasons += [f"run {r} is live, its rollback or the newest published run" for r in sorted(run_ids & protected)]
+    return f"Not deleted: {'; '.join(reasons)}." if reasons else ""
+
+
+def _recorded_live_run_id() -> int | None:
+    return RecommenderState.current().live_run_id
 
 
 def _live_run_id() -> int | None:
@@ -168,4 +232,22 @@ class RecommenderStateAdmin(admin.ModelAdmin):
     list_display = ("num_changes", "changed_at", "last_requested_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(LiveChange)
+class LiveChangeAdmin(admin.ModelAdmin):
+    """Every move of the alias: read-only history of what went live, when, by whom."""
+
+    list_display = ("at", "action", "from_run", "to_run", "by")
+    list_filter = ("action",)
+    list_select_related = ("from_run", "to_run", "by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LiveChange | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LiveChange | None = None) -> bool:
         return False

@@ -44,6 +44,10 @@ class TrainingRun(models.Model):
         default=0, help_text="Publish tasks sent for it; the sweeper resends a lost one up to a cap."
     )
     reason = models.CharField(max_length=64, blank=True, help_text="What asked for this run.")
+    training_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its training message was last sent; empty: none is on its way."
+    )
+    training_sends = models.PositiveSmallIntegerField(default=0, help_text="Training messages sent for it.")
 
     objects = TrainingRunQuerySet.as_manager()
 
@@ -92,3 +96,35 @@ class RecommenderState(models.Model):
     def current(cls) -> "RecommenderState":
         state, _ = cls.objects.get_or_create(id=1)
         return state
+
+
+class LiveChange(models.Model):
+    """Each time the alias moved to another run: what moved it, who, when, from which run to which."""
+
+    class Action(models.TextChoices):
+        PUBLISH = "publish", "Published after training"
+        MAKE_LIVE = "make_live", "Made live by staff"
+        ROLL_BACK = "roll_back", "Rolled back by staff"
+
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_run = models.ForeignKey(TrainingRun, null=True, on_delete=models.SET_NULL, related_name="went_live")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: run {self.from_run_id or '-'} -> run {self.to_run_id}"
+
+
+class MovieRemoval(models.Model):
+    """A deleted movie still to be removed from the Milvus collections; the row goes when Milvus confirms."""
+
+    movie_id = models.BigIntegerField(unique=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"movie {self.movie_id}, deleted {self.deleted_at:%Y-%m-%d %H:%M}"

@@ -27,11 +27,12 @@ from django.utils import timezone
 
 from movies import selectors
 from recommender import outbox
-from recommender.models import RecommenderState, TrainingRun
-from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease
+from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease, vectors_catch_up
 
 if TYPE_CHECKING:
     from recommender.ml.artifact import ModelArtifact
+    from recommender.vector_store import MovieVectors
 
 logger = logging.getLogger(__name__)
 OVERDUE_GRACE_S = 120
@@ -82,6 +83,10 @@ def _create_run(reason: str, requested_by: object | None, overrides: dict, queue
             reason=reason,
             requested_by=requested_by,
             config={**settings.RECOMMENDER_TRAINING_CONFIG, **overrides},
+            # Counted as sent now, and sent from a background thread after commit (a request never waits on
+            # the broker); if that send fails, the sweeper resends it after RETRAIN_RESEND_AFTER_S.
+            training_sent_at=timezone.now() if queue else None,
+            training_sends=1 if queue else 0,
         )
         state.num_changes = 0
         state.last_requested_at = timezone.now()
@@ -90,6 +95,16 @@ def _create_run(reason: str, requested_by: object | None, overrides: dict, queue
             limits = training_limits()
             transaction.on_commit(lambda: outbox.send_soon(outbox.TRAIN, run.id, options=limits))
     return run
+
+
+def send_training(run_id: int) -> bool:
+    """Sends a queued run's training message now and notes when, so the sweeper resends only a lost one."""
+    if not outbox.send(outbox.TRAIN, run_id, options=training_limits()):
+        return False
+    TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+        training_sent_at=timezone.now(), training_sends=F("training_sends") + 1
+    )
+    return True
 
 
 def training_limits() -> dict:
@@ -119,21 +134,28 @@ def run_training(run_id: int, redelivered: bool) -> None:
             status=TrainingRun.Status.QUEUED
         )
     trained = train_model(run_id)
-    if trained is None or trained.status != TrainingRun.Status.SUCCEEDED:
+    if trained is None:
         return
-    if is_worse_than_live(trained):
+    _send_next_queued()
+    if trained.status != TrainingRun.Status.SUCCEEDED or is_worse_than_live(trained):
         return
     send_publish(run_id)
+
+
+def _send_next_queued() -> None:
+    """A run queued while this one trained had its message consumed and set aside (one training at a time):
+    it is sent again now rather than at the next sweep."""
+    waiting = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, training_sent_at__isnull=True)
+    for run_id in waiting.order_by("id").values_list("id", flat=True)[:1]:
+        send_training(run_id)
 
 
 def train_model(
     run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True
 ) -> TrainingRun | None:
-    """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it."""
-    claimed = TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    if not claimed:
+    """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it, or
+    when another run is training (one at a time, on any number of workers and hosts)."""
+    if not _claim(run_id):
         return None
     run = TrainingRun.objects.get(id=run_id)
     try:
@@ -154,6 +176,24 @@ def train_model(
         if not isinstance(error, NotEnoughData):
             logger.exception("training run %s failed", run_id)
     return TrainingRun.objects.get(id=run_id)
+
+
+def _claim(run_id: int) -> bool:
+    """Under the state row's lock, so two workers (or hosts) never both see "nothing is running" and start.
+    A run that finds another training leaves its message used up (training_sent_at cleared): the running
+    one sends it when it ends, or the sweeper does."""
+    with transaction.atomic():
+        RecommenderState.current()
+        RecommenderState.objects.select_for_update().filter(id=1).first()
+        if TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).exclude(id=run_id).exists():
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(training_sent_at=None)
+            logger.info("run %s waits: another run is training", run_id)
+            return False
+        return bool(
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+                status=TrainingRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+            )
+        )
 
 
 def _drop_broken_connection() -> None:
@@ -288,31 +328,95 @@ def is_worse_than_live(run: TrainingRun) -> bool:
 # 4. Published, or made live by staff
 
 
+class Refused(ValueError):
+    """A change to what is live that cannot be made as asked; the message says why, for staff to read."""
+
+
 def send_publish(run_id: int) -> bool:
     """Counts the attempt first, so a lost message is resent by the sweeper, and never beyond the cap."""
     TrainingRun.objects.filter(id=run_id).update(publish_attempts=F("publish_attempts") + 1)
     return outbox.send(outbox.PUBLISH, run_id)
 
 
-def publish(run_id: int) -> str:
-    """Publishes a succeeded run's embeddings to a new collection and makes it live; safe to retry."""
-    import numpy as np
+def publish(run_id: int) -> str | None:
+    """The pipeline's publish of a succeeded run: its embeddings to a new collection, made live; safe to retry.
+    A run older than the one already live is never put live by it (a late or retried message): that is
+    recorded on the run and nothing changes; only staff's make_live or roll_back goes back in time."""
+    return _publish(run_id, LiveChange.Action.PUBLISH, None)
 
-    from recommender.serving import forget_live_run, record_live_run, vector_store
-    from recommender.vector_store import MovieVectors
+
+def make_live(run_id: int, requested_by: object | None = None) -> str:
+    """Staff's override: the same publish, past the gate and whatever its age (in a worker: it computes
+    every movie's neighbours). Refused when the run is live already."""
+    return _publish(run_id, LiveChange.Action.MAKE_LIVE, requested_by)
+
+
+def check_make_live(run: TrainingRun) -> None:
+    """Raises Refused, at once, when make_live would: for staff's screen, before anything is queued."""
+    _check_publishable(run)
+    if live_run_id() == run.id:
+        raise Refused(f"Run {run.id} is already live; nothing to do.")
+
+
+def live_run_id() -> int | None:
+    """The run the alias points to now (asked of Milvus, raising VectorStoreUnavailable when it cannot be)."""
+    from recommender.serving import vector_store
+
+    store = vector_store()
+    collection = store.live_collection()
+    return store.run_of_collection(collection) if collection else None
+
+
+def _check_publishable(run: TrainingRun) -> None:
+    if run.status != TrainingRun.Status.SUCCEEDED:
+        raise Refused(f"Training run {run.id} has not succeeded; only a succeeded run can be made live.")
+    if not run.artifact_path or not Path(run.artifact_path).is_file():
+        raise Refused(
+            f"Training run {run.id}'s model file is gone (the clean-up keeps the live run, its rollback, the "
+            f"newest published run and the {KEEP_UNPUBLISHED_ARTIFACTS} newest unpublished runs); retrain instead."
+        )
+
+
+def _publish(run_id: int, action: str, requested_by: object | None) -> str | None:
+    from recommender.serving import forget_live_run, vector_store
 
     run = TrainingRun.objects.get(id=run_id)
-    if run.status != TrainingRun.Status.SUCCEEDED:
-        raise ValueError(f"training run {run_id} has not succeeded; only a succeeded run can be published")
-    if not run.artifact_path or not Path(run.artifact_path).is_file():
-        raise ValueError(
-            f"training run {run_id}'s model file is gone (the clean-up keeps the live run, its "
-            f"rollback and the {KEEP_UNPUBLISHED_ARTIFACTS} newest unpublished runs); retrain instead"
-        )
+    _check_publishable(run)
+    snapshot_at = timezone.now()
+    movies = _current_movie_vectors(run)
+    store = vector_store()
+    with vector_lease(f"publishing run {run.id}"):
+        live_id = live_run_id()
+        if live_id == run.id:
+            if action == LiveChange.Action.MAKE_LIVE:
+                raise Refused(f"Run {run.id} is already live; nothing to do.")
+            return store.collection_for_run(run.id)  # a retried publish: it went live the first time
+        if action == LiveChange.Action.PUBLISH and live_id is not None and live_id > run.id:
+            TrainingRun.objects.filter(id=run.id).update(
+                held_back_reason=f"not published: run {live_id}, newer, was already live when its publish came; "
+                "staff can still make it live"
+            )
+            logger.info("run %s not published: the newer run %s is live", run.id, live_id)
+            return None
+        name = store.publish(run.id, movies)
+        _record_live_change(action, live_id, run, requested_by)
+        forget_live_run()
+        vectors_catch_up(run, movies, snapshot_at)
+        store.drop_old_collections(protected_runs())
+    drop_old_artifacts()
+    return name
+
+
+def _current_movie_vectors(run: TrainingRun) -> "MovieVectors":
+    """Every movie that exists now, sorted by id: trained ones keep their vector, movies added since training
+    get their features-only vector, deleted ones are left out; with each movie's exact neighbour list."""
+    import numpy as np
+
+    from recommender.vector_store import MovieVectors
+
     artifact = load_artifact(run)
-    catalogue = selectors.movie_catalogue()  # every movie that exists now, sorted by id
+    catalogue = selectors.movie_catalogue()
     trained = dict(zip(artifact.movie_ids.tolist(), range(len(artifact.movie_ids))))
-    # Movies deleted since training are left out; movies added since get their features-only vector.
     rows = [trained.get(int(m), -1) for m in catalogue.movie_ids]
     vectors = np.zeros((len(rows), artifact.embeddings.shape[1]), dtype=np.float32)
     known = np.array([r >= 0 for r in rows], dtype=bool)
@@ -320,51 +424,72 @@ def publish(run_id: int) -> str:
     if (~known).any():
         vectors[~known] = cold_start_vectors(run, catalogue, np.flatnonzero(~known))
     neighbors, scores = nearest_movies(catalogue.movie_ids, vectors)
-    movies = MovieVectors(
-        catalogue.movie_ids,
-        vectors,
-        np.array([y or 0 for y in catalogue.years], dtype=np.int32),
-        catalogue.genres,
-        neighbors,
-        scores,
-    )
-    store = vector_store()
-    with vector_lease(f"publishing run {run.id}"):
-        name = store.publish(run.id, movies)
-        TrainingRun.objects.filter(id=run.id).update(published_at=timezone.now())
-        record_live_run(run)
-        forget_live_run()
-        store.drop_old_collections(keep=2)
-    drop_old_artifacts()
-    return name
+    years = np.array([y or 0 for y in catalogue.years], dtype=np.int32)
+    return MovieVectors(catalogue.movie_ids, vectors, years, catalogue.genres, neighbors, scores)
 
 
-def make_live(run_id: int) -> str:
-    """Staff's override: the same publish, past the gate (in a worker: it computes every movie's neighbours)."""
-    return publish(run_id)
+def _record_live_change(action: str, from_run_id: int | None, to_run: TrainingRun, by: object | None) -> None:
+    with transaction.atomic():
+        if action != LiveChange.Action.ROLL_BACK:
+            TrainingRun.objects.filter(id=to_run.id, published_at__isnull=True).update(published_at=timezone.now())
+        LiveChange.objects.create(
+            action=action,
+            from_run=TrainingRun.objects.filter(id=from_run_id).first() if from_run_id else None,
+            to_run=to_run,
+            by=by if getattr(by, "is_authenticated", False) else None,
+        )
+        RecommenderState.current()
+        RecommenderState.objects.filter(id=1).update(live_run=to_run)
 
 
 # 5. Rolled back; old collections and model files cleaned up
 
 
-def roll_back() -> str:
-    """Points the alias at the previous run's collection and records that run as live."""
-    from recommender.serving import forget_live_run, record_live_run, vector_store
+def rollback_target() -> TrainingRun | None:
+    """The newest published run older than the live one whose collection is still in Milvus."""
+    from recommender.serving import vector_store
+
+    store = vector_store()
+    live_id = live_run_id()
+    kept = {store.run_of_collection(name) for name in store.run_collections()}
+    older = TrainingRun.objects.filter(published_at__isnull=False, id__in=kept - {None})
+    if live_id is not None:
+        older = older.filter(id__lt=live_id)
+    return older.order_by("-id").first()
+
+
+def roll_back(requested_by: object | None = None) -> str:
+    """Points the alias at the previous run's collection and records the change; Refused when there is none."""
+    from recommender.serving import forget_live_run, vector_store
 
     store = vector_store()
     with vector_lease("rolling back"):
-        name = store.rollback()
-        record_live_run(TrainingRun.objects.filter(id=store.run_of_collection(name)).first())
+        target = rollback_target()
+        if target is None:
+            raise Refused("There is no earlier run to roll back to.")
+        live_id = live_run_id()
+        name = store.collection_for_run(target.id)
+        store.switch_to(name)
+        _record_live_change(LiveChange.Action.ROLL_BACK, live_id, target, requested_by)
     forget_live_run()
     return name
 
 
+def protected_runs() -> set[int]:
+    """Runs whose collection and model file the clean-up keeps: the live run, the run a rollback would go
+    to, and the newest published run (after a rollback it is the one staff would make live again)."""
+    live_id = live_run_id()
+    newest = TrainingRun.objects.filter(published_at__isnull=False).order_by("-id").values_list("id", flat=True)
+    target = rollback_target()
+    return {r for r in (live_id, newest.first(), target.id if target else None) if r is not None}
+
+
 def drop_old_collections() -> list[str]:
-    """Old run collections (all but the live one and its rollback), then their model files."""
+    """Old run collections (all but the protected runs'), then their model files."""
     from recommender.serving import vector_store
 
     with vector_lease("dropping old collections"):
-        dropped = vector_store().drop_old_collections(keep=2)
+        dropped = vector_store().drop_old_collections(protected_runs())
     drop_old_artifacts()
     return dropped
 
@@ -384,6 +509,7 @@ def drop_old_artifacts() -> list[int]:
         .values_list("id", flat=True)[:KEEP_UNPUBLISHED_ARTIFACTS]
     )
     keep = with_collection | set(unpublished) | set(TrainingRun.objects.active().values_list("id", flat=True))
+    keep |= protected_runs()
     dropped = []
     for run in TrainingRun.objects.exclude(artifact_path="").exclude(id__in=keep):
         Path(run.artifact_path).unlink(missing_ok=True)
@@ -396,12 +522,19 @@ def drop_old_artifacts() -> list[int]:
 
 
 def resend_stuck_runs() -> int:
-    """Queued runs whose message was lost (broker down at commit time) are sent again."""
-    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
-    runs = list(
-        TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=stale).values_list("id", flat=True)
-    )
-    return sum(outbox.send(outbox.TRAIN, run_id, options=training_limits()) for run_id in runs)
+    """Queued runs whose message is lost are sent again: never sent (broker down at commit time), or set aside
+    while another trained, or sent long ago with no training since (the broker lost it). While a run trains,
+    a queued run's message waits behind it and is not lost. Each resend of one run waits twice as long as the
+    one before, so a broker that drops messages (or a missing worker) never piles up duplicates."""
+    if TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).exists():
+        return 0
+    now = timezone.now()
+    sent = 0
+    for run in TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED).order_by("id"):
+        wait = min(settings.RETRAIN_RESEND_AFTER_S * 2 ** min(max(run.training_sends - 1, 0), 16), 86_400)
+        if run.training_sent_at is None or now - run.training_sent_at >= timedelta(seconds=wait):
+            sent += send_training(run.id)
+    return sent
 
 
 def resend_lost_publishes() -> int:

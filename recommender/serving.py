@@ -158,7 +158,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
         lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
     if lists is None:
         return None
-    ranked = rank(evidence, lists[0], lists[1], histories, scoring, limit)
+    ranked = rank(evidence, _without_deleted(lists[0]), lists[1], histories, scoring, limit)
     return _explained(
         [
             (float(score), int(movie), int(source))
@@ -204,6 +204,15 @@ def _searched_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighb
     return _padded(rows, n)
 
 
+def _without_deleted(ids: np.ndarray) -> np.ndarray:
+    """Neighbour ids with movies deleted since publishing blanked out (-1), so the ranking refills from the
+    rest: stored lists and the collection learn of a deletion later, the movies table at once."""
+    candidates = np.unique(ids[ids >= 0])
+    existing = selectors.existing_movie_ids(candidates.tolist())
+    gone = candidates[~np.isin(candidates, np.fromiter(existing, dtype=np.int64, count=len(existing)))]
+    return np.where(np.isin(ids, gone), -1, ids) if len(gone) else ids
+
+
 def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
     """Rows for the picks and for the liked movies behind them, in one query."""
     movies = {m.id: m for m in selectors.movies_in_order(list({i for _, m, s in ranked for i in (m, s)}))}
@@ -231,12 +240,14 @@ def similar_movies(
         vectors = vector_store().get_vectors([movie.id])
         if movie.id not in vectors:
             return Recommendations([], Source.PERSONAL, "No similar movies yet.")
-        hits = vector_store().search(vectors[movie.id][None, :], limit + 1, search_filter(genre, year_from, year_to))[0]
+        # Twice the list and one: movies deleted since publishing are dropped below and the rest refill the list.
+        query = vectors[movie.id][None, :]
+        hits = vector_store().search(query, 2 * limit + 1, search_filter(genre, year_from, year_to))[0]
     except VectorStoreUnavailable as error:
         _log_outage(error)
         return Recommendations([], Source.POPULAR, "Similar movies are unavailable for a moment.")
-    ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id][:limit]
-    items = _explained(ranked)
+    ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id]
+    items = _explained(ranked)[:limit]
     for item in items:
         item.because = f"Similar to {movie.display_title}"
     return Recommendations(items, Source.PERSONAL)

@@ -1,6 +1,8 @@
 """Celery entry points: each takes ids and makes one call into the lifecycle (runs) or the movie vectors (vectors).
 Nothing imports this module but Celery: work is sent by name (recommender.outbox)."""
 
+import logging
+
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
@@ -8,6 +10,8 @@ from django.conf import settings
 from recommender import runs, vectors
 from recommender.vector_store import VectorStoreUnavailable
 from recommender.vectors import VectorsBusy
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingTask(Task):
@@ -45,14 +49,26 @@ def publish_embeddings(run_id: int) -> None:
 
 
 @shared_task(**_VECTOR_RETRY)
-def make_live(run_id: int) -> None:
+def make_live(run_id: int, requested_by_id: int | None = None) -> None:
     """Staff's "Make the selected run live": the same publish, past the gate, in a worker, not the request."""
-    runs.make_live(run_id)
+    try:
+        runs.make_live(run_id, _user(requested_by_id))
+    except runs.Refused as refusal:  # checked in the admin already; the state changed since (not an error)
+        logger.warning("make live of run %s refused: %s", run_id, refusal)
 
 
 @shared_task(**_VECTOR_RETRY)
-def roll_back() -> None:
-    runs.roll_back()
+def roll_back(requested_by_id: int | None = None) -> None:
+    try:
+        runs.roll_back(_user(requested_by_id))
+    except runs.Refused as refusal:
+        logger.warning("roll back refused: %s", refusal)
+
+
+def _user(user_id: int | None) -> object | None:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(id=user_id).first() if user_id else None
 
 
 @shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
@@ -79,6 +95,7 @@ def sweep() -> None:
     runs.fail_overdue_runs()
     runs.resend_lost_publishes()
     vectors.resync_movie_vectors()
+    vectors.resend_removals()
 
 
 @shared_task

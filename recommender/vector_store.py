@@ -13,6 +13,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 ALIAS = "movies"
 PRIMARY = "movie_id"
+RUN_TAG = "run_id"
 MAX_GENRES = 32
 NEIGHBORS = 100  # each movie's nearest movies, stored with it at publish: a page reads them instead of searching
 INDEX = {"index_type": "HNSW", "metric_type": "IP", "params": {"M": 16, "efConstruction": 200}}
@@ -106,7 +107,7 @@ class VectorStore:
         self._prober: threading.Thread | None = None
         self._lock = threading.Lock()
         self._client = None
-        self._has_lists: dict[str, bool] = {}
+        self._fields: dict[str, frozenset[str]] = {}
 
     def collection_for_run(self, run_id: int) -> str:
         return f"{self.alias}_run{run_id}"
@@ -262,20 +263,27 @@ class VectorStore:
 
     def has_neighbor_lists(self, collection: str) -> bool:
         """Whether a collection stores neighbour lists (those published before they existed do not)."""
-        if collection not in self._has_lists:
-            with self._calls("describe_collection") as client:
-                fields = client.describe_collection(collection, timeout=self.timeout)["fields"]
-            self._has_lists[collection] = any(f["name"] == "neighbors" for f in fields)
-        return self._has_lists[collection]
+        return "neighbors" in self.fields(collection)
 
-    def search(self, vectors: np.ndarray, limit: int, filter_expression: str = "") -> list[list[Hit]]:
-        """Top `limit` movies by inner product for each query vector, in one batched call."""
+    def fields(self, collection: str) -> frozenset[str]:
+        """A collection's field names (older collections lack the later ones: lists, the run tag)."""
+        if collection not in self._fields:
+            with self._calls("describe_collection") as client:
+                described = client.describe_collection(collection, timeout=self.timeout)["fields"]
+            self._fields[collection] = frozenset(f["name"] for f in described)
+        return self._fields[collection]
+
+    def search(
+        self, vectors: np.ndarray, limit: int, filter_expression: str = "", collection: str | None = None
+    ) -> list[list[Hit]]:
+        """Top `limit` movies by inner product for each query vector, in one batched call (the live collection's,
+        or the named one's)."""
         if len(vectors) == 0:
             return []
         results = self._loaded_call(
             "search",
             lambda client: client.search(
-                self.alias,
+                collection or self.alias,
                 data=[v.tolist() for v in vectors],
                 limit=min(limit, 16384),
                 filter=filter_expression,
@@ -316,9 +324,11 @@ class VectorStore:
         with self._calls("publish") as client:
             if client.has_collection(name, timeout=self.timeout):
                 client.drop_collection(name, timeout=self.timeout)  # a half-written earlier attempt
+            self._fields.pop(name, None)
             self._create(client, name, movies.vectors.shape[1])
             for start in range(0, len(movies.movie_ids), batch_size):
-                client.upsert(name, _rows(movies, slice(start, start + batch_size)), timeout=max(self.timeout, 30))
+                rows = _rows(movies, slice(start, start + batch_size), run_id=run_id)
+                client.upsert(name, rows, timeout=max(self.timeout, 30))
             client.flush(name, timeout=max(self.timeout, 60))
             client.create_index(name, _index_params(client), timeout=max(self.timeout, 60))
             client.load_collection(name, timeout=max(self.timeout, 60), **self._load_options())
@@ -339,6 +349,8 @@ class VectorStore:
         )
         schema.add_field("neighbors", DataType.ARRAY, element_type=DataType.INT64, max_capacity=NEIGHBORS)
         schema.add_field("neighbor_scores", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=NEIGHBORS)
+        # The run whose model computed the row: a vector from another run's model would be in another space.
+        schema.add_field(RUN_TAG, DataType.INT64)
         client.create_collection(name, schema=schema, consistency_level="Strong", timeout=max(self.timeout, 30))
 
     def _verify(self, name: str, movies: MovieVectors) -> None:
@@ -365,35 +377,20 @@ class VectorStore:
             else:
                 client.create_alias(collection, self.alias, timeout=self.timeout)
 
-    def rollback(self) -> str:
-        """Point the alias at the newest run collection older than the live one."""
-        live = self.live_collection()
-        older = [
-            n
-            for n in self.run_collections()
-            if live is None or self.run_of_collection(n) < self.run_of_collection(live)
-        ]
-        if not older:
-            raise PublishFailed("there is no earlier collection to roll back to")
-        self.ensure_loaded(older[-1])
-        self.switch_alias(older[-1])
-        return older[-1]
+    def switch_to(self, collection: str) -> None:
+        """Points the alias at an existing collection (a rollback, or staff making an older run live)."""
+        self.ensure_loaded(collection)
+        self.switch_alias(collection)
 
-    def drop_old_collections(self, keep: int = 2) -> list[str]:
-        """Drop run collections other than the live one and the newest `keep - 1` before it.
-
-        Never drops the collection the alias points to (a Milvus server >= 2.5.5 refuses; lite would
-        silently remove the alias)."""
+    def drop_old_collections(self, keep_runs: set[int]) -> list[str]:
+        """Drops every run collection but those of `keep_runs` and the one the alias points to, which is never
+        dropped (a Milvus server >= 2.5.5 refuses; lite would silently remove the alias)."""
         live = self.live_collection()
-        names = self.run_collections()
-        if live is None:
-            return []
-        older = [n for n in names if self.run_of_collection(n) < self.run_of_collection(live)]
-        newer = [n for n in names if self.run_of_collection(n) > self.run_of_collection(live)]
-        doomed = older[: max(0, len(older) - (keep - 1))] + newer
+        doomed = [n for n in self.run_collections() if n != live and self.run_of_collection(n) not in keep_runs]
         with self._calls("drop_collection") as client:
-            for name in doomed:  # never the live one: it is neither older nor newer than itself
+            for name in doomed:
                 client.drop_collection(name, timeout=max(self.timeout, 30))
+                self._fields.pop(name, None)
         return doomed
 
     def drop_collection(self, name: str) -> None:
@@ -401,17 +398,22 @@ class VectorStore:
             raise PublishFailed(f"refusing to drop {name}: the alias {self.alias!r} points to it")
         with self._calls("drop_collection") as client:
             client.drop_collection(name, timeout=max(self.timeout, 30))
+        self._fields.pop(name, None)
 
-    def upsert_movies(self, movies: MovieVectors) -> None:
-        """Add or replace single movies in the live collection (new or edited movies)."""
-        live = self.live_collection()
-        rows = _rows(movies, slice(None), with_lists=live is None or self.has_neighbor_lists(live))
+    def upsert_movies(self, run_id: int, movies: MovieVectors) -> None:
+        """Adds or replaces single movies in run `run_id`'s own collection, never through the alias: the vectors
+        come from that run's model, and the alias may have moved to another run since they were computed."""
+        name = self.collection_for_run(run_id)
+        fields = self.fields(name)
+        rows = _rows(
+            movies, slice(None), with_lists="neighbors" in fields, run_id=run_id if RUN_TAG in fields else None
+        )
         with self._calls("upsert") as client:
-            client.upsert(self.alias, rows, timeout=self.timeout)
+            client.upsert(name, rows, timeout=self.timeout)
 
-    def delete_movies(self, movie_ids: list[int]) -> None:
+    def delete_movies(self, movie_ids: list[int], collection: str | None = None) -> None:
         with self._calls("delete") as client:
-            client.delete(self.alias, ids=list(movie_ids), timeout=self.timeout)
+            client.delete(collection or self.alias, ids=list(movie_ids), timeout=self.timeout)
 
 
 def _index_params(client: object) -> object:
@@ -420,8 +422,8 @@ def _index_params(client: object) -> object:
     return params
 
 
-def _rows(movies: MovieVectors, part: slice, with_lists: bool = True) -> list[dict]:
-    """Rows to write; `with_lists` False for a collection published before neighbour lists existed."""
+def _rows(movies: MovieVectors, part: slice, with_lists: bool = True, run_id: int | None = None) -> list[dict]:
+    """Rows to write; `with_lists` False and `run_id` None for collections published before those fields."""
     ids = movies.movie_ids[part]
     none = [[]] * len(ids)
     neighbors = none if movies.neighbors is None else movies.neighbors[part][:, :NEIGHBORS].tolist()
@@ -438,5 +440,7 @@ def _rows(movies: MovieVectors, part: slice, with_lists: bool = True) -> list[di
         }
         if with_lists:
             row.update(neighbors=near, neighbor_scores=near_scores)
+        if run_id is not None:
+            row[RUN_TAG] = int(run_id)
         rows.append(row)
     return rows

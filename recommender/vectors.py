@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -15,7 +16,10 @@ from django.utils import timezone
 from movies import selectors
 from movies.models import Movie
 from recommender import outbox
-from recommender.models import RecommenderState, TrainingRun
+from recommender.models import MovieRemoval, RecommenderState, TrainingRun
+
+if TYPE_CHECKING:
+    from recommender.vector_store import MovieVectors
 
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 RESYNC_BATCH = 1000
@@ -49,14 +53,20 @@ def note_movie_changed(movie_id: int) -> None:
 
 
 def note_movies_deleted(movie_ids: list[int]) -> None:
-    """Deleted movies leave Milvus after commit."""
-    ids = [int(i) for i in movie_ids]
-    if ids:
-        transaction.on_commit(lambda: outbox.send_soon(outbox.REMOVE_MOVIES, ids))
+    """Deleted movies leave Milvus: a removal row in the caller's transaction, then a task after commit. The row
+    stays until Milvus confirms, so the sweeper resends a removal whose message or call was lost."""
+    ids = sorted({int(i) for i in movie_ids})
+    if not ids:
+        return
+    existing = set(MovieRemoval.objects.filter(movie_id__in=ids).values_list("movie_id", flat=True))
+    MovieRemoval.objects.bulk_create([MovieRemoval(movie_id=i) for i in ids if i not in existing])
+    transaction.on_commit(lambda: outbox.send_soon(outbox.REMOVE_MOVIES, ids))
 
 
-def embed_movie(movie_id: int) -> bool:
-    """Gives a new or edited movie its vector in the live collection without retraining."""
+def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
+    """Gives a new or edited movie its vector from `run`'s model (default: the live run) in that run's own
+    collection, without retraining. Written by run, never through the alias: if another run went live since,
+    its publish re-embeds the movie with its own model (vectors_catch_up)."""
     import numpy as np
 
     from recommender.ml.embeddings import cold_start_embeddings
@@ -64,7 +74,7 @@ def embed_movie(movie_id: int) -> bool:
     from recommender.serving import live_run, vector_store
     from recommender.vector_store import NEIGHBORS, MovieVectors
 
-    run = live_run()
+    run = run or live_run()
     catalogue = selectors.movie_catalogue([movie_id])
     if run is None or not len(catalogue.movie_ids):
         return False
@@ -81,9 +91,12 @@ def embed_movie(movie_id: int) -> bool:
             genre_names=artifact.genre_names,
         )
         vector = cold_start_embeddings(network, features)
+    store = vector_store()
     # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.
-    hits = [h for h in vector_store().search(vector, NEIGHBORS + 1)[0] if h.movie_id != movie_id][:NEIGHBORS]
-    vector_store().upsert_movies(
+    found = store.search(vector, NEIGHBORS + 1, collection=store.collection_for_run(run.id))[0]
+    hits = [h for h in found if h.movie_id != movie_id][:NEIGHBORS]
+    store.upsert_movies(
+        run.id,
         MovieVectors(
             catalogue.movie_ids,
             vector,
@@ -91,18 +104,54 @@ def embed_movie(movie_id: int) -> bool:
             catalogue.genres,
             np.array([[h.movie_id for h in hits]], dtype=np.int64),
             np.array([[h.score for h in hits]], dtype=np.float32),
-        )
+        ),
     )
     return True
 
 
+def vectors_catch_up(run: TrainingRun, published: "MovieVectors", snapshot_at: object) -> None:
+    """What the catalogue did while `run`'s collection was being written, applied to it once it is live:
+    movies deleted since the snapshot leave it, movies added or edited since get their vector from its model."""
+    from recommender.serving import vector_store
+
+    now = set(Movie.objects.values_list("id", flat=True))
+    gone = [int(m) for m in published.movie_ids if int(m) not in now]
+    if gone:
+        vector_store().delete_movies(gone, vector_store().collection_for_run(run.id))
+    missing = now - {int(m) for m in published.movie_ids}
+    edited = set(Movie.objects.filter(updated_at__gte=snapshot_at).values_list("id", flat=True))
+    for movie_id in sorted(missing | edited):
+        embed_movie(movie_id, run)
+
+
 def remove_movies(movie_ids: list[int]) -> None:
-    """Deleted movies leave the live collection (the next publish leaves them out anyway)."""
+    """Deleted movies leave every run collection Milvus keeps (the live one, and those a rollback or staff could
+    put live again); their removal rows go once Milvus has confirmed each delete."""
     from recommender.serving import forget_live_run, vector_store
 
-    if movie_ids and vector_store().live_collection():
-        vector_store().delete_movies(movie_ids)
-        forget_live_run()
+    ids = [int(i) for i in movie_ids]
+    if not ids:
+        return
+    still_there = set(Movie.objects.filter(id__in=ids).values_list("id", flat=True))  # a rolled-back delete
+    ids = [i for i in ids if i not in still_there]
+    store = vector_store()
+    if not ids:
+        return
+    for name in store.run_collections():
+        store.delete_movies(ids, name)
+    MovieRemoval.objects.filter(movie_id__in=ids).delete()
+    forget_live_run()
+
+
+def resend_removals() -> int:
+    """Removals not confirmed within a sweep period (a lost message, Milvus down past the task's retries)."""
+    stale = timezone.now() - timedelta(seconds=settings.RETRAIN_RESEND_AFTER_S)
+    pending = MovieRemoval.objects.filter(Q(sent_at__isnull=True) | Q(sent_at__lt=stale), deleted_at__lt=stale)
+    ids = list(pending.values_list("movie_id", flat=True)[:RESYNC_BATCH])
+    if not ids or not outbox.send(outbox.REMOVE_MOVIES, ids):
+        return 0
+    MovieRemoval.objects.filter(movie_id__in=ids).update(sent_at=timezone.now())
+    return len(ids)
 
 
 def resync_movie_vectors() -> int:

@@ -72,7 +72,7 @@ def test_movie_titles_are_escaped_in_admin(admin_client: Client, catalogue_movie
     assert '<script>alert("x")</script>' not in page and "&lt;script&gt;" in page
 
 
-def test_make_live_and_roll_back_are_queued_for_a_worker_not_run_in_the_request(
+def test_make_live_and_roll_back_are_checked_at_once_then_queued_for_a_worker_not_run_in_the_request(
     db, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recommender import outbox, runs
@@ -85,15 +85,71 @@ def test_make_live_and_roll_back_are_queued_for_a_worker_not_run_in_the_request(
         outbox, "send", lambda name, *args, **kwargs: sent.append((name.rpartition(".")[2], *args)) or True
     )
     monkeypatch.setattr(runs, "publish", lambda run_id: pytest.fail("published inside the request"))
+    live, target = [None], [None]
+    monkeypatch.setattr(runs, "live_run_id", lambda: live[0])
+    monkeypatch.setattr(runs, "rollback_target", lambda: target[0])
     client = staff("operator", can_retrain=True)
+    operator = get_user_model().objects.get(username="operator")
     page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
     assert f"Run {run.id} is being made live" in page.content.decode()
     page = client.post(CHANGELIST, {"action": "roll_back", "_selected_action": [run.id]}, follow=True)
-    assert "Rolling back" in page.content.decode()
-    assert sent == [("make_live", run.id), ("roll_back",)]
+    assert "There is no earlier run to roll back to." in page.content.decode()
+    assert sent == [("make_live", run.id, operator.id)]  # nothing queued for a rollback that cannot happen
+    target[0] = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    page = client.post(CHANGELIST, {"action": "roll_back", "_selected_action": [run.id]}, follow=True)
+    assert f"Rolling back to run {target[0].id}" in page.content.decode()
+    assert sent[-1] == ("roll_back", operator.id)
+    live[0] = run.id
+    page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
+    assert f"Run {run.id} is already live; nothing to do." in page.content.decode() and len(sent) == 2
+    live[0] = None
     model.unlink()
     page = client.post(CHANGELIST, {"action": "make_live", "_selected_action": [run.id]}, follow=True)
     assert page.status_code == 200 and "model file is gone" in page.content.decode() and len(sent) == 2
+
+
+def test_the_live_run_its_rollback_and_a_running_run_cannot_be_deleted(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import runs
+
+    live, rollback, spare = (TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED) for _ in range(3))
+    running = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
+    monkeypatch.setattr(runs, "protected_runs", lambda: {live.id, rollback.id})
+    for run in (live, rollback, running):
+        page = admin_client.post(
+            CHANGELIST, {"action": "delete_selected", "_selected_action": [run.id, spare.id]}, follow=True
+        ).content.decode()
+        assert "Not deleted: run" in page and "Are you sure" not in page
+        page = admin_client.get(f"{CHANGELIST}{run.id}/delete/", follow=True).content.decode()
+        assert "Not deleted: run" in page
+        admin_client.post(f"{CHANGELIST}{run.id}/delete/", {"post": "yes"}, follow=True)
+    assert TrainingRun.objects.count() == 4
+    admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [spare.id], "post": "yes"})
+    assert not TrainingRun.objects.filter(id=spare.id).exists()
+
+
+def test_the_run_list_says_when_milvus_cannot_serve_the_live_run(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import serving
+    from recommender.models import RecommenderState
+    from recommender.vector_store import VectorStore
+
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    RecommenderState.objects.update_or_create(id=1, defaults={"live_run": run})
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert f"live run {run.id}, but Milvus cannot serve it (" in page
+
+
+def test_the_run_list_compares_each_run_with_its_strongest_baseline(admin_client: Client) -> None:
+    TrainingRun.objects.create(
+        status=TrainingRun.Status.SUCCEEDED,
+        test_metrics={"hr@10": 0.11},
+        baseline_metrics={"ease": {"test": {"hr@10": 0.0918}}, "ease_recency": {"test": {"hr@10": 0.1115}}},
+    )
+    assert "0.1115 (ease_recency)" in admin_client.get(CHANGELIST).content.decode()
 
 
 def test_one_change_to_the_collections_at_a_time(db, settings: object) -> None:
@@ -125,11 +181,16 @@ def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypa
     touched = []
 
     class Recording(VectorStore):
-        def rollback(self) -> str:
-            touched.append("rollback")
-            return "movies_run1"
+        def live_collection(self) -> str | None:
+            return None
 
-        def drop_old_collections(self, keep: int = 2) -> list[str]:
+        def run_collections(self) -> list[str]:
+            return []
+
+        def switch_to(self, collection: str) -> None:
+            touched.append("rollback")
+
+        def drop_old_collections(self, keep_runs: set[int]) -> list[str]:
             touched.append("drop")
             return []
 

@@ -120,8 +120,10 @@ def test_publishing_covers_the_movies_of_now_and_deletions_break_nothing(store, 
     vectors._network_cache.clear()  # as a fresh worker process would load it
     later = Movie.objects.create(title="Later Still (2027)", year=2027)
     assert vectors.embed_movie(later.id), "a deletion must not break new movies' vectors"
-    vectors.remove_movies([added.id])
-    assert added.id not in store.get_vectors([added.id, later.id]) and later.id in store.get_vectors([later.id])
+    added_id = added.id
+    added.delete()
+    vectors.remove_movies([added_id])
+    assert added_id not in store.get_vectors([added_id, later.id]) and later.id in store.get_vectors([later.id])
     serving.forget_live_run()
 
 
@@ -131,6 +133,9 @@ def test_old_model_files_are_removed_with_their_collections(tmp_path: Path, monk
     class Collections(VectorStore):  # the collections Milvus holds: the live run 5 and its rollback 4
         def run_collections(self) -> list[str]:
             return [self.collection_for_run(4), self.collection_for_run(5)]
+
+        def live_collection(self) -> str | None:
+            return self.collection_for_run(5)
 
     monkeypatch.setattr(serving, "_store", Collections("http://127.0.0.1:9"))
     for run_id, status, published in [

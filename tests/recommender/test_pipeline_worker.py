@@ -357,3 +357,28 @@ def test_a_killed_database_connection_fails_the_run_and_the_next_one_works(worke
     assert run.status == TrainingRun.Status.FAILED and "OperationalError" in run.failure_reason
     second = runs.request_retrain("test")
     wait_for(lambda: TrainingRun.objects.get(id=second.id).status == TrainingRun.Status.SUCCEEDED, 200, "the next run")
+
+
+def test_two_training_workers_never_train_two_runs_at_once(worker: Worker, tmp_path: Path, settings: object) -> None:
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = Worker(second_dir, worker.env["MILVUS_ALIAS"], {})
+    try:
+        make_ratings(num_users=30, num_movies=25, per_user=8)
+        settings.RECOMMENDER_TRAINING_CONFIG = {**TINY, "epochs": 8, "batches_per_epoch": 10}
+        first = runs.request_retrain("test")
+        wait_for(lambda: TrainingRun.objects.get(id=first.id).status != TrainingRun.Status.QUEUED, 120, "a start")
+        later = runs.request_retrain("test")  # queued while the first trains; the idle worker gets its message
+        most_at_once = 0
+        deadline = time.monotonic() + 200
+        while TrainingRun.objects.filter(id__in=[first.id, later.id], finished_at__isnull=False).count() < 2:
+            assert time.monotonic() < deadline, "the two runs did not both finish"
+            most_at_once = max(most_at_once, TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).count())
+            time.sleep(0.1)
+    finally:
+        second.stop()
+    first.refresh_from_db()
+    later.refresh_from_db()
+    assert most_at_once == 1
+    assert first.status == later.status == TrainingRun.Status.SUCCEEDED
+    assert later.started_at >= first.finished_at

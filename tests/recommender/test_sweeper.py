@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
     """Every message the sweeper sends, by task, instead of the broker."""
-    record: dict[str, list] = {"train_model": [], "publish_embeddings": [], "embed_movie": []}
+    record: dict[str, list] = {"train_model": [], "publish_embeddings": [], "embed_movie": [], "remove_movies": []}
 
     def send(name: str, *args: object, options: dict | None = None) -> bool:
         record[name.rpartition(".")[2]].append(args[0])
@@ -51,7 +51,7 @@ def test_a_queued_run_whose_message_was_lost_is_sent_again(sent: dict, settings:
     settings.RETRAIN_RESEND_AFTER_S = 300
     lost = TrainingRun.objects.create(reason="test")  # queued while the broker was down: no message anywhere
     TrainingRun.objects.filter(id=lost.id).update(created_at=timezone.now() - timedelta(minutes=10))
-    TrainingRun.objects.create(reason="just queued")  # its message may still be on its way
+    TrainingRun.objects.create(reason="just queued", training_sent_at=timezone.now())  # its message is on its way
     tasks.sweep()
     assert sent["train_model"] == [lost.id]
     TrainingRun.objects.filter(id=lost.id).update(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
@@ -117,3 +117,65 @@ def test_a_rolled_back_transaction_sends_no_task(
     with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
         runs.note_data_changed()
     assert len(callbacks) == 1 and sent == ["recommender.tasks.maybe_retrain"]  # the same call, committed, sends
+
+
+def test_a_queued_runs_message_is_resent_only_when_lost_and_never_on_every_sweep(sent: dict, settings: object) -> None:
+    settings.RETRAIN_RESEND_AFTER_S = 300
+    long_ago = timezone.now() - timedelta(minutes=10)
+    lost = TrainingRun.objects.create(reason="test", training_sent_at=long_ago, training_sends=1)
+    for _ in range(5):
+        tasks.sweep()
+    assert sent["train_model"] == [lost.id], "sent once, then the next resend waits twice as long"
+    TrainingRun.objects.filter(id=lost.id).update(training_sent_at=timezone.now() - timedelta(minutes=9))
+    tasks.sweep()
+    assert sent["train_model"] == [lost.id], "a second resend waits 2 x 300 s"
+    TrainingRun.objects.filter(id=lost.id).update(training_sent_at=timezone.now() - timedelta(minutes=11))
+    tasks.sweep()
+    assert sent["train_model"] == [lost.id, lost.id]
+
+
+def test_while_a_run_trains_the_queued_ones_message_waits_behind_it_and_is_not_resent(
+    sent: dict, settings: object
+) -> None:
+    settings.RETRAIN_RESEND_AFTER_S = 300
+    TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    TrainingRun.objects.create(reason="test", training_sent_at=timezone.now() - timedelta(hours=2), training_sends=1)
+    tasks.sweep()
+    assert sent["train_model"] == []
+
+
+def test_a_run_set_aside_while_another_trained_is_sent_when_that_one_ends(
+    sent: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    training = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    waiting = TrainingRun.objects.create(reason="test", training_sent_at=timezone.now(), training_sends=1)
+    assert runs.train_model(waiting.id) is None  # a second worker got its message: it does not start
+    waiting.refresh_from_db()
+    assert waiting.status == TrainingRun.Status.QUEUED and waiting.training_sent_at is None
+    TrainingRun.objects.filter(id=training.id).update(status=TrainingRun.Status.QUEUED)
+    monkeypatch.setattr(runs, "_train", lambda run, on_epoch, with_baselines: None)
+    runs.run_training(training.id, redelivered=False)
+    assert sent["train_model"] == [waiting.id]
+
+
+def test_a_deleted_movies_removal_is_resent_until_milvus_confirms(
+    sent: dict, settings: object, django_capture_on_commit_callbacks: object
+) -> None:
+    from recommender import vectors
+    from recommender.models import MovieRemoval
+
+    settings.RETRAIN_RESEND_AFTER_S = 300
+    movie = Movie.objects.create(title="Deleted While Redis Was Down (2026)")
+    with django_capture_on_commit_callbacks(execute=False):  # its message was lost with the broker
+        movie_id = movie.id
+        movie.delete()
+        vectors.note_movies_deleted([movie_id])
+    tasks.sweep()
+    assert sent["remove_movies"] == [], "a fresh removal's own message may still be on its way"
+    MovieRemoval.objects.update(deleted_at=timezone.now() - timedelta(minutes=10))
+    tasks.sweep()
+    tasks.sweep()
+    assert sent["remove_movies"] == [[movie_id]]
+    MovieRemoval.objects.update(sent_at=timezone.now() - timedelta(minutes=10))  # Milvus never confirmed
+    tasks.sweep()
+    assert sent["remove_movies"] == [[movie_id], [movie_id]]

@@ -50,7 +50,7 @@ def test_neighbour_lists_are_stored_with_each_movie_and_match_the_search(store: 
     searched = [h.movie_id for h in store.search(movies.vectors[6:7], 11)[0] if h.movie_id != 7][:10]
     assert stored[7][0][:10].tolist() == searched
     assert np.all(np.diff(stored[7][1]) <= 1e-6)  # nearest first
-    store.upsert_movies(replace(movies_slice(movies, 0, 1), neighbors=None, neighbor_scores=None))
+    store.upsert_movies(1, replace(movies_slice(movies, 0, 1), neighbors=None, neighbor_scores=None))
     assert store.get_neighbors([1])[1][0].size == 0  # a movie upserted without a list has an empty one
 
 
@@ -68,15 +68,34 @@ def test_publishing_the_same_run_twice_is_harmless(store: VectorStore) -> None:
 
 
 @requires_milvus
-def test_new_run_goes_live_old_one_kept_for_rollback_older_ones_dropped(store: VectorStore) -> None:
-    for run_id in (1, 2, 3):
+def test_clean_up_keeps_the_runs_asked_for_and_the_live_one_and_a_switch_goes_back(store: VectorStore) -> None:
+    for run_id in (1, 2, 3, 4):
         store.publish(run_id, movie_vectors(seed=run_id))
-    store.drop_old_collections(keep=2)
-    assert store.run_collections() == [store.collection_for_run(2), store.collection_for_run(3)]
-    assert store.rollback() == store.collection_for_run(2)
+    store.switch_to(store.collection_for_run(2))
+    assert store.drop_old_collections({1, 4}) == [store.collection_for_run(3)]  # run 2 is live: never dropped
+    assert store.run_collections() == [store.collection_for_run(r) for r in (1, 2, 4)]
     assert store.live_collection() == store.collection_for_run(2)
     hits = store.search(movie_vectors(seed=2).vectors[:1], 1)
     assert hits[0][0].movie_id == 1
+
+
+@requires_milvus
+def test_every_row_carries_the_run_whose_model_wrote_it(store: VectorStore) -> None:
+    store.publish(1, movie_vectors(seed=1))
+    store.publish(2, movie_vectors(seed=2))
+    store.upsert_movies(1, movies_slice(movie_vectors(seed=9), 0, 1))  # written by run 1's model, after run 2 went live
+    with store._calls("read tags") as client:
+        tags = {
+            run: {
+                row["run_id"]
+                for row in client.query(
+                    store.collection_for_run(run), filter="movie_id > 0", output_fields=["run_id"], limit=100
+                )
+            }
+            for run in (1, 2)
+        }
+    assert tags == {1: {1}, 2: {2}}
+    assert store.get_vectors([1])[1] == pytest.approx(movie_vectors(seed=2).vectors[0])  # the live run's vector
 
 
 @requires_milvus
