@@ -15,6 +15,10 @@ from recommender.serving import serving_status
 from recommender.vector_store import VectorStoreUnavailable
 
 
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _hr(metrics: dict) -> str:
     value = metrics.get("hr@10")
     return "—" if value is None else f"{value:.4f}"
@@ -113,6 +117,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
             (name, result.get("validation", {}), result.get("test", {}))
             for name, result in run.baseline_metrics.items()
         ]
+        if run.live_on_split:  # what the publish gate compared with: validation only
+            rows.append((f"live run {run.live_on_split['run']}, on this split", run.live_on_split["validation"], {}))
         names = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
         header = "".join(format_html("<th>{}</th>", n) for n in ("model", "val HR@10", *names))
         body = "".join(
@@ -120,7 +126,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
                 "<tr><td>{}</td><td>{}</td>{}</tr>",
                 name,
                 _hr(validation),
-                mark_safe("".join(format_html("<td>{}</td>", f"{test.get(n, 0):.4f}") for n in names)),
+                mark_safe("".join(format_html("<td>{}</td>", _figure(test.get(n))) for n in names)),
             )
             for name, validation, test in rows
         )

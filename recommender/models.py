@@ -37,6 +37,9 @@ class TrainingRun(models.Model):
     validation_metrics = models.JSONField(default=dict, blank=True)
     test_metrics = models.JSONField(default=dict, blank=True)
     baseline_metrics = models.JSONField(default=dict, blank=True)
+    live_on_split = models.JSONField(
+        default=dict, blank=True, help_text="The live run's model scored on this run's validation: {run, validation}."
+    )
     artifact_path = models.CharField(max_length=500, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     held_back_reason = models.TextField(blank=True, help_text="Why a succeeded run was not published automatically.")

@@ -243,6 +243,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
     # EASE covers the 15k most-rated movies on larger catalogues (ml.evaluation), so it always runs.
     baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
+    live_on_split = _live_on_this_split(prepared, outcome)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
     config = replace(config, scoring=outcome.scoring)
     TrainingRun.objects.filter(id=run.id).update(
@@ -254,8 +255,37 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
         validation_metrics=outcome.validation,
         test_metrics=outcome.test,
         baseline_metrics=baselines,
+        live_on_split=live_on_split,
         artifact_path=str(artifact),
     )
+
+
+def _live_on_this_split(prepared: object, outcome: object) -> dict:
+    """The live model's validation figures on this run's own split, for the gate to compare like with like
+    (the live run's own figures come from another snapshot, another split). {} when none can be had."""
+    from recommender.ml import experiment
+
+    live = _current_live_run()
+    if live is None or not live.artifact_path or not Path(live.artifact_path).is_file():
+        return {}
+    try:
+        figures = experiment.validate_other_model(prepared, outcome.neighborhoods, load_artifact(live))
+    except Exception:  # an artifact of an older layout: the gate falls back to the live run's own figures
+        logger.warning(
+            "could not score live run %s on run's split; the gate compares stored figures", live.id, exc_info=True
+        )
+        return {}
+    return {"run": live.id, "validation": figures}
+
+
+def _current_live_run() -> TrainingRun | None:
+    from recommender.serving import live_run, recorded_live_run
+    from recommender.vector_store import VectorStoreUnavailable
+
+    try:
+        return live_run()
+    except VectorStoreUnavailable:  # the run recorded at the last publish or rollback, not the last published
+        return recorded_live_run()
 
 
 def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
@@ -305,21 +335,22 @@ def fail_overdue_runs() -> int:
 
 
 def is_worse_than_live(run: TrainingRun) -> bool:
-    """A run whose validation HR@10 is below the live run's by more than the tolerance is held back."""
-    from recommender.serving import live_run, recorded_live_run
-    from recommender.vector_store import VectorStoreUnavailable
-
-    try:
-        live = live_run()
-    except VectorStoreUnavailable:  # the run recorded at the last publish or rollback, not the last published
-        live = recorded_live_run()
+    """A run whose validation HR@10 is below the live model's by more than PUBLISH_TOLERANCE is held back. The
+    live model is scored on this run's own split when it trained (like with like); only when the live run has
+    changed since, or could not be scored, are the two runs' own figures compared, each from its own split."""
+    live = _current_live_run()
     if live is None or live.id == run.id:
         return False
-    new, old = run.validation_metrics.get("hr@10", 0.0), live.validation_metrics.get("hr@10", 0.0)
+    new = run.validation_metrics.get("hr@10", 0.0)
+    same_split = run.live_on_split
+    if same_split.get("run") == live.id:
+        old, basis = same_split["validation"].get("hr@10", 0.0), "on this run's validation"
+    else:
+        old, basis = live.validation_metrics.get("hr@10", 0.0), "on its own snapshot's validation"
     if new >= old - settings.PUBLISH_TOLERANCE:
         return False
     TrainingRun.objects.filter(id=run.id).update(
-        held_back_reason=f"validation HR@10 {new:.4f} is below the live run {live.id}'s {old:.4f} "
+        held_back_reason=f"validation HR@10 {new:.4f} is below the live run {live.id}'s {old:.4f} ({basis}) "
         f"by more than {settings.PUBLISH_TOLERANCE}; staff can still make it live"
     )
     return True

@@ -233,7 +233,8 @@ HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
-# After a failed Milvus read, pages fall back at once for this long before one tries Milvus again.
+# After a failed Milvus read, pages fall back at once; a background probe (never a page) asks Milvus again,
+# at most this long apart, loads a collection a restart released, and lets pages back when it answers.
 MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 10)
 MILVUS_REPLICAS = env_int("MILVUS_REPLICAS", 1)  # in-memory replicas per collection on a Milvus cluster
 MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")

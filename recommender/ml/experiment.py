@@ -3,6 +3,7 @@
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from recommender.ml.graph import EdgeWeighting, InteractionGraph, build_interact
 from recommender.ml.sampling import UserSequences, importance_neighborhoods
 from recommender.ml.scoring import ScoringConfig, top_neighbors
 from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
+
+if TYPE_CHECKING:
+    from recommender.ml.artifact import ModelArtifact
 
 MIN_USERS = 2
 MIN_RATINGS = 10
@@ -46,6 +50,7 @@ class Outcome:
     embeddings: np.ndarray  # (num_movies, hidden_dim) over the full graph
     scoring: ScoringConfig  # the serving rule's settings chosen on validation
     validation_embeddings: np.ndarray  # (num_movies, hidden_dim) over the train graph: what was evaluated
+    neighborhoods: object = None  # the train graph's importance neighbourhoods the network was trained over
 
 
 def check_enough_data(interactions: Interactions) -> None:
@@ -118,7 +123,41 @@ def fit_pinsage(
     test = evaluation.evaluate(
         prepared.split, evaluation.embedding_ranker(prepared.split, vectors, scoring), "test", is_ranker=True
     )
-    return Outcome(result, validation, test, published_embeddings(result.network, prepared, config), scoring, vectors)
+    published = published_embeddings(result.network, prepared, config)
+    return Outcome(result, validation, test, published, scoring, vectors, neighborhoods)
+
+
+def validate_other_model(prepared: Prepared, neighborhoods: object, other: "ModelArtifact") -> dict[str, float]:
+    """Another run's model (the live one) scored on this split's validation exactly as this run's network was:
+    its weights over this split's train graph and degrees, its own serving rule. Like with like: the same
+    users, ratings and held-out movies, only the model differs. Movies it never saw get a zero id vector."""
+    import torch
+
+    from recommender.ml.pinsage import PinSageNetwork
+
+    config = TrainingConfig.from_dict(other.config)
+    catalogue = prepared.catalogue
+    features = build_movie_features(
+        catalogue.titles,
+        catalogue.years,
+        catalogue.genres,
+        vocabulary=tuple(other.vocabulary),
+        genre_names=tuple(other.genre_names),
+    ).with_degrees(np.bincount(prepared.split.train[1], minlength=len(catalogue.movie_ids)))
+    network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, 0.0, config.use_id_embedding)
+    weights = dict(other.state_dict)
+    if config.use_id_embedding:  # its id rows, moved to this catalogue's order
+        rows = dict(zip(np.asarray(other.movie_ids).tolist(), range(len(other.movie_ids))))
+        trained = torch.as_tensor(weights["projector.ids.weight"])
+        ids = torch.zeros(len(catalogue.movie_ids), trained.shape[1], dtype=trained.dtype)
+        at = [(i, rows[int(m)]) for i, m in enumerate(catalogue.movie_ids) if int(m) in rows]
+        if at:
+            ids[[i for i, _ in at]] = trained[[r for _, r in at]]
+        weights["projector.ids.weight"] = ids
+    network.load_state_dict(weights)
+    vectors = movie_embeddings(network, neighborhoods)
+    ranker = evaluation.embedding_ranker(prepared.split, vectors, ScoringConfig.stored(other.config.get("scoring", {})))
+    return evaluation.evaluate(prepared.split, ranker, "validation", is_ranker=True)
 
 
 def published_embeddings(network: object, prepared: Prepared, config: TrainingConfig) -> np.ndarray:

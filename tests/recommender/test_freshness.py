@@ -200,3 +200,33 @@ def test_the_publish_command_makes_the_latest_run_live_once(store, trained) -> N
     assert again.getvalue().strip() == f"Run {trained.id} is already live."
     with pytest.raises(CommandError, match="no succeeded training run"):
         call_command("publish_embeddings", str(trained.id + 100), stdout=StringIO())
+
+
+def test_the_gate_compares_with_the_live_model_scored_on_the_candidates_own_split(
+    db, monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    settings.PUBLISH_TOLERANCE = 0.01
+    live = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, validation_metrics={"hr@10": 0.30})
+    monkeypatch.setattr(serving, "live_run", lambda: live)
+    # Its own snapshot made the live run look strong; on this run's split the live model scores 0.18.
+    better = TrainingRun.objects.create(
+        status=TrainingRun.Status.SUCCEEDED,
+        validation_metrics={"hr@10": 0.20},
+        live_on_split={"run": live.id, "validation": {"hr@10": 0.18}},
+    )
+    assert not runs.is_worse_than_live(better)
+    worse = TrainingRun.objects.create(
+        status=TrainingRun.Status.SUCCEEDED,
+        validation_metrics={"hr@10": 0.20},
+        live_on_split={"run": live.id, "validation": {"hr@10": 0.25}},
+    )
+    assert runs.is_worse_than_live(worse)
+    worse.refresh_from_db()
+    assert "on this run's validation" in worse.held_back_reason
+    other = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    stale = TrainingRun.objects.create(  # scored against a run that is no longer live: its own figures decide
+        status=TrainingRun.Status.SUCCEEDED,
+        validation_metrics={"hr@10": 0.20},
+        live_on_split={"run": other.id, "validation": {"hr@10": 0.10}},
+    )
+    assert runs.is_worse_than_live(stale)

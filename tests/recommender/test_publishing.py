@@ -177,3 +177,13 @@ def alice_of_trained(trained_runs: list[TrainingRun]) -> object:
     user = get_user_model().objects.get(username="u0")
     Rating.objects.filter(user=user).update(stars=5)
     return user
+
+
+def test_a_run_trained_while_another_is_live_scores_the_live_model_on_its_own_split(
+    store, trained_runs: list[TrainingRun]
+) -> None:
+    runs.publish(trained_runs[0].id)
+    call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+    candidate = TrainingRun.objects.order_by("-id").first()
+    assert candidate.live_on_split["run"] == trained_runs[0].id
+    assert set(candidate.live_on_split["validation"]) >= {"hr@10", "ndcg@10"}

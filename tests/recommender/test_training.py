@@ -130,3 +130,26 @@ def test_the_learning_rate_drops_after_each_epoch_that_does_not_improve(tiny_int
     rates = [record.learning_rate for record in result.history]
     assert rates == pytest.approx([0.01, 0.01, 0.005, 0.005, 0.0025])
     assert result.best_epoch == 3
+
+
+def test_a_runs_own_model_scored_as_another_model_on_its_split_gives_its_own_validation(tiny_interactions) -> None:
+    """The gate's like-with-like figure: the live model on the candidate's split. With the candidate's own
+    model in the live model's place it must reproduce the candidate's validation exactly."""
+    from dataclasses import replace
+
+    from recommender.ml.artifact import ModelArtifact
+
+    config = TrainingConfig(**{**TINY, "epochs": 2})
+    prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
+    outcome = experiment.fit_pinsage(prepared, config, tune=False)
+    artifact = ModelArtifact(
+        state_dict=outcome.result.network.state_dict(),
+        config=replace(config, scoring=outcome.scoring).as_dict(),
+        movie_ids=prepared.catalogue.movie_ids,
+        vocabulary=prepared.features.vocabulary,
+        genre_names=prepared.features.genre_names,
+        embeddings=outcome.embeddings,
+    )
+    assert experiment.validate_other_model(prepared, outcome.neighborhoods, artifact) == outcome.validation
+    shuffled = replace(artifact, movie_ids=artifact.movie_ids[::-1].copy())  # ids learned for other movies
+    assert experiment.validate_other_model(prepared, outcome.neighborhoods, shuffled) != outcome.validation

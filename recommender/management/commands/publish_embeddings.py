@@ -31,7 +31,16 @@ class Command(BaseCommand):
             if options["if_needed"] and current and current.id == run.id:
                 self.stdout.write(f"Run {run.id} is already live.")
                 return
-            name = runs.publish(run.id)
+            # A run named on the command line is the operator's explicit choice, like staff's "Make live";
+            # the latest run goes through the pipeline's publish, which never puts an older run back.
+            name = runs.make_live(run.id) if options["run"] else runs.publish(run.id)
+        except runs.Refused as refusal:
+            self.stdout.write(str(refusal))
+            return
         except (VectorStoreUnavailable, PublishFailed, VectorsBusy, ValueError) as error:
             raise CommandError(str(error)) from error
+        if name is None:
+            run.refresh_from_db()
+            self.stdout.write(f"Run {run.id} was not published: {run.held_back_reason}")
+            return
         self.stdout.write(f"Run {run.id} is live as {name}.")

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from recommender.models import TrainingRun
-from recommender.serving import vector_store
+from recommender.models import LiveChange, TrainingRun
+from recommender.serving import serving_status, vector_store
 from recommender.vector_store import VectorStoreUnavailable
 
 
@@ -12,6 +12,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         store = vector_store()
+        status = serving_status()
+        self.stdout.write((self.style.SUCCESS if status.can_serve else self.style.ERROR)(f"Now: {status}."))
         try:
             live = store.live_collection()
             collections = store.run_collections()
@@ -30,3 +32,9 @@ class Command(BaseCommand):
                 f"  run {run.id:<5} {run.status:10} {run.created_at:%Y-%m-%d %H:%M}  "
                 f"test HR@10 {hr if hr is None else round(hr, 4)}{'  LIVE' if run.id == live_id else ''}"
             )
+        changes = LiveChange.objects.select_related("by")[:5]
+        if changes:
+            self.stdout.write("Latest changes of the live run:")
+        for change in changes:
+            who = f" by {change.by.username}" if change.by else ""
+            self.stdout.write(f"  {change.at:%Y-%m-%d %H:%M}  {change}{who}")
