@@ -72,8 +72,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
             TrainingRun.objects.succeeded().order_by("id").values_list("id", "test_metrics", "baseline_metrics")[:50]
         )
         extra = {"metric_history_svg": mark_safe(plots.metric_history(runs)) if len(runs) > 1 else ""}
-        status = serving_status()
-        self.message_user(request, f"Now: {status}.", messages.SUCCESS if status.can_serve else messages.ERROR)
+        if request.method == "GET":  # once per look at the list, not again on an action's own render
+            status = serving_status()
+            self.message_user(request, f"Now: {status}.", messages.SUCCESS if status.can_serve else messages.ERROR)
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     @admin.display(description="live", boolean=True)
@@ -212,8 +213,9 @@ def _undeletable(run_ids: set[int]) -> str:
     )
     try:
         protected = runs.protected_runs()
-    except VectorStoreUnavailable:
-        protected = {r for r in (_recorded_live_run_id(),) if r}
+    except VectorStoreUnavailable:  # the recorded live run and the newest published, from the database alone
+        newest = TrainingRun.objects.filter(published_at__isnull=False).order_by("-id").values_list("id", flat=True)
+        protected = {r for r in (_recorded_live_run_id(), newest.first()) if r}
     reasons = [f"run {r} is running" for r in sorted(run_ids & running)]
     reasons += [f"run {r} is live, its rollback or the newest published run" for r in sorted(run_ids & protected)]
     return f"Not deleted: {'; '.join(reasons)}." if reasons else ""
@@ -224,12 +226,13 @@ def _recorded_live_run_id() -> int | None:
 
 
 def _live_run_id() -> int | None:
+    """The run the alias points to (cached briefly); while Milvus cannot be asked, the one recorded at the last move."""
     from recommender.serving import live_run
 
     try:
         run = live_run()
     except VectorStoreUnavailable:
-        return None
+        return _recorded_live_run_id()
     return run.id if run else None
 
 
@@ -245,9 +248,9 @@ class RecommenderStateAdmin(admin.ModelAdmin):
 class LiveChangeAdmin(admin.ModelAdmin):
     """Every move of the alias: read-only history of what went live, when, by whom."""
 
-    list_display = ("at", "action", "from_run", "to_run", "by")
+    list_display = ("at", "action", "from_run_id", "to_run_id", "by")
     list_filter = ("action",)
-    list_select_related = ("from_run", "to_run", "by")
+    list_select_related = ("by",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,7 +11,7 @@ from movies import selectors
 from movies.models import Movie
 from recommender.ml.scoring import Histories, ScoringConfig, rank, select_history
 from recommender.models import TrainingRun
-from recommender.vector_store import VectorStore, VectorStoreUnavailable, search_filter
+from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
 logger = logging.getLogger(__name__)
 LIVE_RUN_CACHE_SECONDS = 10
@@ -115,8 +115,7 @@ def serving_status() -> ServingStatus:
 
 
 def _reason(error: Exception) -> str:
-    cause = error.__cause__ or error
-    return " ".join(str(cause).split())[:200]
+    return describe_error(error.__cause__ or error)
 
 
 def forget_live_run() -> None:

@@ -75,8 +75,14 @@ def _is_released(error: BaseException) -> bool:
     return "not loaded" in text or "load() before" in text or getattr(error, "code", None) == 101
 
 
-def _short(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200]
+def describe_error(error: BaseException) -> str:
+    """What went wrong in a line staff can read: Milvus's own message or gRPC's status, not the repr."""
+    details = getattr(error, "details", None)
+    text = getattr(error, "message", None) or (details() if callable(details) else None) or str(error)
+    code = error.code() if callable(getattr(error, "code", None)) else None
+    if code is not None and hasattr(code, "name"):
+        text = f"{code.name}: {text}"
+    return " ".join(str(text).split())[:200]
 
 
 READS = frozenset({"describe_alias", "get", "search", "describe_collection", "count", "load_collection"})
@@ -139,7 +145,7 @@ class VectorStore:
                 # loading it, not waited out, so it must not open the breaker that the load itself would meet.
                 raise CollectionReleased(f"Milvus at {self.uri}: {what} found the collection released") from error
             self._forget_client()  # reconnect next time: the server may have restarted
-            self._trip(f"{what}: {_short(error)}")
+            self._trip(f"{what}: {describe_error(error)}")
             raise VectorStoreUnavailable(f"Milvus at {self.uri} failed during {what}: {error}") from error
         if self._prober is None:
             self._open_until = 0.0
@@ -171,7 +177,7 @@ class VectorStore:
             try:
                 self._probe()
             except Exception as error:  # any failure: still down; keep reads on the fallback meanwhile
-                self._failure = f"still failing: {_short(error)}"
+                self._failure = f"still failing: {describe_error(error)}"
                 self._open_until = time.monotonic() + self.breaker_s
                 wait = min(wait * 2, self.breaker_s)
                 continue

@@ -187,3 +187,22 @@ def test_a_run_trained_while_another_is_live_scores_the_live_model_on_its_own_sp
     candidate = TrainingRun.objects.order_by("-id").first()
     assert candidate.live_on_split["run"] == trained_runs[0].id
     assert set(candidate.live_on_split["validation"]) >= {"hr@10", "ndcg@10"}
+
+
+def test_a_movie_deleted_while_a_publish_runs_is_not_in_the_new_collection(
+    store, trained_runs: list[TrainingRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doomed = Movie.objects.order_by("id").last()
+    doomed_id = doomed.id
+    computed = runs._current_movie_vectors
+
+    def then_deleted(run: TrainingRun) -> object:  # the snapshot is taken, then staff delete a movie
+        movies = computed(run)
+        Movie.objects.filter(id=doomed_id).delete()
+        vectors.note_movies_deleted([doomed_id])
+        return movies
+
+    monkeypatch.setattr(runs, "_current_movie_vectors", then_deleted)
+    runs.publish(trained_runs[0].id)
+    assert doomed_id not in store.get_vectors([doomed_id])
+    assert store.count(store.collection_for_run(trained_runs[0].id)) == Movie.objects.count()
