@@ -105,9 +105,10 @@ def user_ratings(user: object) -> dict[int, Rating]:
 
 
 def rating_history(user: object) -> list[tuple[int, float, int]]:
-    """(movie_id, stars, Unix time) of every rating by the user, oldest first (ties by movie id)."""
+    """(movie_id, stars, Unix time in microseconds) of every rating by the user, oldest first. Microseconds keep
+    the order the site received ratings in; imported ones of the same second tie, and share a recency weight."""
     return [
-        (m, float(s), int(t.timestamp()))
+        (m, float(s), round(t.timestamp() * 1_000_000))
         for m, s, t in Rating.objects.filter(user=user)
         .order_by("rated_at", "movie_id")
         .values_list("movie_id", "stars", "rated_at")

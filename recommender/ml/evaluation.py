@@ -64,12 +64,23 @@ class Split:
         return matrix
 
 
-def drop_last_ratings(interactions: Interactions, count: int) -> Interactions:
-    """Each user's ratings but the last `count` by time (ties: the larger movie id counts as later): an earlier
-    fold of the same leave-last-out protocol, for a validation with several held-out items per user."""
+def tie_order(num_ratings: int, seed: int) -> np.ndarray:
+    """A seeded random key that orders ratings given in the same second. Any order the data does not hold (movie
+    ids, file rows) would leak: ml-100k's ids follow its catalogue, and "the larger id comes next" is a signal a
+    model with id embeddings learns. The key changes with the seed, so seeds average over tie orders too."""
+    return np.random.default_rng([TIE_ORDER_SEED, seed]).permutation(num_ratings)
+
+
+TIE_ORDER_SEED = 7_919
+
+
+def drop_last_ratings(interactions: Interactions, count: int, seed: int = 0) -> Interactions:
+    """Each user's ratings but the last `count` by time (ties in a seeded random order): an earlier fold of the
+    same leave-last-out protocol, for a validation with several held-out items per user."""
     if count <= 0:
         return interactions
-    order = np.lexsort((interactions.movie_ids, interactions.timestamps, interactions.user_ids))
+    ties = tie_order(len(interactions), seed)
+    order = np.lexsort((ties, interactions.timestamps, interactions.user_ids))
     users = interactions.user_ids[order]
     ends = np.r_[np.flatnonzero(users[1:] != users[:-1]), len(users) - 1]
     from_end = np.empty(len(users), dtype=np.int64)
@@ -92,10 +103,13 @@ def leave_last_out(
     num_users: int,
     num_movies: int,
     max_users: int = 0,
+    seed: int = 0,
 ) -> Split:
-    """Beyond `max_users` eligible users (> 0), a fixed random sample of them is held out and the others keep
-    every rating in train: full ranking over 162k users each epoch would cost more than the training."""
-    order = np.lexsort((movies, timestamps, users))  # by user, then time; movie id breaks ties
+    """Each user's last rating by time is test, the one before validation; ratings given in the same second are
+    ordered by `tie_order(seed)`, never by movie. Beyond `max_users` eligible users (> 0), a fixed random sample
+    of them is held out and the others keep every rating in train: full ranking over 162k users each epoch
+    would cost more than the training. Train comes out by user, then time, then the same tie order."""
+    order = np.lexsort((tie_order(len(users), seed), timestamps, users))
     users, movies, stars, timestamps = users[order], movies[order], stars[order], timestamps[order]
     counts = np.bincount(users, minlength=num_users)
     ends = np.cumsum(counts)
@@ -164,33 +178,38 @@ def coverage_at_k(ranked: np.ndarray, num_movies: int, k: int = K) -> float:
 
 # (history, user rows, whether the history holds the validation ratings) -> scores (len(users), num_movies)
 Scorer = Callable[[sparse.csr_matrix, np.ndarray, bool], np.ndarray]
-# (user rows, whether the history holds the validation ratings) -> ranked movies (len(users), >= RECALL_K)
-Ranker = Callable[[np.ndarray, bool], np.ndarray]
+# (user rows, whether the history holds the validation ratings, k) -> each user's top k as served at k
+# (len(users), k): a served list at k is not always the prefix of the one at a larger k (the per-source cap)
+Ranker = Callable[[np.ndarray, bool, int], np.ndarray]
 
 
 def ranked_lists(
-    split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False
+    split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False, k: int = K
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(users evaluated, their top RECALL_K) on 'validation' (history = train) or 'test' (train + validation)."""
+    """(users evaluated, their top k, as a ranker serves k) on 'validation' (history = train) or 'test'
+    (train + validation)."""
     held_out = split.validation if on == "validation" else split.test
     users = np.flatnonzero(held_out >= 0)
     chunks = np.array_split(users, max(1, int(np.ceil(len(users) / batch_size))))
     if not len(users):
-        return users, np.zeros((0, RECALL_K), dtype=np.int64)
+        return users, np.zeros((0, k), dtype=np.int64)
     if is_ranker:
-        return users, np.concatenate([model(chunk, on == "test")[:, :RECALL_K] for chunk in chunks])
+        return users, np.concatenate([model(chunk, on == "test", k)[:, :k] for chunk in chunks])
     history = split.history_matrix(include_validation=on == "test")
-    return users, np.concatenate(
-        [top_k(model(history, chunk, on == "test"), history[chunk], RECALL_K) for chunk in chunks]
-    )
+    return users, np.concatenate([top_k(model(history, chunk, on == "test"), history[chunk], k) for chunk in chunks])
 
 
-def metrics_of(ranked: np.ndarray, truth: np.ndarray, num_movies: int) -> dict[str, float]:
+def metrics_of(
+    ranked: np.ndarray, truth: np.ndarray, num_movies: int, ranked_at_20: np.ndarray | None = None
+) -> dict[str, float]:
+    """@10 metrics from the top 10 as served at 10; recall@20 from the list served at 20 (by default the
+    same list, which then must be at least 20 long: a scorer's top k are prefixes of each other)."""
+    at_20 = ranked if ranked_at_20 is None else ranked_at_20
     return {
         "hr@10": hit_rate_at_k(ranked, truth),
         "ndcg@10": ndcg_at_k(ranked, truth),
         "mrr@10": mrr_at_k(ranked, truth),
-        "recall@20": recall_at_k(ranked, truth),
+        "recall@20": recall_at_k(at_20, truth),
         "coverage@10": coverage_at_k(ranked, num_movies),
         "num_users": int(len(truth)),
     }
@@ -199,16 +218,42 @@ def metrics_of(ranked: np.ndarray, truth: np.ndarray, num_movies: int) -> dict[s
 def evaluate(
     split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False
 ) -> dict[str, float]:
-    """Full-ranking metrics on 'validation' (history = train) or 'test' (history = train + validation)."""
-    users, ranked = ranked_lists(split, model, on, batch_size, is_ranker)
+    """Full-ranking metrics on 'validation' (history = train) or 'test' (history = train + validation), each
+    at k from the list served at that k."""
     held_out = split.validation if on == "validation" else split.test
-    return metrics_of(ranked, held_out[users], split.num_movies)
+    if not is_ranker:
+        users, ranked = ranked_lists(split, model, on, batch_size, k=RECALL_K)
+        return metrics_of(ranked, held_out[users], split.num_movies)
+    users, ranked = ranked_lists(split, model, on, batch_size, is_ranker, k=K)
+    _, at_20 = ranked_lists(split, model, on, batch_size, is_ranker, k=RECALL_K)
+    return metrics_of(ranked, held_out[users], split.num_movies, at_20)
 
 
 def per_user_gains(ranked: np.ndarray, truth: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     """(hit@k, NDCG@k) of each user, for paired comparisons."""
     hits = ranked[:, :k] == truth[:, None]
     return hits.any(axis=1).astype(np.float64), (hits / np.log2(np.arange(2, k + 2))[None, :]).sum(axis=1)
+
+
+def seed_and_user_bootstrap(per_seed: list[np.ndarray], num_samples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean of per-user differences (ours - theirs) over seeds, each seed its own split and training, with a 95%
+    interval from a two-level bootstrap: seeds drawn with replacement, then users within each drawn seed. The
+    interval holds seed-to-seed variance as well as the users' (one seed's user bootstrap alone is too narrow)."""
+    generator = np.random.default_rng(seed)
+    means = np.empty(num_samples)
+    for sample in range(num_samples):
+        drawn = generator.integers(len(per_seed), size=len(per_seed))
+        means[sample] = np.mean(
+            [per_seed[d][generator.integers(len(per_seed[d]), size=len(per_seed[d]))].mean() for d in drawn]
+        )
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "difference": float(np.mean([d.mean() for d in per_seed])),
+        "low": float(low),
+        "high": float(high),
+        "p_better": float(np.mean(means > 0)),
+        "num_seeds": len(per_seed),
+    }
 
 
 def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 2000, seed: int = 0) -> dict[str, float]:
@@ -256,13 +301,13 @@ def embedding_ranker(
     indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
     histories: dict[tuple[bool, bool], Histories] = {}  # built when first asked
 
-    def ranker(users: np.ndarray, with_validation: bool) -> np.ndarray:
+    def ranker(users: np.ndarray, with_validation: bool, k: int = RECALL_K) -> np.ndarray:
         scope = _scope(split, users, with_validation)
         if scope not in histories:
             histories[scope] = split_histories(split, *scope)
         chunk = subset_histories(histories[scope], users)
         evidence = select_history(chunk, config)
-        return rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, RECALL_K).movies
+        return rank(evidence, indices[evidence.movies], scores[evidence.movies], chunk, config, k).movies
 
     return ranker
 

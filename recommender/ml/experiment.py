@@ -81,6 +81,7 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
         len(user_ids),
         len(catalogue.movie_ids),
         config.eval_users,
+        config.seed,
     )
     train_users, train_movies, train_stars, train_times = split.train
     train = Interactions(user_ids[train_users], catalogue.movie_ids[train_movies], train_stars, train_times)
@@ -246,7 +247,7 @@ def fit_baselines(
             if best is None or key > best[0]:
                 best = (key, params, scorer, validation)
         _, params, scorer, validation = best
-        users, ranked = evaluation.ranked_lists(split, scorer, "test")
+        users, ranked = evaluation.ranked_lists(split, scorer, "test", k=evaluation.RECALL_K)
         report[name] = {
             "params": params,
             "validation": validation,

@@ -87,7 +87,8 @@ def importance_neighborhoods(
 
 @dataclass(frozen=True)
 class UserSequences:
-    """Train ratings grouped by user, oldest first (ties by movie index): the order serving reads them in."""
+    """Train ratings grouped by user, oldest first; ratings of the same second keep the order they come in (the
+    split's seeded random tie order), never an order by movie, which would teach the id embedding a leak."""
 
     starts: np.ndarray  # (num_users + 1,) offsets into the arrays below
     movies: np.ndarray  # (num_ratings,) movie_index
@@ -97,7 +98,7 @@ class UserSequences:
     def from_ratings(
         cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
     ) -> "UserSequences":
-        order = np.lexsort((movies, timestamps, users))
+        order = np.lexsort((np.arange(len(users)), timestamps, users))
         starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))])
         return cls(starts.astype(np.int64), movies[order].astype(np.int64), stars[order].astype(np.float32))
 

@@ -88,17 +88,32 @@ def _cumcount(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
 
 
+def _tied_rank(users: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Within each user's run (newest first), how many of the user's elements are strictly newer."""
+    position = _cumcount(users)
+    first_of_moment = np.r_[True, (users[1:] != users[:-1]) | (times[1:] != times[:-1])] if len(users) else []
+    starts = np.flatnonzero(first_of_moment)
+    return np.repeat(position[starts], np.diff(np.r_[starts, len(users)])) if len(users) else position
+
+
 def select_history(histories: Histories, config: ScoringConfig) -> Evidence:
-    """Newest first (ties: larger movie key first); well-rated ratings only unless a user has none;
-    the first `history_limit`; weight = (stars / 5) ** star_power * 0.5 ** (rank / half life)."""
+    """Newest first; well-rated ratings only unless a user has none; those of the `history_limit` newest
+    moments; weight = (stars / 5) ** star_power * 0.5 ** (rank / half life), where rank counts the user's
+    ratings strictly newer. Ratings of the same moment share a rank (and a weight), and a tie at the limit is
+    kept whole: the data holds no order among them, and any order chosen (by movie key) would be a leak."""
     users = histories.user_of()
-    order = np.lexsort((-histories.movies, -histories.timestamps, users))
-    users, movies, stars = users[order], histories.movies[order], histories.stars[order]
+    order = np.lexsort((histories.movies, -histories.timestamps, users))
+    users, movies, stars, times = (
+        users[order],
+        histories.movies[order],
+        histories.stars[order],
+        histories.timestamps[order],
+    )
     good = stars >= config.min_stars
     has_good = np.bincount(users[good], minlength=histories.num_users) > 0
     eligible = good | ~has_good[users]
-    users, movies, stars = users[eligible], movies[eligible], stars[eligible]
-    rank = _cumcount(users)
+    users, movies, stars, times = users[eligible], movies[eligible], stars[eligible], times[eligible]
+    rank = _tied_rank(users, times)
     keep = rank < config.history_limit
     users, movies, stars, rank = users[keep], movies[keep], stars[keep], rank[keep]
     recency = 0.5 ** (rank / config.recency_half_life) if config.recency_half_life else np.ones(len(rank))

@@ -89,11 +89,12 @@ def one_user(movies: list[int], stars: list[float], times: list[int]) -> Histori
     return Histories(np.array([0, len(movies)]), np.array(movies), np.array(stars, dtype=np.float32), np.array(times))
 
 
-def test_history_prefers_recent_well_rated_movies_and_breaks_time_ties_by_movie() -> None:
+def test_history_prefers_recent_well_rated_movies_and_same_second_ratings_share_a_weight() -> None:
     history = one_user([10, 11, 12, 13, 14], [5.0, 2.0, 4.0, 5.0, 4.0], [1, 2, 3, 4, 4])
     evidence = select_history(history, ScoringConfig(min_stars=3.5, recency_half_life=1.0, star_power=1.0))
-    assert evidence.movies.tolist() == [14, 13, 12, 10]  # newest first, same second: larger id first; 2 stars out
-    assert evidence.weights.tolist() == pytest.approx([0.8, 1.0 * 0.5, 0.8 * 0.25, 1.0 * 0.125])
+    assert evidence.movies.tolist() == [13, 14, 12, 10]  # newest first; 2 stars out
+    # 13 and 14 were rated in the same second: neither is "more recent", whatever their ids.
+    assert evidence.weights.tolist() == pytest.approx([1.0, 0.8, 0.8 * 0.25, 1.0 * 0.125])
 
 
 def test_history_falls_back_to_every_rating_when_none_is_good() -> None:
@@ -326,3 +327,65 @@ def test_ease_on_the_recency_weighted_history_scores_held_out_users_as_on_every_
         assert np.isfinite(expected).sum() > 0
     everyone = np.arange(split.num_users)  # with users outside the held-out ones, every history is read
     assert np.allclose(scorer(None, everyone, True), evaluation.ease_scorer(split, 10.0)(weights, everyone, True))
+
+
+def _same_second_pairs(num_users: int = 400, num_movies: int = 500) -> tuple:
+    """Each user rates three pairs of movies, each pair in one second: the only order in the data is the pairs'."""
+    generator = np.random.default_rng(3)
+    users = np.repeat(np.arange(num_users), 6)
+    movies = np.concatenate([generator.choice(num_movies, 6, replace=False) for _ in range(num_users)])
+    times = np.tile(np.repeat([100, 200, 300], 2), num_users)
+    return users, movies, np.full(len(users), 4.0, dtype=np.float32), times, num_users, num_movies
+
+
+def test_the_split_holds_no_order_by_movie_within_a_second() -> None:
+    """With the larger id always held out as test (the old tie-break), "the larger id of the last burst comes
+    next" was right every time; with a seeded random tie order it is right half the time, as chance."""
+    users, movies, stars, times, num_users, num_movies = _same_second_pairs()
+    rule_right = []
+    for seed in (0, 1):
+        split = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=seed)
+        pair = np.stack([split.validation, split.test], axis=1)
+        rule_right.append(float(np.mean(split.test == pair.max(axis=1))))
+    assert all(0.4 < share < 0.6 for share in rule_right), rule_right
+    first = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=0)
+    second = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=1)
+    assert not np.array_equal(first.test, second.test)  # the tie order changes with the seed
+    again = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=0)
+    assert np.array_equal(first.test, again.test)  # and is the same for the same seed
+
+
+def test_training_sequences_keep_the_splits_random_order_within_a_second() -> None:
+    from recommender.ml.sampling import UserSequences
+
+    users, movies, stars, times, num_users, num_movies = _same_second_pairs()
+    split = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=0)
+    sequences = UserSequences.from_ratings(*split.train, num_users)
+    firsts = sequences.movies[sequences.starts[:-1]]  # each user's first pair, both ratings in train
+    seconds = sequences.movies[sequences.starts[:-1] + 1]
+    assert 0.4 < float(np.mean(seconds > firsts)) < 0.6
+
+
+def test_ratings_of_the_same_moment_share_their_recency_weight() -> None:
+    from recommender.ml.scoring import Histories, ScoringConfig, select_history
+
+    histories = Histories(
+        np.array([0, 4]),
+        np.array([5, 9, 2, 7]),
+        np.full(4, 5.0, dtype=np.float32),
+        np.array([10, 20, 20, 30]),
+    )
+    evidence = select_history(histories, ScoringConfig(recency_half_life=1.0, min_stars=0.0, history_limit=2))
+    weights = dict(zip(evidence.movies.tolist(), evidence.weights.tolist()))
+    assert weights == pytest.approx({7: 1.0, 9: 0.5, 2: 0.5})  # 9 and 2 tie at the limit: both kept, one weight
+
+
+def test_the_interval_over_seeds_and_users_holds_the_seed_to_seed_spread() -> None:
+    generator = np.random.default_rng(0)
+    steady = [generator.normal(0.05, 0.01, 900) for _ in range(5)]
+    swinging = [generator.normal(mean, 0.01, 900) for mean in (0.15, -0.05, 0.12, -0.08, 0.11)]
+    tight, wide = evaluation.seed_and_user_bootstrap(steady), evaluation.seed_and_user_bootstrap(swinging)
+    assert tight["low"] > 0 and tight["high"] - tight["low"] < 0.01
+    assert wide["low"] < 0 < wide["high"]  # the same users each time, but runs that disagree: no claim
+    pooled = evaluation.paired_bootstrap(np.mean(swinging, axis=0), np.zeros(900))
+    assert pooled["low"] > 0  # what averaging seeds per user, then resampling users only, would have claimed

@@ -80,12 +80,6 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
     )
     monkeypatch.setattr(serving, "_store", store)
     serving.forget_live_run()
-    out = StringIO()
-    call_command("recommend", *[str(u.id) for u in users], "--k", "20", stdout=out)
-    served = {
-        line["user_id"]: [r["movie_id"] for r in line["recommendations"]]
-        for line in map(json.loads, out.getvalue().splitlines())
-    }
 
     ratings = list(Rating.objects.values_list("user_id", "movie_id", "stars", "rated_at"))
     user_index = {u.id: i for i, u in enumerate(users)}
@@ -104,7 +98,15 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
         np.zeros(len(users), dtype=np.int64),
     )
     ranker = evaluation.embedding_ranker(split, vectors, ScoringConfig(**scoring))
-    evaluated = ranker(np.arange(len(users)), False)
-    for user in users:
-        expected = [int(movie_ids[i]) for i in evaluated[user_index[user.id]] if i >= 0]
-        assert len(expected) == 20 and served[user.id] == expected
+    for k in (1, 5, 10, 20, 50, 100):  # the per-source cap binds differently at each k: each is its own list
+        out = StringIO()
+        call_command("recommend", *[str(u.id) for u in users], "--k", str(k), stdout=out)
+        served = {
+            line["user_id"]: [r["movie_id"] for r in line["recommendations"]]
+            for line in map(json.loads, out.getvalue().splitlines())
+        }
+        evaluated = ranker(np.arange(len(users)), False, k)
+        for user in users:
+            expected = [int(movie_ids[i]) for i in evaluated[user_index[user.id]] if i >= 0]
+            assert len(expected) == min(k, len(expected)) and served[user.id] == expected, (k, user.id)
+            assert k > 20 or len(expected) == k
