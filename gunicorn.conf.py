@@ -39,3 +39,10 @@ def on_starting(server: object) -> None:
             + "; ".join(reasons)
             + ". Bind 127.0.0.1 behind a TLS proxy, or set DJANGO_PRODUCTION=true and DJANGO_SECRET_KEY."
         )
+
+
+def post_worker_init(worker: object) -> None:
+    """The first round of health checks starts as the worker boots, so no probe waits for one."""
+    from recsite import health
+
+    health.start_round()

@@ -15,7 +15,7 @@ import torch
 from movielens_files import DATA_ROOT, load
 
 from recommender.ml import evaluation
-from recommender.ml.experiment import fit_baselines, fit_pinsage, prepare
+from recommender.ml.experiment import BASELINE_GRIDS, BENCH_ONLY_GRIDS, fit_baselines, fit_pinsage, prepare
 from recommender.ml.training import TrainingConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,7 +57,8 @@ def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -
         split = prepared.split
         started = time.perf_counter()
         baseline_lists: dict = {}
-        baselines_by_seed.append(fit_baselines(split, test_lists=baseline_lists))
+        grids = {**BASELINE_GRIDS, **{n: [{**g, "seed": seed} for g in grid] for n, grid in BENCH_ONLY_GRIDS.items()}}
+        baselines_by_seed.append(fit_baselines(split, grids, test_lists=baseline_lists))
         baseline_seconds += time.perf_counter() - started
         outcome = fit_pinsage(
             prepared,
@@ -175,7 +176,8 @@ def format_table(report: dict) -> str:
             )
         for baseline, result in data["baselines"].items():
             params = result["params"]
-            chosen = json.dumps(params[0]) if all(p == params[0] for p in params) else "per seed: " + json.dumps(params)
+            shown = [{k: v for k, v in p.items() if k != "seed"} for p in params]
+            chosen = json.dumps(shown[0]) if all(p == shown[0] for p in shown) else "per seed: " + json.dumps(shown)
             lines.append(
                 f"| {baseline} {chosen} | {result['validation']['hr@10']:.4f} | "
                 + " | ".join(f"{result['test'][m]:.4f} ± {result['test_sd'][m]:.4f}" for m in METRICS)

@@ -114,6 +114,16 @@ def serving_status() -> ServingStatus:
     return ServingStatus(store.run_of_collection(collection) if collection else None, True)
 
 
+def serving_status_now(live_run_id: int | None = None) -> ServingStatus | None:
+    """What this process's pages see without asking Milvus: the status when their reads fall back, else None.
+    Memory only (the live run last seen here, else the one given): a health probe answers even when the
+    database hangs."""
+    failure = vector_store().failure()
+    if not failure:
+        return None
+    return ServingStatus(_live[1].id if _live[1] else live_run_id, False, failure)
+
+
 def _reason(error: Exception) -> str:
     return describe_error(error.__cause__ or error)
 

@@ -77,6 +77,8 @@ def _is_released(error: BaseException) -> bool:
 
 def describe_error(error: BaseException) -> str:
     """What went wrong in a line staff can read: Milvus's own message or gRPC's status, not the repr."""
+    if getattr(error, "code", None) == 2 and not callable(error.code):  # pymilvus's words for down or hung alike
+        return "cannot reach the server (down, restarting or not answering)"
     details = getattr(error, "details", None)
     text = getattr(error, "message", None) or (details() if callable(details) else None) or str(error)
     code = error.code() if callable(getattr(error, "code", None)) else None

@@ -137,23 +137,42 @@ def forget_checks() -> None:
     _last, _round = (-CACHE_S, {}), None
 
 
+def start_round() -> Future:
+    """A round of checks in the background, unless one is under way (gunicorn starts one as each worker boots,
+    so even a worker's first probe finds an answer)."""
+    global _round
+    with _lock:
+        if _round is None or _round.done():
+            _round = _rounds.submit(_finish_round)
+        return _round
+
+
 def current_checks() -> dict:
     """The latest checks. Older than CACHE_S, a new round starts in the background and the caller gets the
     previous round at once: a hung backend delays the answer's freshness, never the answer (a probe
     waits only for a process's very first round, up to the deadline)."""
-    global _round
     if time.monotonic() - _last[0] < CACHE_S:
         return _last[1]
-    with _lock:
-        if _round is None or _round.done():
-            _round = _rounds.submit(_finish_round)
-        round_ = _round
+    round_ = start_round()
     if _last[1]:
         return _last[1]
     try:
         return round_.result(timeout=DEADLINE_S + 0.5)
     except FutureTimeout:
         return {"database": {"ok": False, "error": "health checks are stuck"}}
+
+
+def _as_pages_see_it(check: dict) -> dict:
+    """The round's Milvus check, unless this process's pages are falling back right now: a page's failure is
+    news before the next round, and costs nothing to read (the breaker's own record)."""
+    from recommender.serving import serving_status_now
+
+    if not check.get("ok"):
+        return check
+    status = serving_status_now(check.get("live_run"))
+    if status is None:
+        return check
+    return {"ok": False, "ms": 0.0, "error": str(status)}
 
 
 def _may_see_details(request: HttpRequest) -> bool:
@@ -169,7 +188,8 @@ def _may_see_details(request: HttpRequest) -> bool:
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
     """503 when the database is down (nothing works); Milvus, broker or workers down only degrade."""
-    checks = current_checks()
+    checks = {**current_checks()}
+    checks["milvus"] = _as_pages_see_it(checks.get("milvus", {"ok": False, "error": "not checked yet"}))
     body = {"ok": all(c["ok"] for c in checks.values())}
     if _may_see_details(request):
         body["checks"] = checks

@@ -223,7 +223,9 @@ RETRAIN_MIN_CHANGES = env_int("RETRAIN_MIN_CHANGES", 50)
 RETRAIN_MAX_DELAY_S = env_int("RETRAIN_MAX_DELAY_S", 3600)
 RETRAIN_RESEND_AFTER_S = env_int("RETRAIN_RESEND_AFTER_S", 300)
 PUBLISH_MAX_ATTEMPTS = env_int("PUBLISH_MAX_ATTEMPTS", 3)
-PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.005"))
+# Seed-to-seed spread of validation HR@10 on one snapshot (bench/gate: sd 0.0061 on ml-100k, 5 seeds): a run as
+# good as the live one falls short of it by up to 2 x sqrt(2) x sd = 0.017, and must not be held back for that.
+PUBLISH_TOLERANCE = float(env_str("PUBLISH_TOLERANCE", "0.017"))
 # Overrides of recommender.ml.training.TrainingConfig for runs started by the pipeline (JSON).
 RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", "{}"))
 
@@ -235,7 +237,7 @@ MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
 # After a failed Milvus read, pages fall back at once; a background probe (never a page) asks Milvus again,
 # at most this long apart, loads a collection a restart released, and lets pages back when it answers.
-MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 10)
+MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 3)
 MILVUS_REPLICAS = env_int("MILVUS_REPLICAS", 1)  # in-memory replicas per collection on a Milvus cluster
 MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")
 SERVE_FROM_NEIGHBOR_LISTS = env_bool("SERVE_FROM_NEIGHBOR_LISTS", True)

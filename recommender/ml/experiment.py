@@ -221,11 +221,24 @@ RUN_BASELINE_GRIDS = {
     "ease": [{"l2": 100.0}],
     "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],
 }
+# Compared in bench/quality only: SASRec trains a network per grid point, too slow beside every training run.
+BENCH_ONLY_GRIDS = {
+    "sasrec": [{"dropout": d, "max_length": m} for d in (0.2, 0.5) for m in (50, 200)],
+}
+
+
+def _sasrec(split: evaluation.Split, **params: object) -> evaluation.Scorer:
+    from recommender.ml.sasrec import sasrec_scorer  # torch's transformer only where it is asked for
+
+    return sasrec_scorer(split, **params)
+
+
 _BASELINES = {
     "most_rated": evaluation.most_rated_scorer,
     "itemknn": evaluation.item_knn_scorer,
     "ease": evaluation.ease_scorer,
     "ease_recency": evaluation.ease_recency_scorer,
+    "sasrec": _sasrec,
 }
 
 
