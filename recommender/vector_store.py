@@ -132,7 +132,7 @@ class VectorStore:
         from pymilvus.exceptions import MilvusException
 
         now = time.monotonic()
-        if what in READS and now < self._open_until:
+        if what in READS and (now < self._open_until or self._probing()):
             raise VectorStoreUnavailable(
                 f"Milvus at {self.uri} is failing ({self._failure}); reads fall back at once while it is "
                 f"checked in the background ({what})"
@@ -203,9 +203,15 @@ class VectorStore:
             client.close()
         self._forget_client()  # pages reconnect on a fresh channel too
 
+    def _probing(self) -> bool:
+        """While the probe runs, reads wait for its answer, not for a window: a probe that waits out a hung
+        server's timeout outlasts the window its last failure set, and a page must not try in that gap."""
+        prober = self._prober
+        return prober is not None and prober.is_alive()
+
     def failure(self) -> str:
         """Why reads fail at once now ("" when they go to Milvus)."""
-        return self._failure if time.monotonic() < self._open_until else ""
+        return self._failure if time.monotonic() < self._open_until or self._probing() else ""
 
     def _forget_client(self) -> None:
         client, self._client = self._client, None

@@ -54,6 +54,12 @@ class SASRec(nn.Module):
             ]
         )
         self.norm = nn.LayerNorm(config.hidden_dim)
+        # Small rows, as the reference code's Xavier init gives: N(0, 1) rows make every logit (a dot product with
+        # each movie's row) tens of units large, and the softmax starts saturated (a first loss of 55, not log n).
+        for table in (self.movies, self.positions):
+            nn.init.xavier_normal_(table.weight)
+        with torch.no_grad():
+            self.movies.weight[PAD].zero_()
         self.dropout = nn.Dropout(config.dropout)
         self.max_length = config.max_length
 
