@@ -35,7 +35,7 @@ ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(M)sms'
 ACCESS_LINE = re.compile(r'<(\d+)> "GET [^ ?]+\?([nh])=(\d+) ')
 OUTAGE_NOTE = b"Personal picks are unavailable"
 # Every fallback says why in a note; a personal list has none, and its cards say what they came from
-# ("Because you liked ..." or, for a user who liked nothing, "From your ratings").
+# ("Because you liked ...", the genres shared with what the user liked, or nothing for a pick without either).
 FALLBACK_NOTE = b'<p class="note"'
 CARD_REASON = b'<p class="because">'
 

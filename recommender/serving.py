@@ -168,13 +168,13 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     if lists is None:
         return None
     ranked = rank(evidence, _without_deleted(lists[0]), lists[1], histories, scoring, limit)
-    return _explained(
-        [
-            (float(score), int(movie), int(source))
-            for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
-            if movie >= 0
-        ]
-    )
+    picks = [
+        (float(score), int(movie), int(source))
+        for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
+        if movie >= 0
+    ]
+    liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
+    return _explained(_credible(store, picks, scoring.neighbors_per_item), liked)
 
 
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
@@ -222,16 +222,38 @@ def _without_deleted(ids: np.ndarray) -> np.ndarray:
     return np.where(np.isin(ids, gone), -1, ids) if len(gone) else ids
 
 
-def _explained(ranked: list[tuple[float, int, int]]) -> list[Recommendation]:
-    """Rows for the picks and for the liked movies behind them, in one query."""
-    movies = {m.id: m for m in selectors.movies_in_order(list({i for _, m, s in ranked for i in (m, s)}))}
+def _credible(store: VectorStore, picks: list[tuple[float, int, int]], n: int) -> list[tuple[float, int, int]]:
+    """Picks whose main contributor is also among the pick's own `n` nearest movies keep it as their credit; the
+    others lose it (-1): a broad movie lists many picks among its neighbours, and "Because you liked Amélie" on
+    The Lord of the Rings is not a reason anyone believes. One read of the picks' stored lists."""
+    sources = [p for _, p, source in picks if source >= 0]
+    if not sources or not store.has_neighbor_lists(store.collection_for_run(live_run().id)):
+        return picks
+    near = {movie: set(ids[:n].tolist()) for movie, (ids, _) in store.get_neighbors(sources).items() if len(ids)}
+    return [  # a pick without a stored list (added since the publish) keeps its credit: nothing to check it by
+        (score, pick, source if pick not in near or source in near[pick] else -1) for score, pick, source in picks
+    ]
+
+
+def _explained(ranked: list[tuple[float, int, int]], liked: list[int] | None = None) -> list[Recommendation]:
+    """Rows for the picks and for the liked movies behind them, in one query. A pick without a credible liked
+    movie behind it names the genres it shares with the movies liked, or nothing."""
+    wanted = {i for _, m, s in ranked for i in (m, s)} | set(liked or [])
+    movies = {m.id: m for m in selectors.movies_in_order(list(wanted))}
+    liked_genres = {g.name for i in liked or [] if i in movies for g in movies[i].genres.all()}
     items = []
     for score, movie_id, source_id in ranked:
         movie, source = movies.get(movie_id), movies.get(source_id)
         if movie is None:
             continue
-        shared = sorted({g.name for g in movie.genres.all()} & {g.name for g in source.genres.all()}) if source else []
-        because = f"Because you liked {source.display_title}" if source else "From your ratings"
+        genres = {g.name for g in movie.genres.all()}
+        if source:
+            shared = sorted(genres & {g.name for g in source.genres.all()})
+            because = f"Because you liked {source.display_title}"
+        else:
+            shared = sorted(genres & liked_genres)
+            because = f"Shares {', '.join(shared[:3])} with movies you liked" if shared else ""
+            shared = []
         items.append(Recommendation(movie, score, because, source, shared))
     return items
 

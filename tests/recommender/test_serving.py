@@ -112,3 +112,33 @@ def test_a_hung_milvus_costs_one_page_its_timeout_and_the_next_pages_nothing(
     finally:
         listener.close()
     assert timings[0] < 3 and max(timings[1:]) < 0.5, timings
+
+
+@pytest.mark.django_db
+def test_a_pick_is_credited_to_a_liked_movie_only_when_that_movie_is_among_its_own_neighbours(
+    catalogue_movies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.models import TrainingRun
+
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    monkeypatch.setattr(serving, "live_run", lambda: run)
+    hub, pick, other, fan = (m.id for m in catalogue_movies[:4])
+
+    class Lists:  # the hub lists every pick among its neighbours; the pick's own nearest are others
+        def has_neighbor_lists(self, collection: str) -> bool:
+            return True
+
+        def collection_for_run(self, run_id: int) -> str:
+            return f"movies_run{run_id}"
+
+        def get_neighbors(self, movie_ids: list[int]) -> dict:
+            lists = {pick: [other, fan], other: [hub, pick]}
+            return {m: (np.array(lists[m]), np.ones(len(lists[m]), dtype=np.float32)) for m in movie_ids if m in lists}
+
+    credited = serving._credible(Lists(), [(1.0, pick, hub), (0.9, other, hub)], n=2)
+    assert credited == [(1.0, pick, -1), (0.9, other, hub)]
+    items = serving._explained(credited, liked=[hub])
+    assert items[0].because == "Shares Animation with movies you liked" and items[0].because_movie is None
+    assert items[1].because == f"Because you liked {catalogue_movies[0].display_title}"
+    unrelated = serving._explained([(1.0, catalogue_movies[8].id, -1)], liked=[hub])
+    assert unrelated[0].because == ""  # no credible movie, no shared genre: nothing is said
