@@ -422,7 +422,27 @@ def ease_recency_scorer(
     split: Split, l2: float = 200.0, recency_half_life: float = 20.0, history_limit: int = 20, min_stars: float = 0.0
 ) -> Scorer:
     """EASE's item weights applied to the product's weighted recent history instead of the whole binary one."""
-    base = ease_scorer(split, l2)
+    return on_recent_history(split, ease_scorer(split, l2), recency_half_life, history_limit, min_stars)
+
+
+def item_knn_recency_scorer(
+    split: Split,
+    num_neighbors: int = 100,
+    shrink: float = 10.0,
+    recency_half_life: float = 20.0,
+    history_limit: int = 20,
+    min_stars: float = 0.0,
+) -> Scorer:
+    """ItemKNN's similarities summed over the product's weighted recent history, as EASE+recency does."""
+    base = item_knn_scorer(split, num_neighbors, shrink)
+    return on_recent_history(split, base, recency_half_life, history_limit, min_stars)
+
+
+def on_recent_history(
+    split: Split, base: Scorer, recency_half_life: float, history_limit: int, min_stars: float
+) -> Scorer:
+    """A linear scorer fed the serving rule's history (`select_history`: newest first, recency and stars
+    weighted) instead of the whole binary history."""
     config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
     weights: dict[tuple[bool, bool], sparse.csr_matrix] = {}  # built when first asked
 
@@ -432,5 +452,30 @@ def ease_recency_scorer(
             chosen = select_history(split_histories(split, *scope), config)
             weights[scope] = history_weight_matrix(chosen, split.num_users, split.num_movies)
         return base(weights[scope], users, with_validation)
+
+    return scorer
+
+
+DAY_S = 86_400
+
+
+def recent_popularity_scorer(split: Split, days: float = 30.0) -> Scorer:
+    """The movies most rated in the `days` before each user's last known rating (never the held-out one's time,
+    which would leak when it was made); overall counts break ties."""
+    users, movies, times = split.train[0], split.train[1], split.train[3]
+    order = np.argsort(times, kind="stable")
+    sorted_times, sorted_movies = times[order], movies[order]
+    overall = np.bincount(movies, minlength=split.num_movies).astype(np.float64)
+    last_train = np.full(split.num_users, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last_train, users, times)
+
+    def scorer(history: sparse.csr_matrix, chunk: np.ndarray, with_validation: bool) -> np.ndarray:
+        now = np.maximum(last_train[chunk], split.validation_times[chunk]) if with_validation else last_train[chunk]
+        low = np.searchsorted(sorted_times, now - days * DAY_S, side="left")
+        high = np.searchsorted(sorted_times, now, side="right")
+        scores = np.empty((len(chunk), split.num_movies))
+        for row, (start, end) in enumerate(zip(low, high)):
+            scores[row] = np.bincount(sorted_movies[start:end], minlength=split.num_movies) + overall * 1e-9
+        return scores
 
     return scorer

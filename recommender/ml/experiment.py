@@ -223,6 +223,13 @@ RUN_BASELINE_GRIDS = {
 }
 # Compared in bench/quality only: SASRec trains a network per grid point, too slow beside every training run.
 BENCH_ONLY_GRIDS = {
+    "recent_popularity": [{"days": d} for d in (7.0, 30.0, 90.0, 365.0)],
+    "itemknn_recency": [
+        {"num_neighbors": n, "shrink": 10.0, "recency_half_life": h, "min_stars": s}
+        for n in (100, 200)
+        for h in (2.0, 5.0, 20.0)
+        for s in (0.0, 3.5)
+    ],
     # The setting of the full-softmax paper's ML-1M runs (dropout 0.2, 200 ratings, 2 blocks, 64 dims), early
     # stopped on validation; one point, since a fit takes minutes on two cores.
     "sasrec": [{"dropout": 0.2, "max_length": 200}],
@@ -241,6 +248,8 @@ _BASELINES = {
     "ease": evaluation.ease_scorer,
     "ease_recency": evaluation.ease_recency_scorer,
     "sasrec": _sasrec,
+    "recent_popularity": evaluation.recent_popularity_scorer,
+    "itemknn_recency": evaluation.item_knn_recency_scorer,
 }
 
 

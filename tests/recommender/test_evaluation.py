@@ -389,3 +389,21 @@ def test_the_interval_over_seeds_and_users_holds_the_seed_to_seed_spread() -> No
     assert wide["low"] < 0 < wide["high"]  # the same users each time, but runs that disagree: no claim
     pooled = evaluation.paired_bootstrap(np.mean(swinging, axis=0), np.zeros(900))
     assert pooled["low"] > 0  # what averaging seeds per user, then resampling users only, would have claimed
+
+
+def test_recent_popularity_counts_only_the_days_before_each_users_last_rating() -> None:
+    day = evaluation.DAY_S
+    # Movie 0 was rated early on, movie 1 in a burst around day 95; user 2's history ends on day 3, user 3's on 97.
+    ratings = [  # (user, movie, day)
+        (0, 0, 1), (0, 2, 98), (0, 3, 99),
+        (1, 0, 2), (1, 1, 95), (1, 2, 200), (1, 3, 201),
+        (2, 0, 3), (2, 2, 4), (2, 3, 5),
+        (3, 2, 97), (3, 0, 300), (3, 3, 301),
+        (4, 1, 96), (4, 2, 202), (4, 3, 203),
+    ]  # fmt: skip
+    users, movies, days = (np.array(column) for column in zip(*ratings))
+    split = evaluation.leave_last_out(users, movies, np.ones(len(users), dtype=np.float32), days * day, 5, 4)
+    scorer = evaluation.recent_popularity_scorer(split, days=10)
+    scores = scorer(split.history_matrix(False), np.array([2, 3]), False)
+    assert scores[0].argmax() == 0  # by day 3 only movie 0 had been rated
+    assert scores[1].argmax() == 1  # days 87 to 97: movie 1's burst (days 95, 96), not movie 0's old ratings
