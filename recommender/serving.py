@@ -64,18 +64,18 @@ def live_run() -> TrainingRun | None:
     collection = vector_store().live_collection()
     run_id = vector_store().run_of_collection(collection) if collection else None
     run = TrainingRun.objects.filter(id=run_id).first() if run_id else None
-    record_live_run(run)
     _live = (time.monotonic(), run)
     return run
 
 
-def record_live_run(run: TrainingRun | None) -> None:
-    """Keeps the database's record of the live run in step with the alias (Milvus is the truth)."""
+def _repair_live_record(run_id: int | None) -> None:
+    """The health probe's repair: the database's record of the live run follows the alias (Milvus is the truth)
+    should a move have been made outside runs.py. Pages only read; publish, make live and roll back record."""
     from recommender.models import RecommenderState
 
     state = RecommenderState.current()
-    if state.live_run_id != (run.id if run else None):
-        RecommenderState.objects.filter(id=state.id).update(live_run=run)
+    if state.live_run_id != run_id and (run_id is None or TrainingRun.objects.filter(id=run_id).exists()):
+        RecommenderState.objects.filter(id=state.id).update(live_run_id=run_id)
 
 
 def recorded_live_run() -> TrainingRun | None:
@@ -111,7 +111,9 @@ def serving_status() -> ServingStatus:
     except VectorStoreUnavailable as error:
         known = _live[1] or recorded_live_run()  # the last one this process saw, else the one recorded at publish
         return ServingStatus(known.id if known else None, False, store.failure() or _reason(error))
-    return ServingStatus(store.run_of_collection(collection) if collection else None, True)
+    live_id = store.run_of_collection(collection) if collection else None
+    _repair_live_record(live_id)
+    return ServingStatus(live_id, True)
 
 
 def serving_status_now(live_run_id: int | None = None) -> ServingStatus | None:

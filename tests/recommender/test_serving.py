@@ -142,3 +142,22 @@ def test_a_pick_is_credited_to_a_liked_movie_only_when_that_movie_is_among_its_o
     assert items[1].because == f"Because you liked {catalogue_movies[0].display_title}"
     unrelated = serving._explained([(1.0, catalogue_movies[8].id, -1)], liked=[hub])
     assert unrelated[0].because == ""  # no credible movie, no shared genre: nothing is said
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_pages_only_read_and_the_health_probe_repairs_the_live_record(alice, live_embeddings) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.models import RecommenderState
+
+    RecommenderState.current()
+    serving.forget_live_run()
+    with CaptureQueriesContext(connection) as queries:
+        assert serving.recommend_movies_for(alice, limit=5).source == serving.Source.PERSONAL
+    writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))]
+    assert writes == []
+    assert RecommenderState.current().live_run_id is None  # published outside runs.py: not recorded yet
+    assert serving.serving_status().can_serve
+    assert RecommenderState.current().live_run_id == live_embeddings.id
