@@ -57,7 +57,11 @@ def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -
         split = prepared.split
         started = time.perf_counter()
         baseline_lists: dict = {}
-        grids = {**BASELINE_GRIDS, **{n: [{**g, "seed": seed} for g in grid] for n, grid in BENCH_ONLY_GRIDS.items()}}
+        grids = {
+            **BASELINE_GRIDS,
+            **BENCH_ONLY_GRIDS,
+            "sasrec": [{**g, "seed": seed} for g in BENCH_ONLY_GRIDS["sasrec"]],
+        }
         baselines_by_seed.append(fit_baselines(split, grids, test_lists=baseline_lists))
         baseline_seconds += time.perf_counter() - started
         outcome = fit_pinsage(
