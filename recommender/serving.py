@@ -176,7 +176,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
         if movie >= 0
     ]
     liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
-    return _explained(_credible(store, picks, scoring.neighbors_per_item), liked)
+    return _explained(_credible(store, picks, liked), liked)
 
 
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
@@ -224,17 +224,26 @@ def _without_deleted(ids: np.ndarray) -> np.ndarray:
     return np.where(np.isin(ids, gone), -1, ids) if len(gone) else ids
 
 
-def _credible(store: VectorStore, picks: list[tuple[float, int, int]], n: int) -> list[tuple[float, int, int]]:
-    """Picks whose main contributor is also among the pick's own `n` nearest movies keep it as their credit; the
-    others lose it (-1): a broad movie lists many picks among its neighbours, and "Because you liked Amélie" on
-    The Lord of the Rings is not a reason anyone believes. One read of the picks' stored lists."""
-    sources = [p for _, p, source in picks if source >= 0]
-    if not sources or not store.has_neighbor_lists(store.collection_for_run(live_run().id)):
+CREDIT_NEIGHBOURS = 20  # a liked movie explains a pick only if it is among the pick's own 20 nearest movies
+
+
+def _credible(
+    store: VectorStore, picks: list[tuple[float, int, int]], liked: list[int], n: int = CREDIT_NEIGHBOURS
+) -> list[tuple[float, int, int]]:
+    """Each pick credited to the liked movie nearest to it in its own stored list (its `n` nearest movies), or
+    to none (-1). The largest contributor to a score is mostly the newest rating, and a broad movie lists many
+    picks among its neighbours: "Because you liked Fargo" on Return of the Jedi, with Star Wars liked too, is
+    not a reason anyone believes. One read of the picks' stored lists; a pick without one keeps its source."""
+    if not picks or not store.has_neighbor_lists(store.collection_for_run(live_run().id)):
         return picks
-    near = {movie: set(ids[:n].tolist()) for movie, (ids, _) in store.get_neighbors(sources).items() if len(ids)}
-    return [  # a pick without a stored list (added since the publish) keeps its credit: nothing to check it by
-        (score, pick, source if pick not in near or source in near[pick] else -1) for score, pick, source in picks
-    ]
+    lists = {movie: ids[:n].tolist() for movie, (ids, _) in store.get_neighbors([p for _, p, _ in picks]).items()}
+    liked_set = set(liked)
+    credited = []
+    for score, pick, source in picks:
+        if pick in lists and len(lists[pick]):
+            source = next((m for m in lists[pick] if m in liked_set), -1)
+        credited.append((score, pick, source))
+    return credited
 
 
 def _explained(ranked: list[tuple[float, int, int]], liked: list[int] | None = None) -> list[Recommendation]:
