@@ -1,7 +1,7 @@
 """System checks for a deployment that cannot work as configured."""
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from recsite.env import env_int
 
@@ -21,3 +21,15 @@ def milvus_lite_file_is_single_process(app_configs: object, **kwargs: object) ->
             id="recommender.W001",
         )
     ]
+
+
+@register()
+def training_config_is_valid(app_configs: object, **kwargs: object) -> list[CheckMessage]:
+    """A typo in RECOMMENDER_TRAINING_CONFIG would otherwise train the default without a word."""
+    from recommender.ml.config import InvalidSetting, check_overrides
+
+    try:
+        check_overrides(settings.RECOMMENDER_TRAINING_CONFIG)
+    except InvalidSetting as error:
+        return [Error(f"RECOMMENDER_TRAINING_CONFIG: {error}", id="recommender.E001")]
+    return []

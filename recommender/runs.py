@@ -82,7 +82,7 @@ def _create_run(reason: str, requested_by: object | None, overrides: dict, queue
         run = TrainingRun.objects.create(
             reason=reason,
             requested_by=requested_by,
-            config={**settings.RECOMMENDER_TRAINING_CONFIG, **overrides},
+            config=pipeline_overrides(overrides),
             # Counted as sent now, and sent from a background thread after commit (a request never waits on
             # the broker); if that send fails, the sweeper resends it after RETRAIN_RESEND_AFTER_S.
             training_sent_at=timezone.now() if queue else None,
@@ -105,6 +105,16 @@ def send_training(run_id: int) -> bool:
         training_sent_at=timezone.now(), training_sends=F("training_sends") + 1
     )
     return True
+
+
+def pipeline_overrides(overrides: dict) -> dict:
+    """RECOMMENDER_TRAINING_CONFIG under a run's own overrides, merged deeply and checked: a typo is refused,
+    naming the setting, rather than training the default without a word."""
+    from recommender.ml.config import check_overrides, deep_merged
+
+    check_overrides(settings.RECOMMENDER_TRAINING_CONFIG)
+    check_overrides(overrides)
+    return deep_merged(settings.RECOMMENDER_TRAINING_CONFIG, overrides)
 
 
 def training_limits() -> dict:
@@ -206,9 +216,9 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
     import torch
 
     from recommender.ml import experiment
-    from recommender.ml.training import TrainingConfig
+    from recommender.ml.training import TrainingConfig, deep_merged
 
-    config = TrainingConfig.from_dict({**TrainingConfig().as_dict(), **run.config})
+    config = TrainingConfig.from_dict(deep_merged(TrainingConfig().as_dict(), run.config))
     if config.device == "auto":
         config = TrainingConfig.from_dict(
             {**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"}

@@ -6,6 +6,7 @@ import dgl
 import numpy as np
 import torch
 
+from recommender.ml.config import EdgeWeighting
 from recommender.ml.data import Interactions
 
 USER = "user"
@@ -13,24 +14,6 @@ MOVIE = "movie"
 RATED = "rated"  # user -> movie
 RATED_BY = "rated-by"  # movie -> user
 WEIGHT = "weight"
-
-
-@dataclass(frozen=True)
-class EdgeWeighting:
-    """Which ratings become edges, and how strongly they pull random walks."""
-
-    min_stars: float = 0.0  # ratings below this are not edges (0 keeps every rating)
-    star_power: float = 0.0  # weight *= (stars / 5) ** star_power
-    recency_half_life_days: float = 0.0  # weight *= 0.5 ** (age / half life); 0 turns it off
-
-    def weights(self, stars: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-        weight = np.ones(len(stars), dtype=np.float32)
-        if self.star_power:
-            weight *= (stars / 5.0) ** self.star_power
-        if self.recency_half_life_days and len(timestamps):
-            age_days = (timestamps.max() - timestamps) / 86400.0
-            weight *= 0.5 ** (age_days / self.recency_half_life_days)
-        return np.maximum(weight, 1e-6).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -60,9 +43,10 @@ def _positions(sorted_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def build_interaction_graph(
-    interactions: Interactions, all_movie_ids: np.ndarray, weighting: EdgeWeighting = EdgeWeighting()
+    interactions: Interactions, all_movie_ids: np.ndarray, weighting: EdgeWeighting | None = None
 ) -> InteractionGraph:
     """Every movie is a node (unrated ones too, so they still get embeddings); edges go both ways."""
+    weighting = weighting or EdgeWeighting()
     movie_ids = np.unique(np.asarray(all_movie_ids, dtype=np.int64))
     kept = interactions.subset(interactions.stars >= weighting.min_stars)
     user_ids = np.unique(kept.user_ids)

@@ -6,18 +6,10 @@ import dgl
 import numpy as np
 import torch
 
+from recommender.ml.config import WalkConfig
 from recommender.ml.graph import MOVIE, USER, InteractionGraph
 
 VISITS = "visits"
-
-
-@dataclass(frozen=True)
-class WalkConfig:
-    num_layers: int = 1  # one SAGE layer over 2-hop walk neighbourhoods: as good as two on validation, 7x faster
-    num_traversals: int = 2  # movie -> user -> movie hops per walk before it may restart
-    restart_prob: float = 0.5
-    num_random_walks: int = 200  # walks per movie: enough that the top neighbours are more than single visits
-    num_neighbors: int = 50  # T, the most visited movies kept as a movie's neighbourhood
 
 
 @dataclass(frozen=True)

@@ -4,62 +4,28 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import dgl
 import numpy as np
 import torch
 
+from recommender.ml.config import (  # noqa: F401  (re-exported: the settings lived here)
+    EdgeWeighting,
+    InvalidSetting,
+    TrainingConfig,
+    WalkConfig,
+    check_overrides,
+    deep_merged,
+)
 from recommender.ml.features import MovieFeatures
-from recommender.ml.graph import EdgeWeighting
 from recommender.ml.pinsage import PinSageNetwork, next_movie_loss
-from recommender.ml.sampling import Neighborhoods, NextMovieSampler, UserSequences, WalkConfig
-from recommender.ml.scoring import ScoringConfig
+from recommender.ml.sampling import Neighborhoods, NextMovieSampler, UserSequences
+from recommender.ml.scoring import ScoringConfig  # noqa: F401
 
 
 class TrainingDiverged(Exception):
     """The loss became NaN or infinite; nothing from this run may be published."""
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    hidden_dim: int = 128
-    walk: WalkConfig = field(default_factory=WalkConfig)
-    edges: EdgeWeighting = field(default_factory=EdgeWeighting)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    batch_size: int = 1024  # +0.005 val NDCG@10 over 512 on ml-latest-small, at about 2x the time a step
-    max_batch_logits: int = 2**25  # a batch's (targets, movies) softmax is cut to fit, in steps of 256 targets
-    batches_per_epoch: int = 100
-    epochs: int = 30
-    patience: int = 4  # epochs without a better validation score before stopping
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    dropout: float = 0.1
-    temperature: float = 0.1  # of the softmax over every movie
-    context_size: int = 20  # ratings before the target that form its query
-    context_half_life: float = 5.0  # in ratings, as the serving rule's recency_half_life
-    use_id_embedding: bool = True
-    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
-    plateau_decay: float = 1.0  # < 1: the learning rate is multiplied by it after each epoch that does not improve
-    eval_users: int = 5000  # users held out for validation and test, a fixed sample beyond this many (0: all)
-    seed: int = 0
-    device: str = "cpu"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainingConfig":
-        values = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
-        values["walk"] = WalkConfig(**_known(WalkConfig, values.get("walk", {})))
-        values["edges"] = EdgeWeighting(**_known(EdgeWeighting, values.get("edges", {})))
-        values["scoring"] = ScoringConfig(**_known(ScoringConfig, values.get("scoring", {})))
-        return cls(**values)
-
-
-def _known(kind: type, values: dict) -> dict:
-    """Settings of older runs that no longer exist are ignored, so their rows still load."""
-    return {key: value for key, value in values.items() if key in kind.__dataclass_fields__}
 
 
 @dataclass
