@@ -83,26 +83,20 @@ def test_staff_can_put_an_older_run_live_and_it_is_recorded_and_nothing_newer_is
         runs.make_live(third.id, operator)
     runs.make_live(second.id, operator)  # staff's explicit choice goes back in time
     assert runs.live_run_id() == second.id
-    change = LiveChange.objects.first()
-    assert (change.action, change.from_run_id, change.to_run_id, change.by) == (
-        "make_live",
-        third.id,
-        second.id,
-        operator,
-    )
+    assert last_move() == ("make_live", third.id, second.id, operator)
     kept = store.run_collections()
     assert [store.run_of_collection(n) for n in kept] == [first.id, second.id, third.id]  # rollback, live, newest
     assert all(Path(r.artifact_path).is_file() for r in TrainingRun.objects.all())
     runs.roll_back(operator)
-    rolled = LiveChange.objects.first()
-    assert (rolled.action, rolled.from_run_id, rolled.to_run_id, rolled.by) == (
-        "roll_back",
-        second.id,
-        first.id,
-        operator,
-    )
+    assert last_move() == ("roll_back", second.id, first.id, operator)
     runs.drop_old_collections()
     assert store.collection_for_run(third.id) in store.run_collections()
+
+
+def last_move() -> tuple:
+    """The newest move of the alias: (action, from run, to run, by whom)."""
+    change = LiveChange.objects.first()
+    return change.action, change.from_run_id, change.to_run_id, change.by
 
 
 def test_roll_back_with_nothing_earlier_says_so_and_changes_nothing(store, trained_runs: list[TrainingRun]) -> None:

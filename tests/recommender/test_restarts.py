@@ -116,24 +116,25 @@ def test_with_milvus_hung_one_page_waits_the_timeout_and_the_rest_answer_at_once
 
 
 @pytest.fixture
-def health_checks() -> object:
+def milvus_check(settings: object) -> object:
+    """Asks /health/ as a monitor would (with the token) and returns its Milvus check, fresh rounds each test."""
+    from django.test import Client
+
     from recsite import health
 
+    settings.HEALTH_TOKEN = "monitor-secret"
+    client = Client()
     health.forget_checks()
-    yield health
+    yield lambda: client.get("/health/", HTTP_AUTHORIZATION="Bearer monitor-secret").json()["checks"]["milvus"]
     health.forget_checks()
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(240)
 def test_health_answers_at_once_with_milvus_hung_and_says_pages_fall_back(
-    alice, served_by, health_checks, settings: object
+    alice, served_by, milvus_check: object
 ) -> None:
-    from django.test import Client
-
-    settings.HEALTH_TOKEN = "monitor-secret"
-    client = Client()
-    milvus = client.get("/health/", HTTP_AUTHORIZATION="Bearer monitor-secret").json()["checks"]["milvus"]
+    milvus = milvus_check()
     assert milvus["ok"] and milvus["status"].startswith(f"live run {alice_run_id()}")
     # A full collection of this test process's heap (the whole suite's imports) alone takes about 0.11 s here;
     # frozen, the timings measure health itself (bench/restart times it through gunicorn, unfrozen).
@@ -145,10 +146,10 @@ def test_health_answers_at_once_with_milvus_hung_and_says_pages_fall_back(
         started = time.monotonic()
         while time.monotonic() - started < 15:
             began = time.monotonic()
-            body = client.get("/health/", HTTP_AUTHORIZATION="Bearer monitor-secret").json()
+            check = milvus_check()
             timings.append(time.monotonic() - began)
-            if not body["checks"]["milvus"]["ok"]:
-                said = body["checks"]["milvus"]["error"]
+            if not check["ok"]:
+                said = check["error"]
             time.sleep(0.1)
     finally:
         os.kill(served_by.process.pid, signal.SIGCONT)
@@ -162,27 +163,22 @@ def test_health_answers_at_once_with_milvus_hung_and_says_pages_fall_back(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(240)
 def test_health_says_pages_fall_back_while_milvus_is_down_and_recovers_after_a_restart(
-    alice, served_by, health_checks, settings: object
+    alice, served_by, milvus_check: object
 ) -> None:
-    from django.test import Client
-
-    settings.HEALTH_TOKEN = "monitor-secret"
-    client = Client()
-
-    def milvus_check(within_s: float, ok: bool) -> dict:
+    def check_until(within_s: float, ok: bool) -> dict:
         deadline = time.monotonic() + within_s
         while True:
-            check = client.get("/health/", HTTP_AUTHORIZATION="Bearer monitor-secret").json()["checks"]["milvus"]
+            check = milvus_check()
             if check["ok"] == ok or time.monotonic() > deadline:
                 return check
             time.sleep(0.5)
 
-    assert milvus_check(10, ok=True)["ok"]
+    assert check_until(10, ok=True)["ok"]
     served_by.stop()
-    down = milvus_check(15, ok=False)
+    down = check_until(15, ok=False)
     assert not down["ok"] and f"live run {alice_run_id()}, but Milvus cannot serve it" in down["error"]
     served_by.start()
-    assert milvus_check(30, ok=True)["ok"]
+    assert check_until(30, ok=True)["ok"]
 
 
 def alice_run_id() -> int:
