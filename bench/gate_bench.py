@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    # Read before training: the code that runs is the code loaded now, whatever is committed meanwhile.
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     interactions, catalogue = load(Path(args.data_root) / args.dataset)
     runs = []
     for seed in range(args.seeds):
@@ -40,7 +42,7 @@ def main() -> None:
     shortfalls = [hr[live] - hr[new] for live, new in itertools.permutations(range(len(hr)), 2)]
     report = {
         "dataset": args.dataset,
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": commit,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": runs,
         "hr@10_mean": round(float(hr.mean()), 4),
