@@ -170,8 +170,7 @@ def test_a_worker_killed_mid_training_redelivers_and_completes_once(worker: Work
 
 def test_a_run_that_always_dies_ends_failed_after_the_cap(worker: Worker) -> None:
     make_ratings(num_users=30, num_movies=25, per_user=8)
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_oom": True}):
-        run = runs.request_retrain("test")
+    run = runs.request_retrain("simulate_oom")  # tests/worker_faults reads the reason
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 200, "the run to fail")
     run.refresh_from_db()
     assert "died 3 times" in run.failure_reason and run.published_at is None
@@ -275,8 +274,7 @@ def test_a_run_past_its_soft_time_limit_fails_and_leaves_the_alias_alone(worker:
 def test_the_hard_time_limit_kills_a_stuck_child_and_fails_the_run(worker: Worker, settings: object) -> None:
     settings.TRAINING_SOFT_TIME_LIMIT_S, settings.TRAINING_TIME_LIMIT_S = 3, 10
     make_ratings(num_users=30, num_movies=25, per_user=8)
-    with override_settings(RECOMMENDER_TRAINING_CONFIG={**TINY, "simulate_stuck": True}):
-        run = runs.request_retrain("test")
+    run = runs.request_retrain("simulate_stuck")  # tests/worker_faults reads the reason
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.RUNNING, 90, "training to start")
     stuck_child = worker.child_pids()
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == TrainingRun.Status.FAILED, 60, "the hard limit")
