@@ -176,7 +176,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
         if movie >= 0
     ]
     liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
-    return _explained(_credible(store, picks, liked), liked)
+    return _explained(_credible(store, run.id, picks, liked), liked)
 
 
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
@@ -228,13 +228,13 @@ CREDIT_NEIGHBOURS = 20  # a liked movie explains a pick only if it is among the 
 
 
 def _credible(
-    store: VectorStore, picks: list[tuple[float, int, int]], liked: list[int], n: int = CREDIT_NEIGHBOURS
+    store: VectorStore, run_id: int, picks: list[tuple[float, int, int]], liked: list[int], n: int = CREDIT_NEIGHBOURS
 ) -> list[tuple[float, int, int]]:
     """Each pick credited to the liked movie nearest to it in its own stored list (its `n` nearest movies), or
     to none (-1). The largest contributor to a score is mostly the newest rating, and a broad movie lists many
     picks among its neighbours: "Because you liked Fargo" on Return of the Jedi, with Star Wars liked too, is
     not a reason anyone believes. One read of the picks' stored lists; a pick without one keeps its source."""
-    if not picks or not store.has_neighbor_lists(store.collection_for_run(live_run().id)):
+    if not picks or not store.has_neighbor_lists(store.collection_for_run(run_id)):
         return picks
     lists = {movie: ids[:n].tolist() for movie, (ids, _) in store.get_neighbors([p for _, p, _ in picks]).items()}
     liked_set = set(liked)

@@ -115,13 +115,10 @@ def test_a_hung_milvus_costs_one_page_its_timeout_and_the_next_pages_nothing(
 
 
 @pytest.mark.django_db
-def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(
-    catalogue_movies, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(catalogue_movies) -> None:
     from recommender.models import TrainingRun
 
     run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
-    monkeypatch.setattr(serving, "live_run", lambda: run)
     hub, pick, other, fan, lone = (m.id for m in catalogue_movies[:5])
 
     class Lists:  # the hub lists every pick among its neighbours; the picks' own nearest movies say otherwise
@@ -136,7 +133,7 @@ def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(
             return {m: (np.array(lists[m]), np.ones(len(lists[m]), dtype=np.float32)) for m in movie_ids if m in lists}
 
     picks = [(1.0, pick, hub), (0.9, other, hub), (0.8, catalogue_movies[8].id, hub)]
-    credited = serving._credible(Lists(), picks, liked=[hub, fan], n=2)
+    credited = serving._credible(Lists(), run.id, picks, liked=[hub, fan], n=2)
     # pick: fan is nearer to it than the hub (beyond its 2 nearest); other: no liked movie among its nearest;
     # the last has no stored list (added since the publish) and keeps its contributor.
     assert credited == [(1.0, pick, fan), (0.9, other, -1), (0.8, catalogue_movies[8].id, hub)]
