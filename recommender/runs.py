@@ -161,11 +161,24 @@ def _send_next_queued() -> None:
 
 
 def train_model(
-    run_id: int, on_epoch: Callable[[dict], None] | None = None, with_baselines: bool = True
+    run_id: int,
+    on_epoch: Callable[[dict], None] | None = None,
+    with_baselines: bool = True,
+    fail_if_busy: bool = False,
 ) -> TrainingRun | None:
     """Claims a queued run, trains and evaluates it, saves the artifact; None when another worker has it, or
-    when another run is training (one at a time, on any number of workers and hosts)."""
+    when another run is training (one at a time, on any number of workers and hosts). `fail_if_busy` (the
+    command line, which cannot wait its turn in a queue): the run is failed, saying why, rather than left
+    queued for a worker to train later with the command's settings."""
     if not _claim(run_id):
+        if fail_if_busy:
+            busy = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).values_list("id", flat=True).first()
+            TrainingRun.objects.filter(id=run_id, status=TrainingRun.Status.QUEUED).update(
+                status=TrainingRun.Status.FAILED,
+                finished_at=timezone.now(),
+                failure_reason=f"run {busy} was training (one at a time); run the command again when it ends",
+            )
+            return TrainingRun.objects.get(id=run_id)
         return None
     run = TrainingRun.objects.get(id=run_id)
     try:
@@ -428,17 +441,12 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
     store = vector_store()
     with vector_lease(f"publishing run {run.id}"):
         live_id = live_run_id()
-        if live_id == run.id:
-            if action == LiveChange.Action.MAKE_LIVE:
-                raise Refused(f"Run {run.id} is already live; nothing to do.")
-            return store.collection_for_run(run.id)  # a retried publish: it went live the first time
-        if action == LiveChange.Action.PUBLISH and live_id is not None and live_id > run.id:
-            TrainingRun.objects.filter(id=run.id).update(
-                held_back_reason=f"not published: run {live_id}, newer, was already live when its publish came; "
-                "staff can still make it live"
-            )
-            logger.info("run %s not published: the newer run %s is live", run.id, live_id)
-            return None
+        if action == LiveChange.Action.MAKE_LIVE and live_id == run.id:
+            raise Refused(f"Run {run.id} is already live; nothing to do.")
+        if action == LiveChange.Action.PUBLISH:
+            done = _published_already(run, live_id, movies, snapshot_at)
+            if done is not False:
+                return done
         name = store.publish(run.id, movies)
         _record_live_change(action, live_id, run, requested_by)
         forget_live_run()
@@ -446,6 +454,31 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
         store.drop_old_collections(protected_runs())
     drop_old_artifacts()
     return name
+
+
+def _published_already(run: TrainingRun, live_id: int | None, movies: object, snapshot_at: object) -> object:
+    """For the pipeline's publish (a message that may come late, twice, or after staff moved the alias): the
+    collection name or None when there is nothing more to do, False when it should go ahead. Once a run was
+    published it is never published again by the pipeline (a retry after a rollback would undo staff's
+    choice), nor is a run older than one already published; a retry that finds its run live finishes what
+    the first attempt may not have (catching up on the catalogue, the clean-up), both idempotent."""
+    from recommender.serving import vector_store
+
+    store = vector_store()
+    newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id).order_by("-id").first()
+    if live_id == run.id:
+        since = min(snapshot_at, run.published_at) if run.published_at else snapshot_at
+        vectors_catch_up(run, movies, since - timedelta(seconds=settings.TASK_TIME_LIMIT_S))
+        store.drop_old_collections(protected_runs())
+        return store.collection_for_run(run.id)
+    if run.published_at is None and newer is None:
+        return False
+    why = f"run {newer.id}, newer, was published first" if newer else "it was published before and has been moved from"
+    TrainingRun.objects.filter(id=run.id).update(
+        held_back_reason=f"not published again: {why}; staff can still make it live"
+    )
+    logger.info("run %s not published: %s", run.id, why)
+    return None
 
 
 def _current_movie_vectors(run: TrainingRun) -> "MovieVectors":

@@ -76,7 +76,7 @@ def embed_movie(movie_id: int) -> None:
     vectors.embed_movie(movie_id)
 
 
-@shared_task(autoretry_for=(VectorStoreUnavailable,), retry_backoff=True, max_retries=5)
+@shared_task(autoretry_for=(VectorStoreUnavailable, VectorsBusy), retry_backoff=True, max_retries=5)
 def remove_movies(movie_ids: list[int]) -> None:
     vectors.remove_movies(movie_ids)
 

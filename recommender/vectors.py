@@ -137,8 +137,11 @@ def remove_movies(movie_ids: list[int]) -> None:
     store = vector_store()
     if not ids:
         return
-    for name in store.run_collections():
-        store.delete_movies(ids, name)
+    # Under the lease: a collection a publish is still writing would come out one short of its count and fail
+    # its checks; that publish removes what was deleted meanwhile itself (vectors_catch_up).
+    with vector_lease("removing deleted movies"):
+        for name in store.run_collections():
+            store.delete_movies(ids, name)
     MovieRemoval.objects.filter(movie_id__in=ids).delete()
     forget_live_run()
 

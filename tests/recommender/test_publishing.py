@@ -64,7 +64,7 @@ def test_two_publishes_and_a_clean_up_in_every_order_leave_the_newer_run_live_wi
             moves = [(c.from_run_id, c.to_run_id) for c in LiveChange.objects.order_by("id")]
             assert moves == [(None, older.id), (older.id, newer.id)], order
         else:  # the late publish of the older run changed nothing, and says why on the run
-            assert "newer, was already live" in TrainingRun.objects.get(id=older.id).held_back_reason, order
+            assert "newer, was published first" in TrainingRun.objects.get(id=older.id).held_back_reason, order
             assert [c.to_run_id for c in LiveChange.objects.all()] == [newer.id], order
         assert serving.live_run().id == newer.id
 
@@ -78,7 +78,7 @@ def test_staff_can_put_an_older_run_live_and_it_is_recorded_and_nothing_newer_is
     runs.publish(third.id)
     assert runs.publish(second.id) is None  # late and automatic: the newer run 3 is live
     assert runs.live_run_id() == third.id
-    assert f"run {third.id}, newer, was already live" in TrainingRun.objects.get(id=second.id).held_back_reason
+    assert f"run {third.id}, newer, was published first" in TrainingRun.objects.get(id=second.id).held_back_reason
     with pytest.raises(runs.Refused, match=f"Run {third.id} is already live; nothing to do."):
         runs.make_live(third.id, operator)
     runs.make_live(second.id, operator)  # staff's explicit choice goes back in time
@@ -200,3 +200,45 @@ def test_a_movie_deleted_while_a_publish_runs_is_not_in_the_new_collection(
     runs.publish(trained_runs[0].id)
     assert doomed_id not in store.get_vectors([doomed_id])
     assert store.count(store.collection_for_run(trained_runs[0].id)) == Movie.objects.count()
+
+
+def test_a_publish_retried_after_staff_rolled_back_does_not_undo_the_rollback(
+    store, trained_runs: list[TrainingRun]
+) -> None:
+    first, second = trained_runs[0], trained_runs[1]
+    runs.publish(first.id)
+    runs.publish(second.id)
+    runs.roll_back()
+    assert runs.publish(second.id) is None  # its message came back (a retry, a redelivery)
+    assert runs.live_run_id() == first.id
+    assert "published before" in TrainingRun.objects.get(id=second.id).held_back_reason
+    assert runs.publish(first.id) == store.collection_for_run(first.id)  # live already: finishes, changes nothing
+    assert runs.live_run_id() == first.id and [c.action for c in LiveChange.objects.all()][0] == "roll_back"
+
+
+def test_a_removal_waits_while_a_publish_holds_the_collections(store, trained_runs: list[TrainingRun]) -> None:
+    runs.publish(trained_runs[0].id)
+    doomed = Movie.objects.order_by("id").first()
+    doomed_id = doomed.id
+    doomed.delete()
+    vectors.note_movies_deleted([doomed_id])
+    with vectors.vector_lease("publishing run 9"):
+        with pytest.raises(vectors.VectorsBusy):
+            vectors.remove_movies([doomed_id])
+    assert doomed_id in store.get_vectors([doomed_id])
+    vectors.remove_movies([doomed_id])
+    assert doomed_id not in store.get_vectors([doomed_id]) and not MovieRemoval.objects.exists()
+
+
+def test_the_command_never_leaves_its_run_for_a_worker_when_another_is_training(
+    store, trained_runs: list[TrainingRun]
+) -> None:
+    from django.core.management import CommandError
+    from django.utils import timezone
+
+    busy = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    with pytest.raises(CommandError, match=f"run {busy.id} was training"):
+        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+    mine = TrainingRun.objects.order_by("-id").first()
+    assert mine.status == TrainingRun.Status.FAILED  # not QUEUED: no worker trains it later with these flags
+    assert runs.request_retrain("test") is not None  # nor does it block the pipeline's next run

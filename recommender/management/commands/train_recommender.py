@@ -64,7 +64,7 @@ class Command(BaseCommand):
                     f"epoch {row['epoch']}: loss {row['loss']:.4f}, val HR@10 {row['validation']['hr@10']:.4f}"
                 )
 
-        run = runs.train_model(run.id, progress, with_baselines=not options["no_baselines"])
+        run = runs.train_model(run.id, progress, with_baselines=not options["no_baselines"], fail_if_busy=True)
         if bar:
             bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
