@@ -316,11 +316,16 @@ class VectorStore:
         return int(rows[0]["count(*)"])
 
     def _loaded_call(self, what: str, call: Callable[[object], object]) -> object:
-        """Runs a read; after a server restart (collection released, code 101) loads it and tries once more."""
+        """Runs a read. One that finds the collection released (a restart) hands the load to the background
+        probe and fails at once, so a page falls back rather than waiting out a load (seconds, up to 30 s on a
+        large collection); without a breaker (breaker_s 0) it loads here and tries once more."""
         try:
             with self._calls(what) as client:
                 return call(client)
         except CollectionReleased:
+            if self.breaker_s > 0:
+                self._trip(f"{what}: the collection was released (a restart); it is being loaded")
+                raise
             self.ensure_loaded()
         with self._calls(what) as client:
             return call(client)
