@@ -201,7 +201,9 @@ class VectorStore:
                     client.load_collection(name, timeout=max(self.timeout, 30), **self._load_options())
         finally:
             client.close()
-        self._forget_client()  # pages reconnect on a fresh channel too
+        # Pages reconnect on a fresh channel too. Dropped, not closed: a write on another thread may still be
+        # using it (writes do not wait for the breaker); it closes when that thread lets go.
+        self._client = None
 
     def _probing(self) -> bool:
         """While the probe runs, reads wait for its answer, not for a window: a probe that waits out a hung
