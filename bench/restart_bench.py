@@ -35,9 +35,9 @@ ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(M)sms'
 ACCESS_LINE = re.compile(r'<(\d+)> "GET [^ ?]+\?([nh])=(\d+) ')
 OUTAGE_NOTE = b"Personal picks are unavailable"
 # Every fallback says why in a note; a personal list has none, and its cards say what they came from
-# ("Because you liked ...", the genres shared with what the user liked, or nothing for a pick without either).
+# list of cards (a card's reason may be empty: a pick with no liked movie near it and no shared genre).
 FALLBACK_NOTE = b'<p class="note"'
-CARD_REASON = b'<p class="because">'
+CARD = b'<li class="card">'
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def kind_of(status: int, body: bytes) -> str:
         return "outage"
     if FALLBACK_NOTE in body:
         return "popular"
-    return "personal" if CARD_REASON in body else "other"
+    return "personal" if CARD in body else "other"
 
 
 class Traffic:
