@@ -479,7 +479,7 @@ def serve_and_measure(env: dict, work: Path, port: int, milvus: Milvus, site: di
     return {
         "settings": {
             "database": connection.vendor,
-            "movielens_dir": args.movielens_dir,
+            "dataset": Path(args.movielens_dir).name,  # the folder's name: machine paths stay out of results
             "web_workers": args.web_workers,
             "worker_class": "sync",
             "milvus_breaker_s": settings.MILVUS_BREAKER_S,
