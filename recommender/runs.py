@@ -437,6 +437,9 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
     run = TrainingRun.objects.get(id=run_id)
     _check_publishable(run)
     snapshot_at = timezone.now()
+    newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id)
+    if action == LiveChange.Action.PUBLISH and newer.exists():  # before a minute of neighbours, not after
+        return _published_already(run, None, None, snapshot_at)
     movies = _current_movie_vectors(run)
     store = vector_store()
     with vector_lease(f"publishing run {run.id}"):

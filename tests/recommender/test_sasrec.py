@@ -3,7 +3,7 @@
 import numpy as np
 
 from recommender.ml import evaluation
-from recommender.ml.sasrec import SASRecConfig, sasrec_scorer
+from recommender.ml.sasrec import sasrec_scorer
 
 
 def test_sasrec_learns_a_sequence_no_co_occurrence_model_could() -> None:
@@ -29,4 +29,3 @@ def test_sasrec_learns_a_sequence_no_co_occurrence_model_could() -> None:
     sasrec = evaluation.evaluate(split, sasrec_scorer(split, **config), "test")
     popular = evaluation.evaluate(split, evaluation.most_rated_scorer(split), "test")
     assert sasrec["hr@10"] > 0.9 and popular["hr@10"] < 0.5, (sasrec, popular)
-    assert SASRecConfig(**config).max_length == 12
