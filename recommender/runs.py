@@ -438,7 +438,8 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
     _check_publishable(run)
     snapshot_at = timezone.now()
     newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id)
-    if action == LiveChange.Action.PUBLISH and newer.exists():  # before a minute of neighbours, not after
+    # Never live (every run that went live has published_at) and superseded: stop before a minute of neighbours.
+    if action == LiveChange.Action.PUBLISH and run.published_at is None and newer.exists():
         return _published_already(run, None, None, snapshot_at)
     movies = _current_movie_vectors(run)
     store = vector_store()
