@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,12 +41,16 @@ def main() -> None:
         "datasets": {},
     }
     for name in args.datasets:
-        report["datasets"][name] = run_dataset(Path(args.data_root) / name, name, config_base, args.seeds)
-        save(report, args.output)  # after each data set, so a long run keeps what it finished
+
+        def keep(partial: dict, name: str = name) -> None:  # after each seed, so a long run keeps what it finished
+            report["datasets"][name] = partial
+            save(report, args.output)
+
+        run_dataset(Path(args.data_root) / name, name, config_base, args.seeds, keep)
     print(format_table(report))
 
 
-def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -> dict:
+def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int, keep: Callable[[dict], None]) -> None:
     """Per seed: its own split (the seed orders same-second ratings), the baselines tuned on its validation,
     PinSage trained on it; every model's served top 10 on that seed's test, paired user by user."""
     interactions, catalogue = load(directory)
@@ -84,17 +89,19 @@ def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int) -
             for i, metric in enumerate(("hr@10", "ndcg@10")):
                 differences.setdefault(baseline, {}).setdefault(metric, []).append(ours[i] - theirs[i])
         runs.append(pinsage_row(seed, config, split, outcome, vectors, scoring))
-    comparisons = {
-        baseline: {metric: evaluation.seed_and_user_bootstrap(per_seed) for metric, per_seed in by_metric.items()}
-        for baseline, by_metric in differences.items()
-    }
-    return {
-        "baselines": summarised(baselines_by_seed),
-        "baselines_by_seed": baselines_by_seed,
-        "baseline_seconds": baseline_seconds,
-        "pinsage": runs,
-        "against_baselines": comparisons,
-    }
+        comparisons = {
+            baseline: {metric: evaluation.seed_and_user_bootstrap(per_seed) for metric, per_seed in by_metric.items()}
+            for baseline, by_metric in differences.items()
+        }
+        keep(
+            {
+                "baselines": summarised(baselines_by_seed),
+                "baselines_by_seed": baselines_by_seed,
+                "baseline_seconds": baseline_seconds,
+                "pinsage": runs,
+                "against_baselines": comparisons,
+            }
+        )
 
 
 def pinsage_row(

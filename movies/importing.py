@@ -133,13 +133,14 @@ def local_infile_connection() -> Iterator[None]:
 
 
 def _refresh_derived() -> None:
-    """Bulk writes skip the per-rating counters and the catalogue token: bring both up to date once.
+    """Bulk writes skip the per-rating counters, the catalogue token and the co-rated lists: bring them up to date.
     Always, not only when this run changed something: a killed run may have committed batches."""
     from movies import services, stats
 
     services.note_catalogue_changed()
     stats.refresh_movie_stats()
     analyze_tables()
+    services.refresh_co_rated()  # movie pages show similar movies at once, before any model is trained
 
 
 def analyze_tables() -> None:

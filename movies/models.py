@@ -150,3 +150,20 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.num_requests} from {self.window_start:%Y-%m-%d %H:%M:%S}"
+
+
+class CoRatedMovie(models.Model):
+    """One of a movie's nearest movies by who rated both (recommender.ml.corating), recomputed at import and
+    before each training: the movie page's similar movies, and personal picks, until a model is live."""
+
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="co_rated")
+    neighbour = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveSmallIntegerField(help_text="0 for the nearest.")
+    score = models.FloatField(help_text="Cosine of the two movies' rater sets, shrunk for few raters.")
+
+    class Meta:
+        ordering = ["movie", "position"]
+        constraints = [models.UniqueConstraint(fields=["movie", "position"], name="one_co_rated_per_position")]
+
+    def __str__(self) -> str:
+        return f"{self.neighbour} near {self.movie}"

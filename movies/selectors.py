@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import F, QuerySet
 
 from movies import search
-from movies.models import Genre, Movie, Rating
+from movies.models import CoRatedMovie, Genre, Movie, Rating
 
 if TYPE_CHECKING:
     from recommender.ml.data import Catalogue, Interactions
@@ -43,6 +43,32 @@ def popular_movies(limit: int, exclude_user: object | None = None) -> list[Movie
         rated = set(Rating.objects.filter(user=exclude_user).values_list("movie_id", flat=True))
         ids = [i for i in ids if i not in rated]
     return movies_in_order(ids[:limit])
+
+
+def co_rated_lists(movie_ids: list[int], limit: int) -> dict[int, tuple[list[int], list[float]]]:
+    """Each movie's co-rated movies, nearest first, as (ids, scores): one indexed read for all of them."""
+    rows = CoRatedMovie.objects.filter(movie_id__in=movie_ids, position__lt=limit).order_by("movie_id", "position")
+    lists: dict[int, tuple[list[int], list[float]]] = {}
+    for movie_id, neighbour_id, score in rows.values_list("movie_id", "neighbour_id", "score"):
+        ids, scores = lists.setdefault(movie_id, ([], []))
+        ids.append(neighbour_id)
+        scores.append(score)
+    return lists
+
+
+def co_rated_movies(
+    movie: Movie, limit: int, genre: str | None = None, year_from: int | None = None, year_to: int | None = None
+) -> list[tuple[Movie, float]]:
+    """The movie's co-rated movies that pass the filters, nearest first, with their genres."""
+    rows = CoRatedMovie.objects.filter(movie=movie).select_related("neighbour").order_by("position")
+    if genre:
+        rows = rows.filter(neighbour__genres__name=genre)
+    if year_from is not None:
+        rows = rows.filter(neighbour__year__gte=year_from)
+    if year_to is not None:
+        rows = rows.filter(neighbour__year__lte=year_to)
+    rows = list(rows.prefetch_related("neighbour__genres")[:limit])
+    return [(row.neighbour, row.score) for row in rows]
 
 
 def rated_count(user: object) -> int:

@@ -1,15 +1,20 @@
-"""Writes that people make on the site: rating and unrating movies; marking the catalogue changed."""
+"""Writes that people make on the site: rating and unrating movies; marking the catalogue changed; the
+co-rated lists derived from the ratings."""
 
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from movies import stats
-from movies.models import STAR_CHOICES, CatalogueVersion, Movie, Rating
+if TYPE_CHECKING:
+    from recommender.ml.data import Interactions
+
+from movies import selectors, stats
+from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, Movie, Rating
 
 
 class InvalidStars(ValueError):
@@ -80,3 +85,47 @@ def create_site_profile(user: AbstractBaseUser) -> None:
     from movies.models import Profile
 
     Profile.objects.get_or_create(user=user, defaults={"source": Profile.Source.SITE})
+
+
+CO_RATED_PER_MOVIE = 20  # what personal picks read per rated movie (serving.CO_RATED_SCORING); a movie page shows 8
+CO_RATED_WRITE_ROWS = 5_000
+
+
+def refresh_co_rated(interactions: "Interactions | None" = None, per_movie: int = CO_RATED_PER_MOVIE) -> int:
+    """Recomputes every movie's co-rated list from the ratings (or the snapshot a training run read) and replaces
+    the stored lists in one transaction, so a page sees the old lists or the new, never a mix; returns the rows
+    written. Memory stays bounded: the ratings as arrays, the similarity a block of movies at a time."""
+    import numpy as np
+
+    from recommender.ml.corating import co_rated, rater_matrix
+
+    interactions = interactions if interactions is not None else selectors.ratings_for_training()
+    movie_ids = np.unique(interactions.movie_ids)
+    user_ids = np.unique(interactions.user_ids)
+    raters = rater_matrix(
+        np.searchsorted(user_ids, interactions.user_ids),
+        np.searchsorted(movie_ids, interactions.movie_ids),
+        len(user_ids),
+        len(movie_ids),
+    )
+    found = co_rated(raters, per_movie)
+    movies, positions = np.nonzero(found.indices >= 0)  # padding only ever trails, so positions run 0, 1, ...
+    pairs = (
+        movie_ids[movies].tolist(),
+        movie_ids[found.indices[movies, positions]].tolist(),
+        positions.tolist(),
+        found.scores[movies, positions].tolist(),
+    )
+    with transaction.atomic():
+        existing = set(Movie.objects.values_list("id", flat=True))  # a movie deleted since the read is left out
+        CoRatedMovie.objects.all().delete()
+        written = 0
+        for start in range(0, len(movies), CO_RATED_WRITE_ROWS):
+            rows = [
+                CoRatedMovie(movie_id=a, neighbour_id=b, position=p, score=s)
+                for a, b, p, s in zip(*(part[start : start + CO_RATED_WRITE_ROWS] for part in pairs), strict=True)
+                if a in existing and b in existing
+            ]
+            CoRatedMovie.objects.bulk_create(rows)
+            written += len(rows)
+    return written

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from movies import selectors
+from movies import services as catalogue_services
 from recommender import outbox
 from recommender.models import LiveChange, RecommenderState, TrainingRun
 from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease, vectors_catch_up
@@ -237,6 +238,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
             {**config.as_dict(), "device": "cuda" if torch.cuda.is_available() else "cpu"}
         )
     interactions = selectors.ratings_for_training()  # the snapshot this run trains on, whatever arrives later
+    catalogue_services.refresh_co_rated(interactions)  # the lists shown until this run is live, made fresh
     catalogue = selectors.movie_catalogue()
     prepared = experiment.prepare(interactions, catalogue, config)
     TrainingRun.objects.filter(id=run.id).update(

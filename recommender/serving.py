@@ -21,8 +21,18 @@ _last_outage_logged = 0.0
 
 
 class Source:
-    PERSONAL = "personal"
+    PERSONAL = "personal"  # the live model's vectors
+    CO_RATED = "co_rated"  # what people who rated the same movies rated (movies.CoRatedMovie): no model needed
     POPULAR = "popular"
+
+
+# The serving rule over co-rated lists, chosen on ml-100k validation (bench/quality's "co-rated, served" row):
+# item-kNN neighbours are rarer and nearer than PinSage's, so fewer rated movies back speak for the user.
+CO_RATED_SCORING = ScoringConfig(neighbors_per_item=20, recency_half_life=2.0, sharpness=0.2, max_source_share=0.5)
+NO_MODEL_NOTE = "The recommender's first model is still training; until it is live, these picks come from what people who rated your movies also rated."
+OUTAGE_NOTE = (
+    "The recommender is unavailable for a moment; these picks come from what people who rated your movies also rated."
+)
 
 
 @dataclass
@@ -143,10 +153,45 @@ def recommend_movies_for(user: object, limit: int = 20) -> Recommendations:
         items = _personal(user, history, limit)
     except VectorStoreUnavailable as error:
         _log_outage(error)
-        return _popular(user, limit, "Personal picks are unavailable for a moment; here are popular movies.")
+        return _co_rated(history, limit, OUTAGE_NOTE) or _popular(
+            user, limit, "Personal picks are unavailable for a moment; here are popular movies."
+        )
     if items is None:
-        return _popular(user, limit, "Recommendations are being prepared; here are popular movies meanwhile.")
+        return _co_rated(history, limit, NO_MODEL_NOTE) or _popular(
+            user, limit, "Recommendations are being prepared; here are popular movies meanwhile."
+        )
     return Recommendations(items, Source.PERSONAL)
+
+
+def _history_arrays(history: list[tuple[int, float, int]]) -> Histories:
+    return Histories(
+        np.array([0, len(history)]),
+        np.array([h[0] for h in history], dtype=np.int64),
+        np.array([h[1] for h in history], dtype=np.float32),
+        np.array([h[2] for h in history], dtype=np.int64),
+    )
+
+
+def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> Recommendations | None:
+    """Personal picks without a model: the serving rule over the rated movies' co-rated lists (None when the
+    catalogue has none yet, before the first import's lists are written)."""
+    histories = _history_arrays(history)
+    evidence = select_history(histories, CO_RATED_SCORING)
+    lists = selectors.co_rated_lists(evidence.movies.tolist(), CO_RATED_SCORING.neighbors_per_item)
+    if not lists:
+        return None
+    rows = [tuple(np.asarray(part) for part in lists.get(int(m), ([], []))) for m in evidence.movies]
+    ids, scores = _padded(rows, CO_RATED_SCORING.neighbors_per_item)
+    ranked = rank(evidence, _without_deleted(ids), scores, histories, CO_RATED_SCORING, limit)
+    picks = [
+        (float(score), int(movie), int(source))
+        for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
+        if movie >= 0
+    ]
+    if not picks:
+        return None
+    liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
+    return Recommendations(_explained(picks, liked), Source.CO_RATED, note)
 
 
 def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -> list[Recommendation] | None:
@@ -154,12 +199,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
     if run is None:
         return None
     scoring = ScoringConfig.stored(run.config.get("scoring", {}))
-    histories = Histories(
-        np.array([0, len(history)]),
-        np.array([h[0] for h in history], dtype=np.int64),
-        np.array([h[1] for h in history], dtype=np.float32),
-        np.array([h[2] for h in history], dtype=np.int64),
-    )
+    histories = _history_arrays(history)
     evidence = select_history(histories, scoring)
     store = vector_store()
     lists = None
@@ -277,22 +317,35 @@ def _popular(user: object, limit: int, note: str) -> Recommendations:
 def similar_movies(
     movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None, year_to: int | None = None
 ) -> Recommendations:
-    """Movies nearest to this one; filters are applied inside the Milvus search."""
+    """Movies nearest to this one by the live model's vectors (filters applied inside the Milvus search); before
+    a model is live, or while Milvus is down, or for a movie the model has not seen, its co-rated movies."""
     try:
         vectors = vector_store().get_vectors([movie.id])
         if movie.id not in vectors:
-            return Recommendations([], Source.PERSONAL, "No similar movies yet.")
+            return _similar_co_rated(movie, limit, genre, year_from, year_to)
         # Twice the list and one: movies deleted since publishing are dropped below and the rest refill the list.
         query = vectors[movie.id][None, :]
         hits = vector_store().search(query, 2 * limit + 1, search_filter(genre, year_from, year_to))[0]
     except VectorStoreUnavailable as error:
         _log_outage(error)
-        return Recommendations([], Source.POPULAR, "Similar movies are unavailable for a moment.")
+        return _similar_co_rated(movie, limit, genre, year_from, year_to)
     ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id]
     items = _explained(ranked)[:limit]
     for item in items:
         item.because = f"Similar to {movie.display_title}"
     return Recommendations(items, Source.PERSONAL)
+
+
+def _similar_co_rated(
+    movie: Movie, limit: int, genre: str | None, year_from: int | None, year_to: int | None
+) -> Recommendations:
+    found = selectors.co_rated_movies(movie, limit, genre, year_from, year_to)
+    if not found:
+        filtered = genre or year_from is not None or year_to is not None
+        note = "No similar movies match these filters yet." if filtered else "No similar movies yet."
+        return Recommendations([], Source.CO_RATED, note)
+    items = [Recommendation(m, score, "Often rated by the same people") for m, score in found]
+    return Recommendations(items, Source.CO_RATED, "From ratings alone: movies rated by many of the same people.")
 
 
 def _log_outage(error: Exception) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, sparse
 
+from recommender.ml.corating import co_rated, rater_matrix
 from recommender.ml.data import Interactions
 from recommender.ml.scoring import (
     LIKED_STARS,
@@ -58,10 +59,7 @@ class Split:
 
     def history_matrix(self, include_validation: bool) -> sparse.csr_matrix:
         users, movies, _, _ = self.ratings(include_validation)
-        data = np.ones(len(users), dtype=np.float32)
-        matrix = sparse.csr_matrix((data, (users, movies)), shape=(self.num_users, self.num_movies))
-        matrix.data[:] = 1.0  # a repeated pair counts once
-        return matrix
+        return rater_matrix(users, movies, self.num_users, self.num_movies)
 
 
 def tie_order(num_ratings: int, seed: int) -> np.ndarray:
@@ -344,25 +342,10 @@ def most_rated_scorer(split: Split) -> Scorer:
 def item_knn_scorer(
     split: Split, num_neighbors: int = 100, shrink: float = 10.0, block_rows: int | None = None
 ) -> Scorer:
-    """Cosine similarity between movies' rater sets, top neighbours kept per movie. Built a block of movies at
-    a time (about 128 MB each however large the catalogue), so 62k movies never need a dense movies x movies."""
-    x = split.history_matrix(include_validation=False)
-    xt = x.T.tocsr()
-    norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel()).astype(np.float32)  # binary: a column's sum is its count
-    n, k = split.num_movies, min(num_neighbors, max(split.num_movies - 1, 1))
-    block = block_rows or max(1, min(n, 2**25 // max(n, 1)))
-    rows, cols, vals = [], [], []
-    for start in range(0, n, block):
-        co = (xt[start : start + block] @ x).toarray().astype(np.float32)  # (block, num_movies)
-        sims = co / (norms[start : start + block, None] * norms[None, :] + shrink + 1e-9)
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = 0.0
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]  # k < n: a movie is never its own neighbour
-        rows.append(np.repeat(np.arange(start, start + len(sims)), top.shape[1]))
-        cols.append(top.ravel())
-        vals.append(np.take_along_axis(sims, top, axis=1).ravel())
-    similarity = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    similarity.eliminate_zeros()
-    return lambda history, users, with_validation: (history[users] @ similarity).toarray()
+    """Cosine similarity between movies' rater sets, top neighbours kept per movie (recommender.ml.corating)."""
+    similarity = co_rated(split.history_matrix(include_validation=False), num_neighbors, shrink, block_rows)
+    matrix = similarity.as_matrix()
+    return lambda history, users, with_validation: (history[users] @ matrix).toarray()
 
 
 EASE_MAX_MOVIES = 15_000  # beyond, EASE learns the most-rated 15k in float32 (0.9 GB) and ranks the rest last

@@ -271,3 +271,15 @@ def test_a_failed_write_stops_the_reader_and_keeps_the_batches_before_it(
     assert written == [2, 2]
     assert Rating.objects.count() == 4
     assert not [t for t in threading.enumerate() if t.name == "import-reader"]
+
+
+def test_an_import_writes_each_movies_co_rated_list_so_movie_pages_are_never_empty(fixtures_dir: Path) -> None:
+    from movies.models import CoRatedMovie
+
+    run_import(str(fixtures_dir / "ml-latest-small"))
+    pairs = {(r.movie.movielens_id, r.neighbour.movielens_id) for r in CoRatedMovie.objects.select_related()}
+    raters: dict[int, set] = {}
+    for user, movie in Rating.objects.values_list("user_id", "movie__movielens_id"):
+        raters.setdefault(movie, set()).add(user)
+    expected = {(a, b) for a in raters for b in raters if a != b and raters[a] & raters[b]}
+    assert pairs == expected and pairs  # every pair that shares a rater, and no other

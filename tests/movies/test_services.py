@@ -35,3 +35,35 @@ def test_rating_other_stars_moves_rated_at_counters_and_changes(bob, catalogue_m
     changed = services.rate_movie(bob, movie, "2.5")
     assert changed.rated_at >= first.rated_at and _counters(movie)[:2] == (1, Decimal("2.5"))
     assert RecommenderState.current().num_changes == num_changes + 1
+
+
+def _co_rate(catalogue_movies: list, groups: list[list[int]]) -> None:
+    """Each group is one user's rated movies (indices into catalogue_movies), all 4 stars."""
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+
+    from movies.models import Rating
+
+    for n, group in enumerate(groups):
+        user = get_user_model().objects.create_user(f"rater{n}", password="a-long-password-9")
+        for i in group:
+            Rating.objects.create(
+                user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 1, 1, tzinfo=UTC)
+            )
+
+
+def test_co_rated_lists_are_recomputed_whole_and_skip_movies_deleted_meanwhile(catalogue_movies) -> None:
+    from movies import selectors
+    from movies.models import CoRatedMovie
+
+    _co_rate(catalogue_movies, [[0, 1, 2], [0, 1], [6, 7]])
+    assert services.refresh_co_rated() == 8  # 0-1, 0-2, 1-2 both ways, and 6-7 both ways
+    first = catalogue_movies[0]
+    ids, scores = selectors.co_rated_lists([first.id], 5)[first.id]
+    assert ids == [catalogue_movies[1].id, catalogue_movies[2].id] and scores[0] > scores[1]
+    interactions = selectors.ratings_for_training()  # a snapshot a training run read, then a movie went away
+    catalogue_movies[7].delete()
+    assert services.refresh_co_rated(interactions) == 6
+    assert not CoRatedMovie.objects.filter(movie=catalogue_movies[6]).exists()
+    assert services.refresh_co_rated() == 6  # again: the same rows, not twice as many

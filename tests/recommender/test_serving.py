@@ -142,3 +142,62 @@ def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(catalogu
     assert items[1].because == "Shares Animation with movies you liked" and items[1].because_movie is None
     unrelated = serving._explained([(1.0, catalogue_movies[10].id, -1)], liked=[hub])
     assert unrelated[0].because == ""  # no liked movie near it, no shared genre: nothing is said
+
+
+def _co_raters(catalogue_movies: list) -> None:
+    """Other people who rate Animation together and Drama together; the co-rated lists computed from them."""
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+
+    from movies import services
+    from movies.models import Rating
+
+    for n, group in enumerate([[0, 1, 2, 3, 4], [1, 2, 3, 5], [0, 3, 4, 5], [6, 7, 8, 9], [7, 8, 10, 11]]):
+        user = get_user_model().objects.create_user(f"rater{n}", password="a-long-password-9")
+        for i in group:
+            Rating.objects.create(
+                user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 2, 1, tzinfo=UTC)
+            )
+    services.refresh_co_rated()
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_before_any_model_is_live_picks_come_from_co_rated_movies_and_say_so(
+    alice, catalogue_movies, store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _co_raters(catalogue_movies)
+    monkeypatch.setattr(serving, "_store", store)  # Milvus answers; no collection is live under its alias
+    serving.forget_live_run()
+    result = serving.recommend_movies_for(alice, limit=5)
+    assert result.source == serving.Source.CO_RATED and "first model is still training" in result.note
+    ids = [item.movie.id for item in result.items]
+    # Three liked Animation movies outweigh one disliked Drama, though it was rated last.
+    assert ids[:2] and set(ids[:2]) <= {m.id for m in catalogue_movies[3:6]}, "liked Animation brings Animation"
+    assert not {catalogue_movies[i].id for i in (0, 1, 2, 7)} & set(ids)
+    assert result.items[0].because.startswith("Because you liked Robot Garden")
+    similar = serving.similar_movies(catalogue_movies[0], limit=8)
+    assert similar.source == serving.Source.CO_RATED and "From ratings alone" in similar.note
+    # Alice's ratings tie one Drama to it too, behind the five Animation movies rated by the same people.
+    assert {i.movie.id for i in similar.items[:5]} == {m.id for m in catalogue_movies[1:6]}
+    drama = serving.similar_movies(catalogue_movies[9], limit=8, genre="Animation")  # rated by Drama fans alone
+    assert drama.items == [] and "match these filters" in drama.note
+
+
+@pytest.mark.django_db
+def test_milvus_down_gives_co_rated_picks_where_the_catalogue_has_them(
+    alice, catalogue_movies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.models import TrainingRun
+
+    _co_raters(catalogue_movies)
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
+    serving.forget_live_run()
+    started = time.monotonic()
+    result = serving.recommend_movies_for(alice, limit=5)
+    similar = serving.similar_movies(catalogue_movies[0], limit=5)
+    assert time.monotonic() - started < 2
+    assert result.source == serving.Source.CO_RATED and "unavailable for a moment" in result.note
+    assert similar.source == serving.Source.CO_RATED and len(similar.items) == 5
