@@ -19,7 +19,16 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from movies.titles import is_article, split_title, words
+from movies.titles import (
+    SAME_WORD,
+    announces_number,
+    initialisms,
+    is_article,
+    number_of,
+    numbers_as_digits,
+    split_title,
+    words,
+)
 
 MAX_QUERY_WORDS = 8
 MAX_RANKED = 3000  # candidates whose title structure is examined; the rest by the cheap keys only
@@ -32,12 +41,14 @@ class TitleIndex:
     token: str  # the CatalogueVersion token it was built from
     ids: np.ndarray  # (num_movies,) Movie.id, ascending
     years: np.ndarray  # (num_movies,) 0 where unknown
-    core: list[tuple[str, ...]]  # the main title's words without articles, in order
+    cores: list[list[tuple[str, ...]]]  # the main and each alternative title's words, articles left out
+    names: list[tuple[str, ...]]  # the main title's words, all of them: what a series is named by
     vocabulary: list[str]  # sorted distinct words (main, alternative titles, joined forms)
     postings: list[np.ndarray]  # per vocabulary word: movie positions
     by_length: dict[int, list[int]]  # word length -> vocabulary positions, for bounded fuzzy matching
     genres: dict[str, np.ndarray]  # genre name -> movie positions
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    num_ratings: np.ndarray = field(default_factory=lambda: np.zeros(0))  # how well known: who rated it
     rated_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
     title_order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rank by display title
     stats_read_at: float = 0.0
@@ -47,22 +58,43 @@ class TitleIndex:
         return len(self.ids)
 
 
-def title_words(display_title: str) -> tuple[list[str], set[str]]:
-    """(the main title's words, every other word a search may match: alternative titles, joined and split forms)."""
+def alternative_titles(display_title: str) -> tuple[str, list[str]]:
+    """(the main title, the titles in parentheses that are not years: a.k.a. and original-language ones)."""
     head, groups = split_title(display_title)
+    others = [g for g in groups if not g[:4].isdigit()]
+    return head, [g[len("a.k.a. ") :] if g.lower().startswith("a.k.a. ") else g for g in others]
+
+
+def title_words(display_title: str) -> tuple[list[str], set[str]]:
+    """(the main title's words, every other word a search may match: alternative titles, joined and split forms,
+    numbers as digits, initialisms). All made from the title itself: no list of films by hand."""
+    head, others = alternative_titles(display_title)
     main = words(head)
     extra = set()
-    for group in groups:
-        if not group[:4].isdigit():
-            extra.update(words(group))
-    for text in [head, *groups]:
+    for text in [head, *others]:
+        tokens = words(text)
+        extra.update(tokens)
         # "Spider-Man" also answers to "spiderman"; "L'Atalante" to "atalante".
         for piece in text.replace("'", " ' ").split():
             joined = words(piece)
             if len(joined) > 1:
                 extra.add("".join(joined))
         extra.update(words(text.replace("'", " ").replace("’", " ")))
+        extra.update(numbers_as_digits(tokens))  # "Episode V" answers to "5", "Ocean's Eleven" to "11"
+        extra.update(initialisms(text))  # "The Lord of the Rings: ..." answers to "lotr"
+        extra.update(SAME_WORD[w] for w in tokens if w in SAME_WORD)  # "Vol." answers to "volume"
     return main, extra - set(main)
+
+
+def title_cores(display_title: str) -> list[tuple[str, ...]]:
+    """The main and alternative titles' words without articles, each a title a query may match whole or start."""
+    head, others = alternative_titles(display_title)
+    return [_without_articles(words(text)) for text in [head, *others]]
+
+
+def _without_articles(tokens: list[str]) -> tuple[str, ...]:
+    """Articles left out, as queries leave them out; "i" after "episode" or "part" is a number and stays."""
+    return tuple(w for i, w in enumerate(tokens) if not is_article(w) or (i and announces_number(tokens[i - 1])))
 
 
 def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links: list[tuple[int, str]]) -> TitleIndex:
@@ -70,10 +102,11 @@ def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     years = np.array([r[2] or 0 for r in rows], dtype=np.int32)
     postings: dict[str, list[int]] = {}
-    core = []
+    cores, names = [], []
     for position, (_, title, _) in enumerate(rows):
         main, extra = title_words(title)
-        core.append(tuple(w for w in main if not is_article(w)))
+        cores.append(title_cores(title))
+        names.append(tuple(main))
         for word in set(main) | extra:
             postings.setdefault(word, []).append(position)
     vocabulary = sorted(postings)
@@ -91,7 +124,8 @@ def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links
         token,
         ids,
         years,
-        core,
+        cores,
+        names,
         vocabulary,
         [np.array(postings[w], dtype=np.int64) for w in vocabulary],
         by_length,
@@ -106,20 +140,24 @@ class _WordMatch:
     typos: np.ndarray  # (num_movies,) int8: fewest edits among its matching words (0 exact or prefix)
     whole: frozenset[str]  # title words that match it whole (itself, or within the edit bound)
     prefix: str  # title words starting with this match it partly ("" when not allowed)
+    number: int | None = None  # the number it stands for: "5", "v" and "five" match one another
 
 
 def _max_edits(word: str) -> int:
     return 0 if len(word) < 4 or word.isdigit() else 1 if len(word) < 7 else 2
 
 
-def _match_word(index: TitleIndex, word: str, allow_prefix: bool) -> _WordMatch:
+def _match_word(index: TitleIndex, word: str, allow_prefix: bool, previous: str = "") -> _WordMatch:
     mask = np.zeros(index.num_movies, dtype=bool)
     typos = np.full(index.num_movies, 99, dtype=np.int8)
     whole = {word}
+    number = number_of(word, previous)
+    for form in {word} if number is None else {word, str(number)}:  # titles index their numbers as digits too
+        found = _word_at(index, form)
+        if found >= 0:
+            hits = index.postings[found]
+            mask[hits], typos[hits] = True, 0
     at = bisect.bisect_left(index.vocabulary, word)
-    if at < len(index.vocabulary) and index.vocabulary[at] == word:
-        hits = index.postings[at]
-        mask[hits], typos[hits] = True, 0
     if allow_prefix:
         end = bisect.bisect_left(index.vocabulary, word + "\x7f", lo=at)
         if end > at:
@@ -140,34 +178,57 @@ def _match_word(index: TitleIndex, word: str, allow_prefix: bool) -> _WordMatch:
             typos[hits] = np.minimum(typos[hits], distance)
             mask[hits] = True
             whole.add(choices[j])
-    return _WordMatch(mask, typos, frozenset(whole), word if allow_prefix else "")
+    return _WordMatch(mask, typos, frozenset(whole), word if allow_prefix else "", number)
 
 
-def _structure(core: tuple[str, ...], matches: list[_WordMatch]) -> int:
-    """3 the whole title, 2 the title's start (the last word may be typed in part), 1 anywhere."""
+WHOLE_TITLE, TITLE_START, PARTLY_TYPED_START, ANYWHERE = 4, 3, 2, 1
 
-    def fits(title_word: str, match: _WordMatch) -> int:  # 2 whole, 1 partly, 0 not
-        return 2 if title_word in match.whole else 1 if match.prefix and title_word.startswith(match.prefix) else 0
 
-    if len(core) >= len(matches):
-        fit = [fits(w, m) for w, m in zip(core, matches)]
-        if all(fit):
-            return 3 if len(core) == len(matches) and 1 not in fit else 2
-    return 1
+def _structure(cores: list[tuple[str, ...]], matches: list[_WordMatch]) -> int:
+    """How the query meets the best of the movie's titles (main or alternative): the whole title, the title's
+    start with every word whole, its start with the last word typed in part, or only somewhere."""
+
+    def fits(title_word: str, previous: str, match: _WordMatch) -> int:  # 2 whole, 1 partly, 0 not
+        if title_word in match.whole or (match.number is not None and number_of(title_word, previous) == match.number):
+            return 2
+        return 1 if match.prefix and title_word.startswith(match.prefix) else 0
+
+    best = ANYWHERE
+    for core in cores:
+        if len(core) >= len(matches):
+            fit = [fits(w, core[i - 1] if i else "", m) for i, (w, m) in enumerate(zip(core, matches))]
+            if all(fit):
+                whole = 1 not in fit
+                best = max(
+                    best,
+                    WHOLE_TITLE
+                    if whole and len(core) == len(matches)
+                    else TITLE_START
+                    if whole
+                    else PARTLY_TYPED_START,
+                )
+    return best
 
 
 def rank(index: TitleIndex, query: str, candidates: np.ndarray | None = None) -> np.ndarray:
     """Movie positions matching the query, best first; `candidates` (bool mask) restricts them."""
     typed = words(query)[:MAX_QUERY_WORDS]
     years = [int(w) for w in typed if len(w) == 4 and w.isdigit() and MIN_YEAR <= int(w) <= MAX_YEAR]
-    required = [w for w in typed if not is_article(w) and not (w.isdigit() and int(w) in years)]
+    # "i" after "episode" or "part" is a number, not the Italian article.
+    kept = list(_without_articles(typed))
+    required = [w for w in kept if not (w.isdigit() and int(w) in years)]
     year_required = not required
     if year_required:  # "1984", "2001": the number is the query, met by the title's words or the year
-        required = [w for w in typed if not is_article(w)] or typed
+        required = kept or typed
     if not required:
         return np.zeros(0, dtype=np.int64)
     matches = [
-        _match_word(index, w, allow_prefix=(i == len(required) - 1 or len(w) >= 3) and not w.isdigit())
+        _match_word(
+            index,
+            w,
+            allow_prefix=(i == len(required) - 1 or len(w) >= 3) and not w.isdigit(),
+            previous=required[i - 1] if i else "",
+        )
         for i, w in enumerate(required)
     ]
     mask = np.ones(index.num_movies, dtype=bool) if candidates is None else candidates.copy()
@@ -190,9 +251,62 @@ def rank(index: TitleIndex, query: str, candidates: np.ndarray | None = None) ->
     order = np.lexsort((index.ids[positions], -popularity, missed_years, typos[positions]))
     positions, keys = positions[order], np.stack([typos[positions], missed_years], axis=1)[order]
     head = positions[:MAX_RANKED]
-    structure = np.array([_structure(index.core[p], matches) for p in head.tolist()], dtype=np.int64)
-    head_order = np.lexsort((np.arange(len(head)), -structure, keys[: len(head), 1], keys[: len(head), 0]))
+    structure = np.array([_structure(index.cores[p], matches) for p in head.tolist()], dtype=np.int64)
+    series = _series_order(index, head, structure, keys[: len(head)], len(required) >= 2)
+    head_order = np.lexsort((np.arange(len(head)), series, -structure, keys[: len(head), 1], keys[: len(head), 0]))
     return np.concatenate([head[head_order], positions[MAX_RANKED:]])
+
+
+SERIES_KNOWN_SHARE = 0.1  # a film with a tenth of the best known one's ratings is a main entry of the series
+
+
+def _series_order(
+    index: TitleIndex, head: np.ndarray, structure: np.ndarray, keys: np.ndarray, is_series_name: bool
+) -> np.ndarray:
+    """Among films whose titles all start with the query's whole words (a franchise: "harry potter", "star
+    wars"), the best known (most rated) first; after it, for a name of two words or more, the series' main
+    entries in release order, then its side pieces ("The Star Wars Holiday Special") by popularity. A single
+    word ("star": more than one series) keeps popularity after the best known. 0 elsewhere: popularity decides."""
+    order = np.zeros(len(head), dtype=np.int64)
+    starts = np.flatnonzero(structure == TITLE_START)
+    if len(starts) < 2 or not len(index.num_ratings):
+        return order
+    for group in np.unique(keys[starts], axis=0):  # equal typos and years: films that match equally
+        members = starts[(keys[starts] == group).all(axis=1)]
+        counts = index.num_ratings[head[members]]
+        order[members] = 10_000  # after the main entries; among themselves, popularity (head's order)
+        if is_series_name:
+            main = members[counts >= SERIES_KNOWN_SHARE * counts.max()]
+            years = index.years[head[main]].astype(np.int64)
+            order[main] = np.where(years > 0, years, 9_999)
+        order[members[np.argmax(counts)]] = 0  # ties: the more popular, as head is sorted
+    return order
+
+
+def series_entry(index: TitleIndex, query: str, candidates: np.ndarray | None = None) -> np.ndarray:
+    """ "harry potter 3": a series name and a number no title carries; the series' n-th main entry by release
+    first, the rest after. Empty when the query is not of that form or names no series."""
+    typed = words(query)[:MAX_QUERY_WORDS]
+    number = number_of(typed[-1], typed[-2]) if len(typed) >= 2 else None
+    if number is None or not 1 <= number <= 20:
+        return np.zeros(0, dtype=np.int64)
+    series = rank(index, " ".join(typed[:-1]), candidates)
+    head = series[:MAX_RANKED]
+    if len(head) < number:
+        return np.zeros(0, dtype=np.int64)
+    counts = index.num_ratings[head] if len(index.num_ratings) else np.zeros(len(head))
+    name = tuple(typed[:-1])  # as typed: "die hard" is not "a hard day's night", though "die" may be an article
+
+    def starts_with_name(title: tuple[str, ...]) -> bool:  # the title's own leading article may be left out
+        return title[: len(name)] == name or (bool(title) and is_article(title[0]) and title[1 : len(name) + 1] == name)
+
+    in_series = np.array([starts_with_name(index.names[p]) for p in head.tolist()], dtype=bool)
+    main = np.flatnonzero(in_series & (counts >= SERIES_KNOWN_SHARE * counts.max(initial=0)))
+    if len(main) < number:
+        return np.zeros(0, dtype=np.int64)
+    by_release = main[np.argsort(index.years[head[main]], kind="stable")]
+    chosen = by_release[number - 1]
+    return np.concatenate([[head[chosen]], np.delete(series, chosen)])
 
 
 def _word_at(index: TitleIndex, word: str) -> int:
@@ -248,9 +362,10 @@ def _load(token: str) -> TitleIndex:
 def _read_stats(index: TitleIndex) -> None:
     from movies.models import Movie
 
-    stats = dict((i, (p, r)) for i, p, r in Movie.objects.values_list("id", "popularity", "rated_score"))
-    values = np.array([stats.get(i, (0.0, 0.0)) for i in index.ids.tolist()], dtype=np.float64).reshape(-1, 2)
-    index.popularity, index.rated_score = values[:, 0], values[:, 1]
+    rows = Movie.objects.values_list("id", "popularity", "rated_score", "num_ratings")
+    stats = {i: values for i, *values in rows}
+    values = np.array([stats.get(i, (0.0, 0.0, 0)) for i in index.ids.tolist()], dtype=np.float64).reshape(-1, 3)
+    index.popularity, index.rated_score, index.num_ratings = values[:, 0], values[:, 1], values[:, 2]
     index.stats_read_at = time.monotonic()
 
 
@@ -274,6 +389,8 @@ def search_ids(
         if year_to is not None:
             candidates &= (index.years <= year_to) & (index.years > 0)
     positions = rank(index, query, candidates)
+    if not len(positions):
+        positions = series_entry(index, query, candidates)
     # Keys of the matches only: a search sorted by relevance (the default) computes none.
     orders = {
         "popular": lambda p: -index.popularity[p],

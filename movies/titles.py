@@ -105,3 +105,87 @@ _ARTICLE_WORDS = frozenset(w for a in ARTICLES for w in words(a))
 
 def is_article(word: str) -> bool:
     return word in _ARTICLE_WORDS
+
+
+# Numbers as titles write them: "Part II", "Episode V", "Ocean's Eleven", "Kill Bill: Vol. 1". Each is also
+# indexed (and matched) as its digits, so "star wars 5", "episode v", "part 2" and "godfather part two" all find
+# what people mean. Roman "i" counts only after a word that announces a number ("Part I"): "I, Robot" stays "i".
+_ROMAN = {"i": 1, "v": 5, "x": 10}
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+).split()
+_ANNOUNCES_NUMBER = frozenset({"part", "pt", "episode", "ep", "chapter", "ch", "volume", "vol", "book", "no", "season"})
+_ROMAN_PATTERN = re.compile(r"^(x{0,3})(ix|iv|v?i{0,3})$")
+
+
+def _roman_value(word: str) -> int | None:
+    if not word or not _ROMAN_PATTERN.match(word):
+        return None
+    total, previous = 0, 0
+    for letter in reversed(word):
+        value = _ROMAN[letter]
+        total, previous = (total - value, previous) if value < previous else (total + value, value)
+    return total
+
+
+def number_of(word: str, previous: str = "") -> int | None:
+    """The number a title word stands for (digits, a Roman numeral up to 39, an English word up to twenty)."""
+    if word.isdigit() and len(word) <= 3:
+        return int(word)
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS.index(word)
+    if word == "i" and previous not in _ANNOUNCES_NUMBER:
+        return None
+    return _roman_value(word)
+
+
+def announces_number(word: str) -> bool:
+    """ "Part", "episode", "vol": the next word is a number, so "i" after it is one, not the Italian article."""
+    return word in _ANNOUNCES_NUMBER
+
+
+# Abbreviations titles and people use for the same word, either way round ("Kill Bill: Vol. 1", "volume one").
+_SAME_WORDS = (
+    ("vol", "volume"),
+    ("pt", "part"),
+    ("ep", "episode"),
+    ("dr", "doctor"),
+    ("mr", "mister"),
+    ("st", "saint"),
+    ("vs", "versus"),
+    ("jr", "junior"),
+    ("ch", "chapter"),
+)
+SAME_WORD = {a: b for pair in _SAME_WORDS for a, b in (pair, pair[::-1])}
+
+
+def numbers_as_digits(tokens: list[str]) -> set[str]:
+    """The digits of every number word among the tokens, other than those already written as digits."""
+    found = set()
+    for at, word in enumerate(tokens):
+        value = number_of(word, tokens[at - 1] if at else "")
+        if value is not None and not word.isdigit():
+            found.add(str(value))
+    return found
+
+
+_SEGMENT_BREAK = re.compile(r"\s*(?::|\s[-–—]\s)\s*")
+
+
+def initialisms(text: str) -> set[str]:
+    """What people abbreviate a title to: the first letters of each segment's words ("The Lord of the Rings: The
+    Two Towers" -> "lotr", "tt", "lotrttt"), digits kept whole ("Terminator 2" -> "t2"); a leading article left
+    out. Only three letters or more, or with a digit: two-letter ones would match half the catalogue."""
+    found = set()
+    segments = [s for s in _SEGMENT_BREAK.split(text) if s]
+    for piece in [*segments, text] if len(segments) > 1 else segments:
+        tokens = words(piece)
+        if tokens and is_article(tokens[0]) and len(tokens) > 1:
+            tokens = tokens[1:]
+        if len(tokens) < 2:
+            continue
+        letters = "".join(t if t.isdigit() else t[0] for t in tokens)
+        if len(letters) >= 3 or any(c.isdigit() for c in letters):
+            found.add(letters)
+    return found

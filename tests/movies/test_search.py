@@ -262,3 +262,88 @@ def test_any_text_is_a_normal_answer(client: Client, films, query: str) -> None:
     assert client.get("/movies/", {"q": query}).status_code == 200
     assert client.get("/movies/suggest/", {"q": query}).status_code == 200
     assert client.get("/api/movies/", {"q": query}).status_code in (200, 400)
+
+
+@pytest.fixture
+def series() -> dict[str, Movie]:
+    """Franchises, numbered parts and alternative titles, as MovieLens writes them."""
+    made = {
+        "fellowship": _movie("Lord of the Rings: The Fellowship of the Ring, The (2001)", 2001, 30),
+        "towers": _movie("Lord of the Rings: The Two Towers, The (2002)", 2002, 26),
+        "king": _movie("Lord of the Rings: The Return of the King, The (2003)", 2003, 27),
+        "lot_like_love": _movie("Lot Like Love, A (2005)", 2005, 3),
+        "new_hope": _movie("Star Wars: Episode IV - A New Hope (1977)", 1977, 40),
+        "empire": _movie("Star Wars: Episode V - The Empire Strikes Back (1980)", 1980, 35),
+        "phantom": _movie("Star Wars: Episode I - The Phantom Menace (1999)", 1999, 20),
+        "holiday": _movie("Star Wars Holiday Special, The (1978)", 1978, 1),
+        "raiders": _movie("Raiders of the Lost Ark (Indiana Jones and the Raiders of the Lost Ark) (1981)", 1981, 30),
+        "doom": _movie("Indiana Jones and the Temple of Doom (1984)", 1984, 12),
+        "crusade": _movie("Indiana Jones and the Last Crusade (1989)", 1989, 20),
+        "stone": _movie(
+            "Harry Potter and the Sorcerer's Stone (a.k.a. Harry Potter and the Philosopher's Stone) (2001)", 2001, 20
+        ),
+        "chamber": _movie("Harry Potter and the Chamber of Secrets (2002)", 2002, 15),
+        "azkaban": _movie("Harry Potter and the Prisoner of Azkaban (2004)", 2004, 18, "5"),
+        "godfather2": _movie("Godfather: Part II, The (1974)", 1974, 15),
+        "oceans": _movie("Ocean's Eleven (2001)", 2001, 12),
+        "toy2": _movie("Toy Story 2 (1999)", 1999, 12),
+        "kill_bill": _movie("Kill Bill: Vol. 1 (2003)", 2003, 12),
+        "robot": _movie("I, Robot (2004)", 2004, 8),
+        "mash": _movie("M*A*S*H (a.k.a. MASH) (1970)", 1970, 5),
+        "walle": _movie("WALL·E (2008)", 2008, 10),
+        "seven": _movie("Seven (a.k.a. Se7en) (1995)", 1995, 15),
+        "die_hard": _movie("Die Hard (1988)", 1988, 20),
+        "die_hard2": _movie("Die Hard 2 (1990)", 1990, 10),
+        "vengeance": _movie("Die Hard: With a Vengeance (1995)", 1995, 9),
+        "hard_day": _movie("Hard Day's Night, A (1964)", 1964, 8),
+        "amelie": _movie("Amelie (Fabuleux destin d'Amélie Poulain, Le) (2001)", 2001, 16),
+        "terminator2": _movie("Terminator 2: Judgment Day (1991)", 1991, 20),
+    }
+    refresh_movie_stats()
+    return made
+
+
+def test_initialisms_find_the_series_they_abbreviate(series) -> None:
+    # All three before "A Lot Like Love", which is one typo away.
+    assert set(_top("lotr")) == {m.display_title for m in (series["fellowship"], series["towers"], series["king"])}
+    assert _top("t2")[0] == "Terminator 2: Judgment Day (1991)"
+
+
+def test_numbers_match_in_any_form(series) -> None:
+    empire = "Star Wars: Episode V - The Empire Strikes Back (1980)"
+    for query in ("star wars 5", "star wars episode v", "star wars v", "star wars episode five"):
+        assert _top(query)[0] == empire, query
+    for query in ("godfather part 2", "godfather part ii", "godfather part two", "godfather 2"):
+        assert _top(query)[0] == "The Godfather: Part II (1974)", query
+    assert _top("oceans 11")[0] == "Ocean's Eleven (2001)"
+    assert _top("toy story ii")[0] == _top("toy story two")[0] == "Toy Story 2 (1999)"
+    assert _top("kill bill vol i")[0] == _top("kill bill volume one")[0] == "Kill Bill: Vol. 1 (2003)"
+    assert _top("i robot")[0] == "I, Robot (2004)"  # "I" names no number here
+    assert (
+        _top("star wars episode i")[0] == _top("star wars 1")[0] == "Star Wars: Episode I - The Phantom Menace (1999)"
+    )
+
+
+def test_alternative_titles_count_as_titles(series) -> None:
+    assert _top("indiana jones")[0].startswith("Raiders of the Lost Ark")  # its a.k.a. title starts with it
+    assert _top("philosophers stone")[0].startswith("Harry Potter and the Sorcerer's Stone")
+    assert _top("le fabuleux destin")[0].startswith("Amelie")
+    assert _top("mash")[0].startswith("M*A*S*H") and _top("m*a*s*h")[0].startswith("M*A*S*H")
+
+
+def test_stylised_spellings(series) -> None:
+    assert _top("walle")[0] == _top("wall-e")[0] == _top("wall e")[0] == "WALL·E (2008)"
+    assert _top("se7en")[0] == "Seven (a.k.a. Se7en) (1995)"
+
+
+def test_a_franchise_lists_its_best_known_film_first_then_the_series_in_release_order(series) -> None:
+    assert _top("harry potter") == [series[k].display_title for k in ("stone", "chamber", "azkaban")]
+    assert _top("star wars", 4) == [series[k].display_title for k in ("new_hope", "empire", "phantom", "holiday")]
+    assert _top("indiana jones") == [series[k].display_title for k in ("raiders", "doom", "crusade")]
+
+
+def test_a_series_name_and_a_number_no_title_carries_finds_that_entry(series) -> None:
+    assert _top("harry potter 3")[0] == "Harry Potter and the Prisoner of Azkaban (2004)"
+    assert _top("lord of the rings 2")[0] == "The Lord of the Rings: The Two Towers (2002)"
+    assert _top("die hard 3")[0] == "Die Hard: With a Vengeance (1995)"  # not "A Hard Day's Night"
+    assert _top("harry potter 9") == []  # no ninth: nothing rather than a wrong film
