@@ -87,17 +87,16 @@ def create_site_profile(user: AbstractBaseUser) -> None:
     Profile.objects.get_or_create(user=user, defaults={"source": Profile.Source.SITE})
 
 
-CO_RATED_PER_MOVIE = 20  # what personal picks read per rated movie (serving.CO_RATED_SCORING); a movie page shows 8
 CO_RATED_WRITE_ROWS = 5_000
 
 
-def refresh_co_rated(interactions: "Interactions | None" = None, per_movie: int = CO_RATED_PER_MOVIE) -> int:
+def refresh_co_rated(interactions: "Interactions | None" = None, per_movie: int | None = None) -> int:
     """Recomputes every movie's co-rated list from the ratings (or the snapshot a training run read) and replaces
     the stored lists in one transaction, so a page sees the old lists or the new, never a mix; returns the rows
     written. Memory stays bounded: the ratings as arrays, the similarity a block of movies at a time."""
     import numpy as np
 
-    from recommender.ml.corating import co_rated, rater_matrix
+    from recommender.ml.corating import STORED_PER_MOVIE, co_rated, rater_matrix
 
     interactions = interactions if interactions is not None else selectors.ratings_for_training()
     movie_ids = np.unique(interactions.movie_ids)
@@ -108,7 +107,7 @@ def refresh_co_rated(interactions: "Interactions | None" = None, per_movie: int 
         len(user_ids),
         len(movie_ids),
     )
-    found = co_rated(raters, per_movie)
+    found = co_rated(raters, per_movie or STORED_PER_MOVIE)
     movies, positions = np.nonzero(found.indices >= 0)  # padding only ever trails, so positions run 0, 1, ...
     pairs = (
         movie_ids[movies].tolist(),

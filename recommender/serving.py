@@ -9,6 +9,7 @@ from django.conf import settings
 
 from movies import selectors
 from movies.models import Movie
+from recommender.ml import corating
 from recommender.ml.scoring import Histories, ScoringConfig, rank, select_history
 from recommender.models import TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
@@ -26,9 +27,7 @@ class Source:
     POPULAR = "popular"
 
 
-# The serving rule over co-rated lists, chosen on ml-100k validation (bench/quality's "co-rated, served" row):
-# item-kNN neighbours are rarer and nearer than PinSage's, so fewer rated movies back speak for the user.
-CO_RATED_SCORING = ScoringConfig(neighbors_per_item=20, recency_half_life=2.0, sharpness=0.2, max_source_share=0.5)
+CO_RATED_SCORING = corating.SERVED_SCORING  # what bench/quality's "co_rated_served" row scores
 NO_MODEL_NOTE = "The recommender's first model is still training; until it is live, these picks come from what people who rated your movies also rated."
 OUTAGE_NOTE = (
     "The recommender is unavailable for a moment; these picks come from what people who rated your movies also rated."

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from recommender.ml.scoring import ScoringConfig
+
 BLOCK_CELLS = 2**25  # a block's dense similarity rows stay near 128 MB however large the catalogue
+STORED_PER_MOVIE = 20  # what the catalogue keeps per movie (movies.CoRatedMovie): all personal picks read
+SHRINK = 10.0
+# The serving rule over co-rated lists when no model is live (recommender.serving), chosen on ml-100k validation;
+# bench/quality scores exactly this ("co_rated_served"). Item-kNN lists are short and rarely shared, so fewer
+# rated movies back speak for the user than with PinSage's vectors.
+SERVED_SCORING = ScoringConfig(
+    neighbors_per_item=STORED_PER_MOVIE, recency_half_life=2.0, sharpness=0.2, max_source_share=0.5
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ def rater_matrix(users: np.ndarray, movies: np.ndarray, num_users: int, num_movi
     return matrix
 
 
-def co_rated(raters: sparse.csr_matrix, k: int, shrink: float = 10.0, block_rows: int | None = None) -> CoRated:
+def co_rated(raters: sparse.csr_matrix, k: int, shrink: float = SHRINK, block_rows: int | None = None) -> CoRated:
     """Cosine between movies' rater sets, divided by (|a| |b|)^0.5 + shrink so a pair seen by two people does
     not outrank one seen by two hundred; the top k of each movie (ties: the smaller index), a movie never its
     own neighbour. A block of movies at a time, so 62k movies never need a dense movies x movies matrix."""
