@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 from recommender import outbox, runs
 from recommender.ml import plots
 from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.progress import active_progress, training_progress
 from recommender.serving import serving_status
 from recommender.vector_store import VectorStoreUnavailable
 
@@ -41,9 +42,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     actions = ["retrain_now", "make_live", "roll_back"]
-    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["curves", "metrics"]
+    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["curves", "metrics", "progress"]
     fields = (
         "status",
+        "progress",
         "reason",
         "failure_reason",
         "held_back_reason",
@@ -75,7 +77,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
         if request.method == "GET":  # once per look at the list, not again on an action's own render
             status = serving_status()
             self.message_user(request, f"Now: {status}.", messages.SUCCESS if status.can_serve else messages.ERROR)
+            for progress in active_progress():
+                self.message_user(request, f"Training: {progress}.", messages.INFO)
         return super().changelist_view(request, {**(extra_context or {}), **extra})
+
+    @admin.display(description="progress")
+    def progress(self, run: TrainingRun) -> str:
+        return str(training_progress(run))
 
     @admin.display(description="live", boolean=True)
     def is_live(self, run: TrainingRun) -> bool:

@@ -104,9 +104,11 @@ class ServingStatus:
 
     def __str__(self) -> str:
         if self.can_serve:
-            return f"live run {self.live_run_id}, served from Milvus" if self.live_run_id else "no run is live yet"
+            if self.live_run_id:
+                return f"live run {self.live_run_id}, served from Milvus"
+            return "no run is live yet; pages serve co-rated picks (from ratings alone, no model) meanwhile"
         run = f"live run {self.live_run_id}" if self.live_run_id else "no live run known"
-        return f"{run}, but Milvus cannot serve it ({self.reason}); pages show popular movies"
+        return f"{run}, but Milvus cannot serve it ({self.reason}); pages serve co-rated picks, else popular movies"
 
 
 def serving_status() -> ServingStatus:

@@ -203,3 +203,26 @@ def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypa
     assert touched == []  # neither touched Milvus while the publish held the lease
     runs.drop_old_collections()
     assert touched == ["drop"]
+
+
+def test_a_training_runs_progress_and_estimate_show_on_its_page_and_the_list(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommender import serving
+    from recommender.vector_store import VectorStore
+
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
+    history = [{"epoch": 1, "loss": 1.0, "seconds": 50.0, "validation": {"hr@10": 0.2}}]
+    run = TrainingRun.objects.create(
+        status=TrainingRun.Status.RUNNING,
+        config={"epochs": 30, "patience": 4},
+        history=history,
+        started_at=timezone.now() - timedelta(seconds=60),
+    )
+    expected = f"run {run.id} training: epoch 1 of at most 30, best validation HR@10 0.2000 at epoch 1; live in about"
+    assert expected in admin_client.get(f"{CHANGELIST}{run.id}/change/").content.decode()
+    assert f"Training: {expected}" in admin_client.get(CHANGELIST).content.decode()

@@ -1,0 +1,78 @@
+"""How far a training run has come and when its picks should be live: an estimate that updates each epoch.
+
+Read by `manage.py recommender_status` (which `scripts/run` follows on a first start) and the admin. Training
+stops early, so the end is a guess: the best epoch so far (or the last succeeded run's, if later) plus the
+patience, at the seconds an epoch has taken so far, plus what the last publish took."""
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from recommender.models import TrainingRun
+
+DEFAULT_PUBLISH_S = 60.0  # before any run has been published here
+
+
+@dataclass(frozen=True)
+class Progress:
+    run_id: int
+    status: str
+    epochs_done: int
+    max_epochs: int
+    best_epoch: int | None
+    best_validation_hr: float | None
+    seconds_left: float | None  # None: no estimate yet (queued, or before the first epoch)
+
+    def __str__(self) -> str:
+        if self.status == TrainingRun.Status.QUEUED:
+            return f"run {self.run_id} is queued for training"
+        if self.status != TrainingRun.Status.RUNNING:
+            return f"run {self.run_id} {self.status}"
+        if not self.epochs_done:
+            return f"run {self.run_id} is preparing its data; a first estimate comes after epoch 1"
+        best = (
+            f", best validation HR@10 {self.best_validation_hr:.4f} at epoch {self.best_epoch}"
+            if self.best_validation_hr is not None
+            else ""
+        )
+        left = f"; live in about {_duration(self.seconds_left)} (estimate)" if self.seconds_left is not None else ""
+        return f"run {self.run_id} training: epoch {self.epochs_done} of at most {self.max_epochs}{best}{left}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(10, round(seconds / 10) * 10):.0f} s"
+    return f"{round(seconds / 60):.0f} min"
+
+
+def training_progress(run: TrainingRun) -> Progress:
+    history = run.history or []
+    epochs_done = len(history)
+    max_epochs = int(run.config.get("epochs", 30))
+    patience = int(run.config.get("patience", 4))
+    best_epoch, best_hr = None, None
+    for row in history:
+        hr = row.get("validation", {}).get("hr@10")
+        if hr is not None and (best_hr is None or hr > best_hr):
+            best_epoch, best_hr = row["epoch"], hr
+    seconds_left = None
+    if run.status == TrainingRun.Status.RUNNING and epochs_done and run.started_at:
+        per_epoch = (timezone.now() - run.started_at).total_seconds() / epochs_done  # validation and setup in it
+        previous = TrainingRun.objects.succeeded().exclude(id=run.id).exclude(best_epoch=None).order_by("-id").first()
+        expected_best = max(best_epoch or epochs_done, previous.best_epoch if previous else 0)
+        epochs_left = max(0, min(max_epochs, expected_best + patience) - epochs_done)
+        seconds_left = epochs_left * per_epoch + _publish_seconds()
+    return Progress(run.id, run.status, epochs_done, max_epochs, best_epoch, best_hr, seconds_left)
+
+
+def _publish_seconds() -> float:
+    """What the last publish took after its training finished."""
+    last = TrainingRun.objects.exclude(published_at=None).exclude(finished_at=None).order_by("-id").first()
+    if last is None:
+        return DEFAULT_PUBLISH_S
+    return max(0.0, (last.published_at - last.finished_at).total_seconds())
+
+
+def active_progress() -> list[Progress]:
+    """Every queued or running run's progress, oldest first."""
+    return [training_progress(run) for run in TrainingRun.objects.active().order_by("id")]
