@@ -1,5 +1,6 @@
 """The MovieLens import service: streams a data set's files into the database in transactional batches."""
 
+import heapq
 import logging
 import queue
 import tempfile
@@ -16,12 +17,13 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from movies import movielens
-from movies.models import DatasetImport, Genre, Movie, Profile, Rating
+from movies.models import DatasetImport, Genre, Movie, MovieTag, Profile, Rating, Tag, tag_strength
 from movies.movielens import BadLine, Layout, LinkRecord, MovieRecord, RatingRecord, UserRecord
 from movies.titles import natural_title
 
 logger = logging.getLogger(__name__)
 MAX_BAD_LINES_LISTED = 10
+GENOME_PER_MOVIE = 20  # the genome scores every tag for every movie: each movie's most relevant are kept
 IMPORT_STATEMENT_TIMEOUT_S = 3600
 Progress = Callable[[str, Path], Callable[[int], None]]
 
@@ -51,6 +53,7 @@ class ImportReport:
     movies: TableCounts = field(default_factory=TableCounts)
     users: TableCounts = field(default_factory=TableCounts)
     ratings: TableCounts = field(default_factory=TableCounts)
+    tags: TableCounts = field(default_factory=TableCounts)  # (movie, tag) pairs
     num_bad_lines: int = 0
     bad_lines: list[BadLine] = field(default_factory=list)
 
@@ -59,7 +62,7 @@ class ImportReport:
         return any(c.new or c.changed for c in (self.movies, self.users, self.ratings))
 
     def as_dict(self) -> dict[str, object]:
-        tables = {name: vars(getattr(self, name)) for name in ("movies", "users", "ratings")}
+        tables = {name: vars(getattr(self, name)) for name in ("movies", "users", "ratings", "tags")}
         return tables | {"num_bad_lines": self.num_bad_lines, "bad_lines": [str(b) for b in self.bad_lines]}
 
     def add_bad_line(self, bad: BadLine) -> None:
@@ -184,6 +187,7 @@ def _import_tables(directory: Path, layout: Layout, options: ImportOptions, prog
         track("ratings", directory / layout.ratings),
     )
     _import_ratings(rating_records, movie_ids, user_ids, report, options, layout.ratings)
+    _import_tags(directory, layout, encoding, movie_ids, report, options, track)
     return report
 
 
@@ -613,3 +617,136 @@ def _load_data_infile(cursor: object, rows: list[tuple[int, int, str, int]]) -> 
 
 
 _can_load_data_infile = True
+
+
+# Tags -----------------------------------------------------------------------------------------------
+
+
+def _import_tags(
+    directory: Path,
+    layout: Layout,
+    encoding: str,
+    movie_ids: dict[int, int],
+    report: ImportReport,
+    options: ImportOptions,
+    track: Progress,
+) -> None:
+    """People's tags (how many gave each movie each tag) and the tag genome's most relevant tags per movie, as
+    one row per movie and tag; a rerun writes only what changed. Bad lines are reported like ratings'."""
+    names: dict[str, str] = {}  # collation key -> the first spelling seen: "Pixar" and "pixar" are one tag
+    people: dict[tuple[int, str], set[int]] = {}
+    if layout.tags and (directory / layout.tags).is_file():
+        path = directory / layout.tags
+        records = movielens.iter_records(path, layout, "tags", encoding)
+        for record, line_no in _valid(records, report, options, track("tags", path)):
+            movie_id = _known_movie(record.movielens_id, movie_ids, layout.tags, line_no, report, options)
+            if movie_id is not None:
+                key = movielens.genre_key(record.tag)
+                names.setdefault(key, record.tag)
+                people.setdefault((movie_id, key), set()).add(record.movielens_user_id)
+    relevance = _genome(directory, layout, encoding, movie_ids, names, report, options, track)
+    pairs = {pair: (len(people.get(pair, ())), relevance.get(pair)) for pair in people.keys() | relevance.keys()}
+    if options.is_dry_run or not pairs:
+        report.tags.unchanged += len(pairs)
+        return
+    tag_ids = _ensure_tags(names)
+    existing = {
+        (movie_id, tag_id): (row_id, count, rel)
+        for row_id, movie_id, tag_id, count, rel in MovieTag.objects.values_list(
+            "id", "movie_id", "tag_id", "num_people", "relevance"
+        )
+    }
+    for batch in _batches(sorted(pairs.items()), options.batch_size):
+        new, changed = [], []
+        for (movie_id, key), (count, rel) in batch:
+            row = MovieTag(
+                movie_id=movie_id,
+                tag_id=tag_ids[key],
+                num_people=count,
+                relevance=rel,
+                strength=tag_strength(count, rel),
+            )
+            old = existing.get((movie_id, tag_ids[key]))
+            if old is None:
+                new.append(row)
+            elif (old[1], old[2]) != (count, rel):
+                row.id = old[0]
+                changed.append(row)
+        with transaction.atomic():
+            MovieTag.objects.bulk_create(new)
+            MovieTag.objects.bulk_update(changed, ["num_people", "relevance", "strength"])
+        report.tags.new += len(new)
+        report.tags.changed += len(changed)
+        report.tags.unchanged += len(batch) - len(new) - len(changed)
+
+
+def _known_movie(
+    movielens_id: int,
+    movie_ids: dict[int, int],
+    file_name: str,
+    line_no: int,
+    report: ImportReport,
+    options: ImportOptions,
+) -> int | None:
+    movie_id = movie_ids.get(movielens_id)
+    if movie_id is None:
+        bad = BadLine(file_name, line_no, f"movie {movielens_id} is not in the movies file")
+        if options.is_strict:
+            raise StrictImportError(str(bad))
+        report.add_bad_line(bad)
+    return movie_id
+
+
+def _genome(
+    directory: Path,
+    layout: Layout,
+    encoding: str,
+    movie_ids: dict[int, int],
+    names: dict[str, str],
+    report: ImportReport,
+    options: ImportOptions,
+    track: Progress,
+) -> dict[tuple[int, str], float]:
+    """(Movie.id, tag key) -> relevance for each movie's GENOME_PER_MOVIE most relevant genome tags."""
+    if not (layout.genome_scores and layout.genome_tags):
+        return {}
+    scores_path, tags_path = directory / layout.genome_scores, directory / layout.genome_tags
+    if not (scores_path.is_file() and tags_path.is_file()):
+        return {}
+    tag_keys = {}
+    for record, _ in _valid(
+        movielens.iter_records(tags_path, layout, "genome_tags", encoding), report, options, lambda n: None
+    ):
+        key = movielens.genre_key(record.tag)
+        names.setdefault(key, record.tag)
+        tag_keys[record.tag_id] = key
+    best: dict[int, list[tuple[float, int]]] = {}  # Movie.id -> min-heap of (relevance, tag id)
+    records = movielens.iter_records(scores_path, layout, "genome_scores", encoding)
+    for record, line_no in _valid(records, report, options, track("genome scores", scores_path)):
+        if record.tag_id not in tag_keys:
+            bad = BadLine(layout.genome_scores, line_no, f"tag {record.tag_id} is not in {layout.genome_tags}")
+            if options.is_strict:
+                raise StrictImportError(str(bad))
+            report.add_bad_line(bad)
+            continue
+        movie_id = _known_movie(record.movielens_id, movie_ids, layout.genome_scores, line_no, report, options)
+        if movie_id is None:
+            continue
+        heap = best.setdefault(movie_id, [])
+        item = (record.relevance, record.tag_id)
+        if len(heap) < GENOME_PER_MOVIE:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+    return {(movie_id, tag_keys[tag_id]): rel for movie_id, heap in best.items() for rel, tag_id in heap}
+
+
+def _ensure_tags(names: dict[str, str]) -> dict[str, int]:
+    """Tag ids by collation key, creating the tags not yet stored."""
+    known = {movielens.genre_key(name): tag_id for name, tag_id in Tag.objects.values_list("name", "id")}
+    missing = [name for key, name in names.items() if key not in known]
+    for batch in _batches(missing, 5_000):
+        Tag.objects.bulk_create([Tag(name=name) for name in batch], ignore_conflicts=True)
+    if missing:
+        known = {movielens.genre_key(name): tag_id for name, tag_id in Tag.objects.values_list("name", "id")}
+    return known

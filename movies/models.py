@@ -167,3 +167,43 @@ class CoRatedMovie(models.Model):
 
     def __str__(self) -> str:
         return f"{self.neighbour} near {self.movie}"
+
+
+class Tag(models.Model):
+    """A word or phrase people attach to movies ("time travel", "pixar"), from MovieLens's tags and tag genome."""
+
+    name = models.CharField(max_length=255, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MovieTag(models.Model):
+    """How a tag applies to one movie: how many people gave it, and the tag genome's relevance where known."""
+
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="movie_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="movie_tags")
+    num_people = models.PositiveIntegerField(default=0, help_text="People who gave the movie this tag (tags.csv).")
+    relevance = models.FloatField(null=True, blank=True, help_text="The tag genome's 0-1 relevance, where present.")
+    strength = models.FloatField(
+        default=0,
+        help_text="What orders a tag's movies and a movie's tags: the genome's relevance where known, else "
+        "0.5 + 0.1 per person who gave it (at most 1), so both sources compare on one scale.",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["movie", "tag"], name="one_row_per_movie_and_tag")]
+        indexes = [models.Index(fields=["tag", "-strength"], name="movietag_tag_strength")]
+
+    def __str__(self) -> str:
+        return f"{self.tag} on {self.movie}"
+
+
+MIN_TAG_STRENGTH = 0.5  # a genome tag below this is not what the movie is about (people's tags always pass)
+
+
+def tag_strength(num_people: int, relevance: float | None) -> float:
+    return relevance if relevance is not None else min(1.0, 0.5 + 0.1 * num_people)

@@ -65,6 +65,7 @@ MAX_ZIP = 16
 MAX_OCCUPATION = 64
 MAX_AGE = 150
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: DATETIME holds it, and no rating comes from later
+MAX_TAG = 255
 _YEAR_AT_END = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
 _HALF_STARS = {f"{s / 2:g}": Decimal(s) / 2 for s in range(1, 11)} | {
     f"{s / 2:.1f}": Decimal(s) / 2 for s in range(1, 11)
@@ -84,6 +85,9 @@ class Layout:
     encoding: str
     has_half_stars: bool
     description: str
+    tags: str | None = None  # people's tags (userId, movieId, tag, timestamp); optional
+    genome_scores: str | None = None  # the tag genome (movieId, tagId, relevance) with genome_tags; optional
+    genome_tags: str | None = None
 
 
 LAYOUTS = {
@@ -108,13 +112,24 @@ LAYOUTS = {
         "links.csv",
         "utf-8",
         True,
-        "movies.csv, ratings.csv (and optionally links.csv)",
+        "movies.csv, ratings.csv (and optionally links.csv, tags.csv)",
+        tags="tags.csv",
     ),
 }
-# ml-25m and ml-32m (and the full ml-latest) share the CSV layout of ml-latest-small.
+# ml-25m and ml-32m (and the full ml-latest) share the CSV layout of ml-latest-small, with the tag genome.
 for _name in ("ml-25m", "ml-32m", "ml-latest"):
     LAYOUTS[_name] = Layout(
-        _name, "movies.csv", "ratings.csv", None, "links.csv", "utf-8", True, LAYOUTS["ml-latest-small"].description
+        _name,
+        "movies.csv",
+        "ratings.csv",
+        None,
+        "links.csv",
+        "utf-8",
+        True,
+        "movies.csv, ratings.csv (and optionally links.csv, tags.csv, genome-scores.csv with genome-tags.csv)",
+        tags="tags.csv",
+        genome_scores="genome-scores.csv",
+        genome_tags="genome-tags.csv",
     )
 
 
@@ -145,6 +160,27 @@ class RatingRecord:
     movielens_id: int
     stars: Decimal
     timestamp: int
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    movielens_user_id: int
+    movielens_id: int
+    tag: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class GenomeTagRecord:
+    tag_id: int
+    tag: str
+
+
+@dataclass(frozen=True)
+class GenomeScoreRecord:
+    movielens_id: int
+    tag_id: int
+    relevance: float
 
 
 @dataclass(frozen=True)
@@ -319,6 +355,45 @@ def parse_link(fields: list[str]) -> LinkRecord:
     return LinkRecord(_positive_int(fields[0], "movie id"), imdb, _positive_int(tmdb, "tmdb id") if tmdb else None)
 
 
+def _checked_tag(text: str) -> str:
+    tag = " ".join(text.split())  # runs of spaces and tabs inside a tag are one space
+    if not tag:
+        raise ValueError("empty tag")
+    if len(tag) > MAX_TAG:
+        raise ValueError(f"tag is {len(tag)} characters, over {MAX_TAG}")
+    return tag
+
+
+def parse_tag(fields: list[str]) -> TagRecord:
+    if len(fields) != 4:
+        raise ValueError(f"expected 4 fields (user, movie, tag, timestamp), got {len(fields)}")
+    return TagRecord(
+        _positive_int(fields[0], "user id"),
+        _positive_int(fields[1], "movie id"),
+        _checked_tag(fields[2]),
+        _positive_int(fields[3], "timestamp", allow_zero=True, maximum=MAX_TIMESTAMP),
+    )
+
+
+def parse_genome_tag(fields: list[str]) -> GenomeTagRecord:
+    if len(fields) != 2:
+        raise ValueError(f"expected 2 fields (tagId, tag), got {len(fields)}")
+    return GenomeTagRecord(_positive_int(fields[0], "tag id"), _checked_tag(fields[1]))
+
+
+def parse_genome_score(fields: list[str]) -> GenomeScoreRecord:
+    if len(fields) != 3:
+        raise ValueError(f"expected 3 fields (movieId, tagId, relevance), got {len(fields)}")
+    text = fields[2].strip()
+    try:
+        relevance = float(text)
+    except ValueError as error:
+        raise ValueError(f"relevance {text[:20]!r} is not a number") from error
+    if not 0.0 <= relevance <= 1.0:  # also refuses nan and inf
+        raise ValueError(f"relevance {text[:20]} is not between 0 and 1")
+    return GenomeScoreRecord(_positive_int(fields[0], "movie id"), _positive_int(fields[1], "tag id"), relevance)
+
+
 def split_fields(layout: Layout, table: str, text: str) -> list[str]:
     if layout.name == "ml-100k":
         return text.split("\t") if table == "ratings" else text.split("|")
@@ -348,6 +423,9 @@ def iter_records(
         "users": lambda f: parse_user(layout, f),
         "ratings": lambda f: parse_rating(layout, f),
         "links": parse_link,
+        "tags": parse_tag,
+        "genome_tags": parse_genome_tag,
+        "genome_scores": parse_genome_score,
     }[table]
     is_csv = layout.name not in ("ml-100k", "ml-1m")
     for line_no, text, offset in read_lines(path, encoding):

@@ -47,6 +47,8 @@ class TitleIndex:
     postings: list[np.ndarray]  # per vocabulary word: movie positions
     by_length: dict[int, list[int]]  # word length -> vocabulary positions, for bounded fuzzy matching
     genres: dict[str, np.ndarray]  # genre name -> movie positions
+    tag_vocabulary: list[str] = field(default_factory=list)  # sorted distinct words of tags
+    tag_postings: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (positions, strengths)
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     num_ratings: np.ndarray = field(default_factory=lambda: np.zeros(0))  # how well known: who rated it
     rated_score: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -97,8 +99,14 @@ def _without_articles(tokens: list[str]) -> tuple[str, ...]:
     return tuple(w for i, w in enumerate(tokens) if not is_article(w) or (i and announces_number(tokens[i - 1])))
 
 
-def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links: list[tuple[int, str]]) -> TitleIndex:
-    """rows: (movie id, display title, year) sorted by id; genre_links: (movie id, genre name)."""
+def build_index(
+    token: str,
+    rows: list[tuple[int, str, int | None]],
+    genre_links: list[tuple[int, str]],
+    tag_links: list[tuple[int, str, float]] = (),
+) -> TitleIndex:
+    """rows: (movie id, display title, year) sorted by id; genre_links: (movie id, genre name); tag_links:
+    (movie id, tag name, strength)."""
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     years = np.array([r[2] or 0 for r in rows], dtype=np.int32)
     postings: dict[str, list[int]] = {}
@@ -120,6 +128,18 @@ def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links
     order = sorted(range(len(rows)), key=lambda i: (rows[i][1].casefold(), rows[i][0]))
     title_order = np.empty(len(rows), dtype=np.int64)
     title_order[order] = np.arange(len(rows))
+    tag_words: dict[str, dict[int, float]] = {}  # word -> movie position -> the strongest tag with it
+    tag_positions = np.searchsorted(ids, np.array([t[0] for t in tag_links], dtype=np.int64))
+    for position, (movie_id, name, strength) in zip(tag_positions.tolist(), tag_links):
+        if position < len(ids) and ids[position] == movie_id:
+            for word in set(words(name)):
+                best = tag_words.setdefault(word, {})
+                best[position] = max(strength, best.get(position, 0.0))
+    tag_vocabulary = sorted(tag_words)
+    tag_postings = [
+        (np.fromiter(tag_words[w].keys(), dtype=np.int64), np.fromiter(tag_words[w].values(), dtype=np.float64))
+        for w in tag_vocabulary
+    ]
     return TitleIndex(
         token,
         ids,
@@ -130,6 +150,8 @@ def build_index(token: str, rows: list[tuple[int, str, int | None]], genre_links
         [np.array(postings[w], dtype=np.int64) for w in vocabulary],
         by_length,
         {name: np.array(p, dtype=np.int64) for name, p in genres.items()},
+        tag_vocabulary,
+        tag_postings,
         title_order=title_order,
     )
 
@@ -309,6 +331,31 @@ def series_entry(index: TitleIndex, query: str, candidates: np.ndarray | None = 
     return np.concatenate([[head[chosen]], np.delete(series, chosen)])
 
 
+def tag_matches(index: TitleIndex, query: str, candidates: np.ndarray | None, exclude: np.ndarray) -> np.ndarray:
+    """Movies whose tags hold every word of the query ("time travel", "pixar"; the last word may be typed in
+    part), those the tags describe best first, then the more popular; none of `exclude` (the title matches)."""
+    required = [w for w in words(query)[:MAX_QUERY_WORDS] if not is_article(w)]
+    if not required or not index.tag_vocabulary:
+        return np.zeros(0, dtype=np.int64)
+    strength = np.full(index.num_movies, np.inf)
+    for i, word in enumerate(required):
+        at = bisect.bisect_left(index.tag_vocabulary, word)
+        end = at + 1 if at < len(index.tag_vocabulary) and index.tag_vocabulary[at] == word else at
+        if i == len(required) - 1:  # as you type
+            end = bisect.bisect_left(index.tag_vocabulary, word + "\x7f", lo=at)
+        best = np.zeros(index.num_movies)
+        for positions, strengths in index.tag_postings[at:end]:
+            np.maximum.at(best, positions, strengths)
+        strength = np.minimum(strength, best)  # a movie is as strong a match as its weakest word
+    mask = (strength > 0) & np.isfinite(strength)
+    if candidates is not None:
+        mask &= candidates
+    mask[exclude] = False
+    positions = np.flatnonzero(mask)
+    popularity = index.popularity[positions] if len(index.popularity) else np.zeros(len(positions))
+    return positions[np.lexsort((index.ids[positions], -popularity, -np.round(strength[positions], 1)))]
+
+
 def _word_at(index: TitleIndex, word: str) -> int:
     at = bisect.bisect_left(index.vocabulary, word)
     return at if at < len(index.vocabulary) and index.vocabulary[at] == word else -1
@@ -350,11 +397,14 @@ class IndexCache:
 
 
 def _load(token: str) -> TitleIndex:
-    from movies.models import Movie
+    from movies.models import MIN_TAG_STRENGTH, Movie, MovieTag
 
     rows = list(Movie.objects.order_by("id").values_list("id", "display_title", "year"))
     links = list(Movie.genres.through.objects.values_list("movie_id", "genre__name"))
-    index = build_index(token, rows, links)
+    tags = list(
+        MovieTag.objects.filter(strength__gte=MIN_TAG_STRENGTH).values_list("movie_id", "tag__name", "strength")
+    )
+    index = build_index(token, rows, links, tags)
     _read_stats(index)
     return index
 
@@ -391,6 +441,7 @@ def search_ids(
     positions = rank(index, query, candidates)
     if not len(positions):
         positions = series_entry(index, query, candidates)
+    positions = np.concatenate([positions, tag_matches(index, query, candidates, positions)])  # titles first
     # Keys of the matches only: a search sorted by relevance (the default) computes none.
     orders = {
         "popular": lambda p: -index.popularity[p],

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import F, QuerySet
 
 from movies import search
-from movies.models import CoRatedMovie, Genre, Movie, Rating
+from movies.models import MIN_TAG_STRENGTH, CoRatedMovie, Genre, Movie, MovieTag, Rating, Tag
 
 if TYPE_CHECKING:
     from recommender.ml.data import Catalogue, Interactions
@@ -69,6 +69,22 @@ def co_rated_movies(
         rows = rows.filter(neighbour__year__lte=year_to)
     rows = list(rows.prefetch_related("neighbour__genres")[:limit])
     return [(row.neighbour, row.score) for row in rows]
+
+
+def movie_tags(movie: Movie, limit: int = 10) -> list[Tag]:
+    """The movie's tags that describe it best: strongest first (movies.MovieTag.strength)."""
+    rows = MovieTag.objects.filter(movie=movie, strength__gte=MIN_TAG_STRENGTH).select_related("tag")
+    return [row.tag for row in rows.order_by("-strength", "-num_people", "tag__name")[:limit]]
+
+
+def tag_movies(tag: Tag) -> "QuerySet[MovieTag]":
+    """The tag's rows on the movies it describes (`.movie`), strongest first, then the more popular movie."""
+    return (
+        MovieTag.objects.filter(tag=tag, strength__gte=MIN_TAG_STRENGTH)
+        .order_by("-strength", "-movie__popularity", "movie_id")
+        .select_related("movie")
+        .prefetch_related("movie__genres")
+    )
 
 
 def rated_count(user: object) -> int:

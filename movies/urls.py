@@ -12,6 +12,7 @@ urlpatterns = [
     path("movies/suggest/", views.suggest, name="suggest"),
     path("movies/<int:movie_id>/", views.movie_detail, name="movie_detail"),
     path("movies/<int:movie_id>/rate/", views.rate, name="rate"),
+    path("tags/<int:tag_id>/", views.tag_detail, name="tag_detail"),
     path("for-you/", views.recommendations, name="recommendations"),
     path("my-ratings/", views.my_ratings, name="my_ratings"),
     path("signup/", views.signup, name="signup"),

@@ -1,4 +1,5 @@
-"""Pages: home, browse and search, movie detail, For you, your ratings, sign up, the rating form, the favicon."""
+"""Pages: home, browse and search, movie detail, a tag's movies, For you, your ratings, sign up, the rating form,
+the favicon."""
 
 import math
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from movies import ratelimits, selectors, services
 from movies.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
-from movies.models import Movie, Rating
+from movies.models import Movie, Rating, Tag
 from recommender import serving
 from recsite.clientip import client_ip
 
@@ -81,7 +82,16 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
             "movie": movie,
             "similar": serving.similar_movies(movie, limit=8),
             "rating": selectors.user_ratings(request.user).get(movie.id),
+            "tags": selectors.movie_tags(movie),
         },
+    )
+
+
+def tag_detail(request: HttpRequest, tag_id: int) -> HttpResponse:
+    tag = get_object_or_404(Tag, id=tag_id)
+    page = Paginator(selectors.tag_movies(tag), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request, "movies/tag_detail.html", {"tag": tag, "page": page, "ratings": selectors.user_ratings(request.user)}
     )
 
 

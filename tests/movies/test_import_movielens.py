@@ -283,3 +283,55 @@ def test_an_import_writes_each_movies_co_rated_list_so_movie_pages_are_never_emp
         raters.setdefault(movie, set()).add(user)
     expected = {(a, b) for a in raters for b in raters if a != b and raters[a] & raters[b]}
     assert pairs == expected and pairs  # every pair that shares a rater, and no other
+
+
+def _with_tags(fixtures_dir: Path, tmp_path: Path, name: str = "ml-latest-small") -> Path:
+    """The fixture data set plus people's tags (one bad line of each kind) and a tag genome."""
+    directory = copy_dataset(fixtures_dir, "ml-latest-small", tmp_path)
+    if name != "ml-latest-small":
+        directory = directory.rename(tmp_path / name)
+    (directory / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n"
+        "1,1,time travel,964982703\n"
+        "2,1,Time Travel,964982704\n"  # one tag, two people: spelling and case are not two tags
+        "2,1,time travel,964982705\n"  # the same person twice counts once
+        '3,5,"pixar, sort of",964982706\n'
+        "3,99,orphan,964982707\n"  # no movie 99
+        "3,5,   ,964982708\n",  # an empty tag
+        encoding="utf-8",
+    )
+    if name == "ml-25m":
+        (directory / "genome-tags.csv").write_text("tagId,tag\n1,time travel\n2,space\n3,quiet\n", encoding="utf-8")
+        rows = [f"{movie},{tag},{0.1 * tag + 0.05 * movie:.3f}" for movie in range(1, 7) for tag in (1, 2, 3)]
+        (directory / "genome-scores.csv").write_text(
+            "movieId,tagId,relevance\n" + "\n".join(rows) + "\n1,9,0.5\n2,1,1.7\n", encoding="utf-8"
+        )
+    return directory
+
+
+def test_tags_are_imported_once_per_movie_and_tag_and_bad_lines_reported(fixtures_dir: Path, tmp_path: Path) -> None:
+    from movies.models import MovieTag
+
+    output = run_import(str(_with_tags(fixtures_dir, tmp_path)))
+    rows = {(r.movie.movielens_id, r.tag.name): r for r in MovieTag.objects.select_related("movie", "tag")}
+    assert set(rows) == {(1, "time travel"), (5, "pixar, sort of")}
+    assert rows[(1, "time travel")].num_people == 2 and rows[(1, "time travel")].relevance is None
+    assert rows[(1, "time travel")].strength == pytest.approx(0.7)
+    assert "tags.csv, line 6: movie 99 is not in the movies file" in output
+    assert "tags.csv, line 7: empty tag" in output
+    assert "tags     2 new, 0 changed, 0 unchanged" in output
+    again = run_import(str(tmp_path / "ml-latest-small"))
+    assert "tags     0 new, 0 changed, 2 unchanged" in again and MovieTag.objects.count() == 2
+
+
+def test_the_tag_genome_keeps_each_movies_most_relevant_tags(fixtures_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from movies import importing
+    from movies.models import MovieTag
+
+    monkeypatch.setattr(importing, "GENOME_PER_MOVIE", 2)
+    output = run_import(str(_with_tags(fixtures_dir, tmp_path, "ml-25m")), "--dataset", "ml-25m")
+    kept = sorted(MovieTag.objects.filter(movie__movielens_id=1).values_list("tag__name", "relevance", "num_people"))
+    # Movie 1's genome: time travel 0.15, space 0.25, quiet 0.35: the two best kept, people's tag beside them.
+    assert kept == [("quiet", pytest.approx(0.35), 0), ("space", pytest.approx(0.25), 0), ("time travel", None, 2)]
+    assert "genome-scores.csv, line 20: tag 9 is not in genome-tags.csv" in output
+    assert "genome-scores.csv, line 21: relevance 1.7 is not between 0 and 1" in output

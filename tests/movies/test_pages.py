@@ -221,3 +221,21 @@ def test_favicon_ico_leads_to_the_icon_every_page_links(client: Client, db) -> N
     assert f'<link rel="icon" href="{static("favicon.svg")}"' in client.get("/").content.decode()
     with open(finders.find("favicon.svg"), encoding="utf-8") as icon:
         assert icon.read().startswith("<svg ")
+
+
+def test_a_movie_page_shows_its_top_tags_each_linking_to_the_tags_movies(client: Client, catalogue_movies) -> None:
+    from movies.models import MovieTag, Tag
+
+    robots, quiet, weak = (Tag.objects.create(name=n) for n in ("robots", "quiet <b>", "barely"))
+    first, second = catalogue_movies[0], catalogue_movies[1]
+    MovieTag.objects.create(movie=first, tag=robots, num_people=2, strength=0.7)
+    MovieTag.objects.create(movie=second, tag=robots, num_people=0, relevance=0.9, strength=0.9)
+    MovieTag.objects.create(movie=first, tag=quiet, num_people=1, strength=0.6)
+    MovieTag.objects.create(movie=first, tag=weak, num_people=0, relevance=0.2, strength=0.2)
+    page = client.get(f"/movies/{first.id}/").content.decode()
+    assert page.index(f'href="/tags/{robots.id}/">robots</a>') < page.index("quiet &lt;b&gt;</a>")
+    assert "barely" not in page  # the genome's 0.2 does not describe it
+    listing = client.get(f"/tags/{robots.id}/").content.decode()
+    assert "Movies tagged “robots”" in listing and "2 movies" in listing
+    assert listing.index(second.display_title) < listing.index(first.display_title)  # strongest first
+    assert client.get("/tags/999999/").status_code == 404

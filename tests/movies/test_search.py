@@ -347,3 +347,28 @@ def test_a_series_name_and_a_number_no_title_carries_finds_that_entry(series) ->
     assert _top("lord of the rings 2")[0] == "The Lord of the Rings: The Two Towers (2002)"
     assert _top("die hard 3")[0] == "Die Hard: With a Vengeance (1995)"  # not "A Hard Day's Night"
     assert _top("harry potter 9") == []  # no ninth: nothing rather than a wrong film
+
+
+def test_search_matches_tags_after_titles(films) -> None:
+    from movies.models import MovieTag, Tag
+
+    time_travel, pixar = Tag.objects.create(name="time travel"), Tag.objects.create(name="Pixar animation")
+    MovieTag.objects.create(movie=films["terminator"], tag=time_travel, num_people=3, strength=0.8)
+    MovieTag.objects.create(movie=films["matrix"], tag=time_travel, num_people=0, relevance=0.3, strength=0.3)
+    MovieTag.objects.create(movie=films["amelie"], tag=pixar, num_people=1, strength=0.6)
+    services.note_catalogue_changed()
+    assert _top("time travel") == ["The Terminator (1984)"]  # the genome's 0.3 does not describe The Matrix
+    assert _top("pixar")[0].startswith("Amelie") and _top("pix")[0].startswith("Amelie")  # as you type
+    assert _top("matrix")[0] == "The Matrix (1999)"
+
+
+def test_a_title_match_comes_before_a_tag_match(films) -> None:
+    from movies.models import MovieTag, Tag
+
+    MovieTag.objects.create(movie=films["odyssey"], tag=Tag.objects.create(name="godfather homage"), strength=0.9)
+    services.note_catalogue_changed()
+    assert _top("godfather", 4) == [
+        "The Godfather (1972)",
+        "The Godfather: Part II (1974)",
+        "2001: A Space Odyssey (1968)",
+    ]

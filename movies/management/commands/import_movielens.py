@@ -106,7 +106,7 @@ class Command(BaseCommand):
     def _summarise(self, report: importing.ImportReport, seconds: float) -> None:
         mode = " (dry run: nothing written)" if report.dry_run else ""
         self.stdout.write(f"Imported {report.dataset} in {seconds:.1f} s{mode}")
-        for name in ("movies", "users", "ratings"):
+        for name in ("movies", "users", "ratings", "tags"):
             counts = getattr(report, name)
             self.stdout.write(f"  {name:8} {counts}")
         if report.num_bad_lines:
