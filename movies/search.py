@@ -45,7 +45,7 @@ class TitleIndex:
     names: list[tuple[str, ...]]  # the main title's words, all of them: what a series is named by
     vocabulary: list[str]  # sorted distinct words (main, alternative titles, joined forms)
     postings: list[np.ndarray]  # per vocabulary word: movie positions
-    by_length: dict[int, list[int]]  # word length -> vocabulary positions, for bounded fuzzy matching
+    by_length: dict[int, list[int]]  # word length -> vocabulary positions of title words (not aliases), for typos
     genres: dict[str, np.ndarray]  # genre name -> movie positions
     tag_vocabulary: list[str] = field(default_factory=list)  # sorted distinct words of tags
     tag_postings: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (positions, strengths)
@@ -67,12 +67,13 @@ def alternative_titles(display_title: str) -> tuple[str, list[str]]:
     return head, [g[len("a.k.a. ") :] if g.lower().startswith("a.k.a. ") else g for g in others]
 
 
-def title_words(display_title: str) -> tuple[list[str], set[str]]:
-    """(the main title's words, every other word a search may match: alternative titles, joined and split forms,
-    numbers as digits, initialisms). All made from the title itself: no list of films by hand."""
+def title_words(display_title: str) -> tuple[list[str], set[str], set[str]]:
+    """(the main title's words, every other word of it a search may match: alternative titles, joined and split
+    forms; aliases a search matches exactly or as a prefix but never with a typo: numbers as digits, initialisms,
+    abbreviations). All made from the title itself: no list of films by hand."""
     head, others = alternative_titles(display_title)
     main = words(head)
-    extra = set()
+    extra, aliases = set(), set()
     for text in [head, *others]:
         tokens = words(text)
         extra.update(tokens)
@@ -82,10 +83,11 @@ def title_words(display_title: str) -> tuple[list[str], set[str]]:
             if len(joined) > 1:
                 extra.add("".join(joined))
         extra.update(words(text.replace("'", " ").replace("’", " ")))
-        extra.update(numbers_as_digits(tokens))  # "Episode V" answers to "5", "Ocean's Eleven" to "11"
-        extra.update(initialisms(text))  # "The Lord of the Rings: ..." answers to "lotr"
-        extra.update(SAME_WORD[w] for w in tokens if w in SAME_WORD)  # "Vol." answers to "volume"
-    return main, extra - set(main)
+        aliases.update(numbers_as_digits(tokens))  # "Episode V" answers to "5", "Ocean's Eleven" to "11"
+        aliases.update(initialisms(text))  # "The Lord of the Rings: ..." answers to "lotr"
+        aliases.update(SAME_WORD[w] for w in tokens if w in SAME_WORD)  # "Vol." answers to "volume"
+    extra -= set(main)
+    return main, extra, aliases - extra - set(main)
 
 
 def title_cores(display_title: str) -> list[tuple[str, ...]]:
@@ -111,16 +113,20 @@ def build_index(
     years = np.array([r[2] or 0 for r in rows], dtype=np.int32)
     postings: dict[str, list[int]] = {}
     cores, names = [], []
+    typed_words: set[str] = set()  # words a typo may reach; aliases are matched as typed
     for position, (_, title, _) in enumerate(rows):
-        main, extra = title_words(title)
+        main, extra, aliases = title_words(title)
         cores.append(title_cores(title))
         names.append(tuple(main))
-        for word in set(main) | extra:
+        typed_words.update(main)
+        typed_words.update(extra)
+        for word in set(main) | extra | aliases:
             postings.setdefault(word, []).append(position)
     vocabulary = sorted(postings)
     by_length: dict[int, list[int]] = {}
     for i, word in enumerate(vocabulary):
-        by_length.setdefault(len(word), []).append(i)
+        if word in typed_words:
+            by_length.setdefault(len(word), []).append(i)
     genres: dict[str, list[int]] = {}
     positions = np.searchsorted(ids, np.array([g[0] for g in genre_links], dtype=np.int64))
     for position, (_, name) in zip(positions.tolist(), genre_links):
@@ -206,29 +212,30 @@ def _match_word(index: TitleIndex, word: str, allow_prefix: bool, previous: str 
 WHOLE_TITLE, TITLE_START, PARTLY_TYPED_START, ANYWHERE = 4, 3, 2, 1
 
 
+def _fits(title_word: str, previous: str, match: _WordMatch) -> int:
+    """2 the query word matches the title word whole, 1 as a prefix, 0 not."""
+    if title_word in match.whole or (match.number is not None and number_of(title_word, previous) == match.number):
+        return 2
+    return 1 if match.prefix and title_word.startswith(match.prefix) else 0
+
+
 def _structure(cores: list[tuple[str, ...]], matches: list[_WordMatch]) -> int:
     """How the query meets the best of the movie's titles (main or alternative): the whole title, the title's
     start with every word whole, its start with the last word typed in part, or only somewhere."""
-
-    def fits(title_word: str, previous: str, match: _WordMatch) -> int:  # 2 whole, 1 partly, 0 not
-        if title_word in match.whole or (match.number is not None and number_of(title_word, previous) == match.number):
-            return 2
-        return 1 if match.prefix and title_word.startswith(match.prefix) else 0
-
     best = ANYWHERE
     for core in cores:
-        if len(core) >= len(matches):
-            fit = [fits(w, core[i - 1] if i else "", m) for i, (w, m) in enumerate(zip(core, matches))]
-            if all(fit):
-                whole = 1 not in fit
-                best = max(
-                    best,
-                    WHOLE_TITLE
-                    if whole and len(core) == len(matches)
-                    else TITLE_START
-                    if whole
-                    else PARTLY_TYPED_START,
-                )
+        if len(core) < len(matches):
+            continue
+        whole = True
+        for i, match in enumerate(matches):
+            fit = _fits(core[i], core[i - 1] if i else "", match)
+            if not fit:
+                break
+            whole = whole and fit == 2
+        else:
+            if whole and len(core) == len(matches):
+                return WHOLE_TITLE
+            best = max(best, TITLE_START if whole else PARTLY_TYPED_START)
     return best
 
 
