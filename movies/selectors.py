@@ -194,7 +194,7 @@ def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
 
 
 def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
-    """Movies' ids, titles, years and genres, sorted by id, for the recommender's features."""
+    """Movies' ids, titles, years, genres and strongest tags, sorted by id, for the recommender's features."""
     import numpy as np
 
     from recommender.ml.data import Catalogue
@@ -206,12 +206,19 @@ def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
     genres: dict[int, list[str]] = {}
     for movie_id, name in links.values_list("movie_id", "genre__name"):
         genres.setdefault(movie_id, []).append(name)
+    tags: dict[int, list[str]] = {}  # strongest first, as the model reads them
+    tag_rows = MovieTag.objects.filter(strength__gte=MIN_TAG_STRENGTH)
+    if movie_ids is not None:
+        tag_rows = tag_rows.filter(movie_id__in=movie_ids)
+    for movie_id, name in tag_rows.order_by("movie_id", "-strength", "tag__name").values_list("movie_id", "tag__name"):
+        tags.setdefault(movie_id, []).append(name)
     rows = list(movies.values_list("id", "title", "year"))
     return Catalogue(
         np.array([r[0] for r in rows], dtype=np.int64),
         [r[1] for r in rows],
         [r[2] for r in rows],
         [sorted(genres.get(r[0], [])) for r in rows],
+        [tags.get(r[0], []) for r in rows],
     )
 
 

@@ -89,6 +89,7 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
             catalogue.genres,
             vocabulary=artifact.vocabulary,
             genre_names=artifact.genre_names,
+            tags=catalogue.tags_of([0]) if artifact.config.get("use_tags") else None,
         )
         vector = cold_start_embeddings(network, features)
     store = vector_store()
@@ -222,6 +223,7 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
             [current.genres[i] if i is not None else [] for i in at],
             vocabulary=artifact.vocabulary,
             genre_names=artifact.genre_names,
+            tags=current.tags_of(at) if config.use_tags else None,
         )
         network = PinSageNetwork(
             features, config.hidden_dim, config.walk.num_layers, config.dropout, config.use_id_embedding
@@ -244,5 +246,6 @@ def cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) -
         [catalogue.genres[i] for i in positions],
         vocabulary=artifact.vocabulary,
         genre_names=artifact.genre_names,
+        tags=catalogue.tags_of(list(positions)) if artifact.config.get("use_tags") else None,
     )
     return cold_start_embeddings(network, features)

@@ -53,6 +53,9 @@ class TrainingConfig:
     context_size: int = 20  # ratings before the target that form its query
     context_half_life: float = 5.0  # in ratings, as the serving rule's recency_half_life
     use_id_embedding: bool = True
+    # Each movie's strongest tags as tokens beside its title's (bench/results/ablations.md: kept off until the
+    # ablation shows they help)
+    use_tags: bool = False
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     plateau_decay: float = 1.0  # < 1: the learning rate is multiplied by it after each epoch that does not improve
     eval_users: int = 5000  # users held out for validation and test, a fixed sample beyond this many (0: all)

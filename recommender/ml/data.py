@@ -28,3 +28,8 @@ class Catalogue:
     titles: list[str]
     years: list[int | None]
     genres: list[list[str]]
+    tags: list[list[str]] | None = None  # each movie's strongest tags, when read (a model feature if use_tags)
+
+    def tags_of(self, positions: list[int | None]) -> list[list[str]]:
+        """The tags of the movies at these positions ([] for None or when none were read)."""
+        return [self.tags[i] if self.tags is not None and i is not None else [] for i in positions]

@@ -85,7 +85,12 @@ def prepare(interactions: Interactions, catalogue: Catalogue, config: TrainingCo
     )
     train_users, train_movies, train_stars, train_times = split.train
     train = Interactions(user_ids[train_users], catalogue.movie_ids[train_movies], train_stars, train_times)
-    features = build_movie_features(catalogue.titles, catalogue.years, catalogue.genres)
+    features = build_movie_features(
+        catalogue.titles,
+        catalogue.years,
+        catalogue.genres,
+        tags=catalogue.tags_of(list(range(len(catalogue.titles)))) if config.use_tags else None,
+    )
     features = features.with_degrees(np.bincount(train_movies, minlength=len(catalogue.movie_ids)))
     return Prepared(
         interactions,
@@ -144,6 +149,7 @@ def validate_other_model(prepared: Prepared, neighborhoods: object, other: "Mode
         catalogue.genres,
         vocabulary=tuple(other.vocabulary),
         genre_names=tuple(other.genre_names),
+        tags=catalogue.tags_of(list(range(len(catalogue.titles)))) if config.use_tags else None,
     ).with_degrees(np.bincount(prepared.split.train[1], minlength=len(catalogue.movie_ids)))
     network = PinSageNetwork(features, config.hidden_dim, config.walk.num_layers, 0.0, config.use_id_embedding)
     weights = dict(other.state_dict)

@@ -42,6 +42,9 @@ class MovieFeatures:
         return replace(self, degree_bucket=torch.from_numpy(np.minimum(buckets, num_buckets - 1).astype(np.int64)))
 
 
+MAX_TAGS = 8  # of a movie's strongest tags, each one token ("#time travel") beside the title's words
+
+
 def build_movie_features(
     titles: list[str],
     years: list[int | None],
@@ -50,9 +53,17 @@ def build_movie_features(
     min_token_count: int = 2,
     vocabulary: tuple[str, ...] | None = None,
     genre_names: tuple[str, ...] | None = None,
+    tags: list[list[str]] | None = None,
 ) -> MovieFeatures:
-    """Features in movie_index order; pass a trained vocabulary to featurise new movies the same way."""
+    """Features in movie_index order; pass a trained vocabulary to featurise new movies the same way. With
+    `tags` (TrainingConfig.use_tags), each movie's first MAX_TAGS tags join its title tokens as whole-tag tokens."""
     token_lists = [tokenize(t)[:max_tokens] for t in titles]
+    if tags is not None:
+        token_lists = [
+            words + ["#" + " ".join(tag.lower().split()) for tag in movie_tags[:MAX_TAGS]]
+            for words, movie_tags in zip(token_lists, tags)
+        ]
+        max_tokens += MAX_TAGS
     if vocabulary is None:
         counts = Counter(token for tokens in token_lists for token in tokens)
         vocabulary = tuple(sorted(t for t, n in counts.items() if n >= min_token_count))
