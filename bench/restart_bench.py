@@ -33,7 +33,8 @@ PAGE = "/for-you/"
 # it, so every response is matched to its worker afterwards (a client cannot choose the worker).
 ACCESS_FORMAT = '%(p)s "%(r)s" %(s)s %(M)sms'
 ACCESS_LINE = re.compile(r'<(\d+)> "GET [^ ?]+\?([nh])=(\d+) ')
-OUTAGE_NOTE = b"Personal picks are unavailable"
+# Milvus down: co-rated picks where the catalogue has them, else popular movies, each with its note.
+OUTAGE_NOTES = (b"Personal picks are unavailable", b"The recommender is unavailable for a moment")
 # Every fallback says why in a note; a personal list has none, and its cards say what they came from
 # list of cards (a card's reason may be empty: a pick with no liked movie near it and no shared genre).
 FALLBACK_NOTE = b'<p class="note"'
@@ -65,7 +66,7 @@ def kind_of(status: int, body: bytes) -> str:
         return "error"
     if status != 200:
         return "other"
-    if OUTAGE_NOTE in body:
+    if any(note in body for note in OUTAGE_NOTES):
         return "outage"
     if FALLBACK_NOTE in body:
         return "popular"
