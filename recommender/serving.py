@@ -318,31 +318,40 @@ def _popular(user: object, limit: int, note: str) -> Recommendations:
 def similar_movies(
     movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None, year_to: int | None = None
 ) -> Recommendations:
-    """Movies nearest to this one by the live model's vectors (filters applied inside the Milvus search); before
-    a model is live, or while Milvus is down, or for a movie the model has not seen, its co-rated movies."""
+    """Movies most like this one: the live model's nearest (filters applied inside the Milvus search) blended
+    with its co-rated movies (corating.blended_similarity); before a model is live, while Milvus is down, or for
+    a movie the model has not seen, its co-rated movies alone. Two Milvus calls, as for the model alone."""
+    co = selectors.co_rated_movies(movie, corating.STORED_PER_MOVIE, genre, year_from, year_to)
     try:
-        vectors = vector_store().get_vectors([movie.id])
+        vectors = vector_store().get_vectors([movie.id, *(m.id for m, _ in co)])
         if movie.id not in vectors:
-            return _similar_co_rated(movie, limit, genre, year_from, year_to)
+            return _similar_co_rated(movie, limit, co, bool(genre or year_from is not None or year_to is not None))
         # Twice the list and one: movies deleted since publishing are dropped below and the rest refill the list.
-        query = vectors[movie.id][None, :]
-        hits = vector_store().search(query, 2 * limit + 1, search_filter(genre, year_from, year_to))[0]
+        # A movie off the co-rated lists is in the blend's top `limit` only if it is in the model's (the bonus
+        # is never negative), so these hits and the co-rated movies hold the whole blended top `limit`.
+        query = vectors[movie.id]
+        hits = vector_store().search(query[None, :], 2 * limit + 1, search_filter(genre, year_from, year_to))[0]
     except VectorStoreUnavailable as error:
         _log_outage(error)
-        return _similar_co_rated(movie, limit, genre, year_from, year_to)
-    ranked = [(h.score, h.movie_id, movie.id) for h in hits if h.movie_id != movie.id]
+        return _similar_co_rated(movie, limit, co, bool(genre or year_from is not None or year_to is not None))
+    model = {h.movie_id: h.score for h in hits if h.movie_id != movie.id}
+    model.update({m.id: float(vectors[m.id] @ query) for m, _ in co if m.id in vectors and m.id not in model})
+    cosine = {m.id: score for m, score in co}
+    ids = np.array(sorted(model), dtype=np.int64)
+    scores = corating.blended_similarity(
+        np.array([model[i] for i in ids]), np.array([cosine.get(int(i), 0.0) for i in ids])
+    )
+    order = np.lexsort((ids, -scores))
+    ranked = [(float(scores[i]), int(ids[i]), movie.id) for i in order]
     items = _explained(ranked)[:limit]
     for item in items:
         item.because = f"Similar to {movie.display_title}"
     return Recommendations(items, Source.PERSONAL)
 
 
-def _similar_co_rated(
-    movie: Movie, limit: int, genre: str | None, year_from: int | None, year_to: int | None
-) -> Recommendations:
-    found = selectors.co_rated_movies(movie, limit, genre, year_from, year_to)
+def _similar_co_rated(movie: Movie, limit: int, found: list[tuple[Movie, float]], filtered: bool) -> Recommendations:
+    found = [(m, score) for m, score in found if m.id != movie.id][:limit]
     if not found:
-        filtered = genre or year_from is not None or year_to is not None
         note = "No similar movies match these filters yet." if filtered else "No similar movies yet."
         return Recommendations([], Source.CO_RATED, note)
     items = [Recommendation(m, score, "Often rated by the same people") for m, score in found]

@@ -201,3 +201,25 @@ def test_milvus_down_gives_co_rated_picks_where_the_catalogue_has_them(
     assert time.monotonic() - started < 2
     assert result.source == serving.Source.CO_RATED and "unavailable for a moment" in result.note
     assert similar.source == serving.Source.CO_RATED and len(similar.items) == 5
+
+
+@requires_milvus
+@pytest.mark.django_db
+def test_more_like_this_blends_the_models_nearest_with_co_rated_movies_exactly_as_bench_similar_scores(
+    alice, live_embeddings, catalogue_movies, store
+) -> None:
+    from movies.models import CoRatedMovie
+    from recommender.ml import corating
+
+    _co_raters(catalogue_movies)
+    movie = catalogue_movies[0]
+    ids = [m.id for m in catalogue_movies]
+    vectors = store.get_vectors(ids)
+    model = np.array([vectors[i] @ vectors[movie.id] for i in ids])
+    cosine = dict(CoRatedMovie.objects.filter(movie=movie).values_list("neighbour_id", "score"))
+    blended = corating.blended_similarity(model, np.array([cosine.get(i, 0.0) for i in ids]))
+    expected = [ids[i] for i in np.lexsort((ids, -blended)) if ids[i] != movie.id][:6]
+    result = serving.similar_movies(movie, limit=6)
+    assert result.source == serving.Source.PERSONAL
+    assert [item.movie.id for item in result.items] == expected
+    assert [round(item.score, 5) for item in result.items] == [round(float(blended[ids.index(i)]), 5) for i in expected]
