@@ -37,22 +37,16 @@ class MovieAdmin(admin.ModelAdmin):
         return super().get_queryset(request).prefetch_related("genres")
 
     def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
-        from recommender.vectors import note_movie_changed
-
         super().save_related(request, form, formsets, change)
-        note_movie_changed(form.instance.id)
-        services.note_catalogue_changed()
+        services.movie_saved(form.instance.id)
 
     def delete_model(self, request: HttpRequest, obj: Movie) -> None:
         self.delete_queryset(request, Movie.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Movie]) -> None:
-        from recommender.vectors import note_movies_deleted
-
         movie_ids = list(queryset.values_list("id", flat=True))
         super().delete_queryset(request, queryset)
-        services.note_catalogue_changed()
-        note_movies_deleted(movie_ids)
+        services.delete_movies(movie_ids)
 
     @admin.display(description="Genres")
     def genre_list(self, movie: Movie) -> str:

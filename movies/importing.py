@@ -16,7 +16,7 @@ from django.db import NotSupportedError, OperationalError, connection, transacti
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from movies import movielens
+from movies import events, movielens
 from movies.models import DatasetImport, Genre, Movie, MovieTag, Profile, Rating, Tag, tag_strength
 from movies.movielens import BadLine, Layout, LinkRecord, MovieRecord, RatingRecord, UserRecord
 from movies.titles import natural_title
@@ -100,10 +100,9 @@ def import_movielens(
     if not options.is_dry_run:
         _refresh_derived()
     if report.is_changed and not options.is_dry_run:
-        from recommender.runs import note_data_changed
-
-        # One mark for the whole import, not one task per rating.
-        note_data_changed(report.movies.new + report.movies.changed + report.ratings.new + report.ratings.changed)
+        # One event for the whole import, not one per rating.
+        changed = report.movies.new + report.movies.changed + report.ratings.new + report.ratings.changed
+        events.send(events.ratings_changed, num_changes=changed)
     if record is not None:
         record.finished_at = timezone.now()
         record.summary = report.as_dict()

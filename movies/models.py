@@ -138,7 +138,7 @@ class DatasetImport(models.Model):
 
 
 class RateCounter(models.Model):
-    """Requests counted under one key in one fixed window (movies.ratelimits), shared by every web process."""
+    """Requests counted under one key in one fixed window (web.ratelimits), shared by every web process."""
 
     key = models.CharField(max_length=128, help_text="What is counted and whose: 'rating:user:42'.")
     window_start = models.DateTimeField()

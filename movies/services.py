@@ -13,7 +13,7 @@ from django.utils import timezone
 if TYPE_CHECKING:
     from recommender.ml.data import Interactions
 
-from movies import selectors, stats
+from movies import events, selectors, stats
 from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, Movie, Rating
 
 
@@ -41,8 +41,6 @@ def parse_stars(value: object) -> Decimal:
 def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
     """Saves the user's rating of a movie (one per user and movie, the latest value wins); the same stars
     again are no change, so the row, the movie's counters and the retrain count stay as they are."""
-    from recommender.runs import note_data_changed
-
     value = parse_stars(stars)
     with transaction.atomic():
         existing = Rating.objects.select_for_update().filter(user=user, movie=movie).first()
@@ -58,20 +56,30 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
             stats.apply_rating_change(movie.id, 0, value - existing.stars)
         else:  # created by a concurrent request between our read and write: count from the table
             stats.refresh_movie_stats([movie.id])
-        note_data_changed()
+        events.send(events.ratings_changed, num_changes=1)
     return rating
 
 
 def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
-    from recommender.runs import note_data_changed
-
     with transaction.atomic():
         old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
         deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
         if deleted:
             stats.apply_rating_change(movie.id, -1, -old)
-            note_data_changed()
+            events.send(events.ratings_changed, num_changes=1)
     return bool(deleted)
+
+
+def movie_saved(movie_id: int) -> None:
+    """A movie added or edited (admin): every process's title index and the recommender's vector for it."""
+    note_catalogue_changed()
+    events.send(events.movie_saved, movie_id=movie_id)
+
+
+def delete_movies(movie_ids: list[int]) -> None:
+    """After movies' rows were deleted (admin): the title index, and their vectors must leave Milvus."""
+    note_catalogue_changed()
+    events.send(events.movies_deleted, movie_ids=movie_ids)
 
 
 def note_catalogue_changed() -> None:

@@ -8,4 +8,21 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from movies import events
         from recommender import checks  # noqa: F401  (registers the system checks)
+        from recommender.runs import note_data_changed
+        from recommender.vectors import note_movie_changed, note_movies_deleted
+
+        # The catalogue's news and what the recommender does about it (movies.events says why events).
+        def on_ratings_changed(num_changes: int, **_: object) -> None:
+            note_data_changed(num_changes)
+
+        def on_movie_saved(movie_id: int, **_: object) -> None:
+            note_movie_changed(movie_id)
+
+        def on_movies_deleted(movie_ids: list[int], **_: object) -> None:
+            note_movies_deleted(movie_ids)
+
+        events.ratings_changed.connect(on_ratings_changed, weak=False, dispatch_uid="recommender")
+        events.movie_saved.connect(on_movie_saved, weak=False, dispatch_uid="recommender")
+        events.movies_deleted.connect(on_movies_deleted, weak=False, dispatch_uid="recommender")

@@ -3,15 +3,13 @@
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from recsite.env import env_int
-
 
 @register()
 def milvus_lite_file_is_single_process(app_configs: object, **kwargs: object) -> list[CheckMessage]:
     """A milvus-lite .db file is locked by the first process that opens it (shared/PITFALLS.md 4)."""
     if not settings.MILVUS_URI.endswith(".db"):
         return []
-    processes = env_int("WEB_CONCURRENCY", 2) + 2  # gunicorn workers plus the two Celery workers
+    processes = settings.WEB_CONCURRENCY + 2  # gunicorn workers plus the two Celery workers
     return [
         Warning(
             f"MILVUS_URI={settings.MILVUS_URI} is a milvus-lite file, which only one process can open, but the site "

@@ -22,10 +22,10 @@ def send(name: str, *args: object, options: dict | None = None) -> bool:
     """Sends a task without ever failing or stalling the caller: a down or hung broker only logs a warning.
 
     Whatever was not sent is found again by the beat sweeper, since the change mark is in the database."""
-    from recsite.celery import app
+    from celery import current_app  # the project's app (recsite.celery), known without importing upwards
 
     try:
-        app.send_task(name, args=list(args), retry=False, **(options or {}))
+        current_app.send_task(name, args=list(args), retry=False, **(options or {}))
         return True
     except Exception as error:  # kombu, redis and socket errors all mean "not sent now"
         logger.warning("could not send %s%s, the sweeper will retry: %s", name.rpartition(".")[2], args, error)

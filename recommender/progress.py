@@ -57,12 +57,25 @@ def training_progress(run: TrainingRun) -> Progress:
             best_epoch, best_hr = row["epoch"], hr
     seconds_left = None
     if run.status == TrainingRun.Status.RUNNING and epochs_done and run.started_at:
-        per_epoch = (timezone.now() - run.started_at).total_seconds() / epochs_done  # validation and setup in it
+        per_epoch, since_last = _pace(run, history)
         previous = TrainingRun.objects.succeeded().exclude(id=run.id).exclude(best_epoch=None).order_by("-id").first()
         expected_best = max(best_epoch or epochs_done, previous.best_epoch if previous else 0)
         epochs_left = max(0, min(max_epochs, expected_best + patience) - epochs_done)
-        seconds_left = epochs_left * per_epoch + _publish_seconds()
+        seconds_left = max(0.0, epochs_left * per_epoch - since_last) + _publish_seconds()
     return Progress(run.id, run.status, epochs_done, max_epochs, best_epoch, best_hr, seconds_left)
+
+
+def _pace(run: TrainingRun, history: list[dict]) -> tuple[float, float]:
+    """(seconds an epoch takes with its validation, seconds since the last one ended). From the epochs' end times
+    where recorded: between epochs once there are two (the first also held the data's preparation), so the
+    estimate counts down between epochs instead of growing while one runs."""
+    now = timezone.now().timestamp()
+    ends = [row["ended_at"] for row in history if "ended_at" in row]
+    if len(ends) == len(history) and len(ends) >= 2:
+        return (ends[-1] - ends[0]) / (len(ends) - 1), now - ends[-1]
+    if len(ends) == len(history):
+        return ends[0] - run.started_at.timestamp(), now - ends[0]
+    return (now - run.started_at.timestamp()) / len(history), 0.0  # runs recorded before end times were
 
 
 def _publish_seconds() -> float:

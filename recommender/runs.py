@@ -257,6 +257,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
             "batches_per_second": record.batches_per_second,
             "validation": record.validation,
             "learning_rate": record.learning_rate,
+            "ended_at": timezone.now().timestamp(),  # validation included: what progress estimates pace from
         }
         run.history.append(row)
         TrainingRun.objects.filter(id=run.id).update(history=run.history)

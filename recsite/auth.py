@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from recsite.clientip import client_ip
+from web.clientip import client_ip
 
 
 def address_failures(address: str) -> int:

@@ -61,7 +61,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 # Addresses (or networks) of the TLS proxies in front: only their X-Forwarded-For is believed.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
-AXES_CLIENT_IP_CALLABLE = "recsite.clientip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "web.clientip.client_ip"
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)  # per (username, client address)
 AXES_ADDRESS_FAILURE_LIMIT = env_int("AXES_ADDRESS_FAILURE_LIMIT", 50)  # per client address, any usernames
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("AXES_COOLOFF_S", 900))
@@ -71,7 +71,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 
 # Requests over these limits get 429 and Retry-After; counted in the database per fixed window, so every
-# gunicorn worker shares them (movies.ratelimits). 0 turns a limit off.
+# gunicorn worker shares them (web.ratelimits). 0 turns a limit off.
 RATING_LIMIT_PER_USER = env_int("RATING_LIMIT_PER_USER", 60)
 RATING_LIMIT_PER_ADDRESS = env_int("RATING_LIMIT_PER_ADDRESS", 300)
 RATING_LIMIT_WINDOW_S = env_int("RATING_LIMIT_WINDOW_S", 60)
@@ -122,7 +122,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "movies.context_processors.star_values",
+                "web.context_processors.star_values",
             ],
         },
     },
@@ -233,6 +233,8 @@ RECOMMENDER_TRAINING_CONFIG = json.loads(env_str("RECOMMENDER_TRAINING_CONFIG", 
 HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 
 MILVUS_URI = env_str("MILVUS_URI", "http://127.0.0.1:19540")
+# Web processes the deployment runs (gunicorn.conf.py reads the same variable); the system checks count them.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2)
 MILVUS_TOKEN = env_str("MILVUS_TOKEN")
 MILVUS_TIMEOUT_S = env_int("MILVUS_TIMEOUT_S", 2)
 # After a failed Milvus read, pages fall back at once; a background probe (never a page) asks Milvus again,
@@ -250,3 +252,8 @@ ARTIFACTS_DIR = Path(env_str("RECSITE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
 LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
 LOGGING_CONFIG = "recsite.logs.configure"
+
+# The staff account `manage.py ensure_staff_account` makes on a first start (a generated password when unset).
+STAFF_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
+STAFF_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
+STAFF_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL")

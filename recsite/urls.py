@@ -10,5 +10,5 @@ urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
     path("health/", health.ready, name="health"),
     path("health/live/", health.live, name="health_live"),
-    path("", include("movies.urls")),
+    path("", include("web.urls")),
 ]

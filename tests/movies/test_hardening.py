@@ -19,9 +19,8 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_a_given_staff_password_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "boss")
-    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Given-Secret-Password-123")
+@override_settings(STAFF_USERNAME="boss", STAFF_PASSWORD="Given-Secret-Password-123")  # DJANGO_SUPERUSER_*
+def test_a_given_staff_password_is_never_printed() -> None:
     for out in (io.StringIO(), _Terminal()):
         get_user_model().objects.filter(username="boss").delete()
         call_command("ensure_staff_account", stdout=out)
@@ -29,11 +28,8 @@ def test_a_given_staff_password_is_never_printed(monkeypatch: pytest.MonkeyPatch
     assert get_user_model().objects.get(username="boss").check_password("Given-Secret-Password-123")
 
 
-def test_a_generated_password_shows_once_on_a_terminal_and_never_in_logs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "boss")
-    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+@override_settings(STAFF_USERNAME="boss", STAFF_PASSWORD="")
+def test_a_generated_password_shows_once_on_a_terminal_and_never_in_logs(tmp_path: Path) -> None:
     log = io.StringIO()
     with override_settings(VAR_DIR=tmp_path):
         call_command("ensure_staff_account", stdout=log)

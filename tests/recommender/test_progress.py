@@ -50,6 +50,16 @@ def test_a_previous_run_that_peaked_later_moves_the_estimate_and_its_publish_tim
     assert training_progress(run).seconds_left == pytest.approx((14 - 3) * 100 + 30, abs=2)
 
 
+def test_with_epoch_end_times_the_estimate_counts_down_between_epochs() -> None:
+    now = timezone.now().timestamp()
+    history = _epochs(0.10, 0.15, 0.14)
+    for row, ended in zip(history, (now - 250, now - 150, now - 50)):  # the first took 150 s with the data's setup
+        row["ended_at"] = ended
+    run = _running(history, seconds_ago=400)
+    # 100 s an epoch between epochs, 3 more to go, 50 s of the next already spent, then a 60-s publish.
+    assert training_progress(run).seconds_left == pytest.approx(3 * 100 - 50 + 60, abs=2)
+
+
 def test_queued_and_preparing_runs_say_so_without_a_number() -> None:
     queued = TrainingRun.objects.create(status=TrainingRun.Status.QUEUED, config={"epochs": 30})
     preparing = _running([], seconds_ago=20)

@@ -7,8 +7,6 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils.crypto import get_random_string
 
-from recsite.env import env_str
-
 PASSWORD_FILE = "staff-password.txt"
 
 
@@ -21,18 +19,17 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: object, **options: object) -> None:
-        username = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
-        password = env_str("DJANGO_SUPERUSER_PASSWORD")
+        username, password, email = settings.STAFF_USERNAME, settings.STAFF_PASSWORD, settings.STAFF_EMAIL
         users = get_user_model().objects
         if users.filter(username=username).exists():
             self.stdout.write(f"Staff login: {username} (existing account; password unchanged)")
             return
         if password:
-            users.create_superuser(username=username, email=env_str("DJANGO_SUPERUSER_EMAIL"), password=password)
+            users.create_superuser(username=username, email=email, password=password)
             self.stdout.write(f"Staff login: {username} (password from DJANGO_SUPERUSER_PASSWORD)")
             return
         password = get_random_string(20)
-        users.create_superuser(username=username, email=env_str("DJANGO_SUPERUSER_EMAIL"), password=password)
+        users.create_superuser(username=username, email=email, password=password)
         if self.stdout.isatty():
             self.stdout.write(f"Staff login: {username} / {password} (generated, shown once)")
             return

@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from recsite.clientip import client_ip
+from web.clientip import client_ip
 
 PROXY = "10.0.0.2"
 

@@ -11,9 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
 from django.test import Client
 
-from movies import ratelimits
 from movies.models import RateCounter, Rating
 from tests.conftest import requires_mysql
+from web import ratelimits
 
 pytestmark = pytest.mark.django_db
 

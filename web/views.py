@@ -14,11 +14,12 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from movies import ratelimits, selectors, services
-from movies.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
+from movies import selectors, services
 from movies.models import Movie, Rating, Tag
 from recommender import serving
-from recsite.clientip import client_ip
+from web import ratelimits
+from web.clientip import client_ip
+from web.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
 
 ONBOARDING_TARGET = 5
 PAGE_SIZE = 24

@@ -8,12 +8,13 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods
 
-from movies import ratelimits, selectors, services
-from movies.forms import SearchForm
+from movies import selectors, services
 from movies.models import Movie
 from recommender import serving
 from recommender.serving import Recommendations
-from recsite.clientip import client_ip
+from web import ratelimits
+from web.clientip import client_ip
+from web.forms import SearchForm
 
 
 def _movie_json(movie: Movie) -> dict:

@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest
 
-from movies.forms import STAR_VALUES
+from web.forms import STAR_VALUES
 
 
 def star_values(request: HttpRequest) -> dict[str, list[str]]:

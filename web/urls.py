@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from movies import api, views
+from web import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,0 +1,85 @@
+"""Imports run one way, read from the import graph (every import statement, in functions too): the wiring on
+top, then the web layer, the recommender, the catalogue, and the Django-free ML package at the bottom."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Highest first. A module may import its own floor and those below, never one above.
+FLOORS = ("recsite", "web", "recommender", "movies", "recommender.ml")
+
+
+def floor_of(module: str) -> int | None:
+    """Index into FLOORS (0 = top) of the longest package that holds the module; None when it is not ours."""
+    found = [p for p in FLOORS if module == p or module.startswith(p + ".")]
+    return FLOORS.index(max(found, key=len)) if found else None
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every import in the file, relative ones resolved."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]  # "from movies import events"
+    return found
+
+
+def layered_files() -> list[Path]:
+    return sorted(p for top in ("recsite", "web", "recommender", "movies") for p in (ROOT / top).rglob("*.py"))
+
+
+def upward_imports(files: list[Path]) -> list[str]:
+    wrong = []
+    for path in files:
+        mine = floor_of(module_name(path))
+        for line, target in imports_of(path):
+            theirs = floor_of(target)
+            if theirs is not None and theirs < mine:
+                wrong.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {target} ({FLOORS[theirs]} is above {FLOORS[mine]})"
+                )
+    return wrong
+
+
+def test_no_import_runs_up_the_house() -> None:
+    files = layered_files()
+    assert len(files) > 40
+    assert upward_imports(files) == []
+
+
+def test_the_check_sees_an_import_hidden_in_a_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe written into the catalogue: a function-level import of the recommender is caught, a string naming
+    it is not an import, and a relative import is resolved to its package."""
+    probe = ROOT / "movies" / "_layer_probe.py"
+    probe.write_text(
+        '"""from recommender import runs"""\n\n\ndef later() -> None:\n    from recommender.runs import note_data_changed\n'
+        "    from . import selectors\n    from ..web import views\n"
+    )
+    try:
+        wrong = upward_imports([probe])
+    finally:
+        probe.unlink()
+    assert wrong == [
+        "movies/_layer_probe.py:5 imports recommender.runs.note_data_changed (recommender is above movies)",
+        "movies/_layer_probe.py:7 imports web.views (web is above movies)",
+    ]
+
+
+def test_the_ml_package_imports_nothing_of_ours_above_it() -> None:
+    files = sorted((ROOT / "recommender" / "ml").rglob("*.py"))
+    ours = {t for f in files for _, t in imports_of(f) if floor_of(t) is not None}
+    assert ours and all(t.startswith("recommender.ml") for t in ours), sorted(ours)

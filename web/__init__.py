@@ -1,0 +1,1 @@
+"""The web layer: pages and the JSON API, composing the catalogue (movies) and the recommender."""
