@@ -10,7 +10,8 @@ from django.conf import settings
 from movies import selectors
 from movies.models import Movie
 from recommender.ml import corating
-from recommender.ml.scoring import Histories, ScoringConfig, rank, select_history
+from recommender.ml.data import Histories
+from recommender.ml.scoring import ScoringConfig, rank, select_history
 from recommender.models import TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 

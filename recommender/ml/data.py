@@ -1,5 +1,5 @@
-"""What the database hands the recommender: ratings and the catalogue as numpy arrays (no torch, no dgl),
-so that reading them (movies.selectors) never loads the training stack."""
+"""What the database hands the recommender: ratings, the catalogue and per-user histories as numpy arrays (no
+torch, no dgl), so that reading them (movies.selectors) never loads the training stack."""
 
 from dataclasses import dataclass
 
@@ -33,3 +33,36 @@ class Catalogue:
     def tags_of(self, positions: list[int | None]) -> list[list[str]]:
         """The tags of the movies at these positions ([] for None or when none were read)."""
         return [self.tags[i] if self.tags is not None and i is not None else [] for i in positions]
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Rating histories of many users as flat arrays grouped by user, each user's oldest first; ratings of the
+    same second keep the order they come in (the split's seeded random tie order, or the order the site
+    received them), never an order by movie, which would teach a model with id embeddings a leak. Training
+    reads them in this order (the next-movie sampler); the served rule orders them itself (scoring)."""
+
+    starts: np.ndarray  # (num_users + 1,) offsets
+    movies: np.ndarray  # (num_ratings,) movie keys (movie_index in evaluation and training, Movie.id in serving)
+    stars: np.ndarray  # (num_ratings,) float32
+    timestamps: np.ndarray  # (num_ratings,) int64
+
+    @classmethod
+    def of(
+        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
+    ) -> "Histories":
+        order = np.lexsort((np.arange(len(users)), timestamps, users))
+        starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64)
+        return cls(
+            starts,
+            np.asarray(movies)[order].astype(np.int64),
+            np.asarray(stars)[order].astype(np.float32),
+            np.asarray(timestamps)[order].astype(np.int64),
+        )
+
+    @property
+    def num_users(self) -> int:
+        return len(self.starts) - 1
+
+    def user_of(self) -> np.ndarray:
+        return np.repeat(np.arange(self.num_users), np.diff(self.starts))

@@ -8,10 +8,9 @@ import numpy as np
 from scipy import linalg, sparse
 
 from recommender.ml.corating import co_rated, rater_matrix
-from recommender.ml.data import Interactions
+from recommender.ml.data import Histories, Interactions
 from recommender.ml.scoring import (
     LIKED_STARS,
-    Histories,
     ScoringConfig,
     history_weight_matrix,
     rank,

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.ml import evaluation
-from recommender.ml.data import Catalogue, Interactions
+from recommender.ml.data import Catalogue, Histories, Interactions
 from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.features import MovieFeatures, build_movie_features
 from recommender.ml.graph import EdgeWeighting, InteractionGraph, build_interaction_graph
-from recommender.ml.sampling import UserSequences, importance_neighborhoods
+from recommender.ml.sampling import importance_neighborhoods
 from recommender.ml.scoring import ScoringConfig, top_neighbors
 from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
 
@@ -109,7 +109,7 @@ def fit_pinsage(
     validation; scores test once; computes the published vectors over every rating."""
     neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
     users, movies, stars, times = prepared.split.train
-    sequences = UserSequences.from_ratings(users, movies, stars, times, prepared.split.num_users)
+    sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
 
     def validate(network: object) -> dict[str, float]:
         vectors = movie_embeddings(network, neighborhoods)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from recommender.ml.config import WalkConfig
+from recommender.ml.data import Histories
 from recommender.ml.graph import MOVIE, USER, InteractionGraph
 
 VISITS = "visits"
@@ -78,24 +79,6 @@ def importance_neighborhoods(
 
 
 @dataclass(frozen=True)
-class UserSequences:
-    """Train ratings grouped by user, oldest first; ratings of the same second keep the order they come in (the
-    split's seeded random tie order), never an order by movie, which would teach the id embedding a leak."""
-
-    starts: np.ndarray  # (num_users + 1,) offsets into the arrays below
-    movies: np.ndarray  # (num_ratings,) movie_index
-    stars: np.ndarray  # (num_ratings,) float32
-
-    @classmethod
-    def from_ratings(
-        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
-    ) -> "UserSequences":
-        order = np.lexsort((np.arange(len(users)), timestamps, users))
-        starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))])
-        return cls(starts.astype(np.int64), movies[order].astype(np.int64), stars[order].astype(np.float32))
-
-
-@dataclass(frozen=True)
 class NextMovieBatch:
     """Each row: a target rating and the user's ratings just before it, weighted as serving weights them."""
 
@@ -113,7 +96,7 @@ class NextMovieSampler:
 
     def __init__(
         self,
-        sequences: UserSequences,
+        sequences: Histories,
         context_size: int,
         recency_half_life: float,
         star_power: float,

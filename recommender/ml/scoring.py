@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from recommender.ml.data import Histories
+
 LIKED_STARS = 3.5  # a movie rated this well may be named as "Because you liked ..."; below, never
 LEGACY = {"sharpness": 0.0}  # what runs stored before a setting existed were scored with
 
@@ -31,36 +33,6 @@ class ScoringConfig:
         run was scored under (LEGACY), not today's default, so an older live run is served as it was evaluated."""
         known = {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
         return cls(**{**(LEGACY if values else {}), **known})
-
-
-@dataclass(frozen=True)
-class Histories:
-    """Rating histories of many users as flat arrays grouped by user (any order inside a user)."""
-
-    starts: np.ndarray  # (num_users + 1,) offsets
-    movies: np.ndarray  # (num_ratings,) movie keys (movie_index in evaluation, Movie.id in serving)
-    stars: np.ndarray  # (num_ratings,) float32
-    timestamps: np.ndarray  # (num_ratings,) int64
-
-    @classmethod
-    def of(
-        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
-    ) -> "Histories":
-        order = np.argsort(users, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64)
-        return cls(
-            starts,
-            np.asarray(movies)[order].astype(np.int64),
-            np.asarray(stars)[order].astype(np.float32),
-            np.asarray(timestamps)[order].astype(np.int64),
-        )
-
-    @property
-    def num_users(self) -> int:
-        return len(self.starts) - 1
-
-    def user_of(self) -> np.ndarray:
-        return np.repeat(np.arange(self.num_users), np.diff(self.starts))
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from recommender.ml.config import (  # noqa: F401  (re-exported: the settings li
     check_overrides,
     deep_merged,
 )
+from recommender.ml.data import Histories
 from recommender.ml.features import MovieFeatures
 from recommender.ml.pinsage import PinSageNetwork, next_movie_loss
-from recommender.ml.sampling import Neighborhoods, NextMovieSampler, UserSequences
+from recommender.ml.sampling import Neighborhoods, NextMovieSampler
 from recommender.ml.scoring import ScoringConfig  # noqa: F401
 
 
@@ -71,7 +72,7 @@ def batch_size_for(config: TrainingConfig, num_movies: int) -> int:
 
 def train(
     neighborhoods: Neighborhoods,
-    sequences: UserSequences,
+    sequences: Histories,
     features: MovieFeatures,
     config: TrainingConfig,
     validate: Validate,

@@ -7,7 +7,8 @@ import pytest
 from scipy import sparse
 
 from recommender.ml import evaluation, scoring
-from recommender.ml.scoring import Evidence, Histories, ScoringConfig, rank, select_history, top_neighbors
+from recommender.ml.data import Histories
+from recommender.ml.scoring import Evidence, ScoringConfig, rank, select_history, top_neighbors
 
 RANKED = np.array([[3, 1, 2], [0, 2, 3], [1, 0, 4]])
 HELD_OUT = np.array([1, 4, 1])  # second place, a miss, first place
@@ -356,18 +357,19 @@ def test_the_split_holds_no_order_by_movie_within_a_second() -> None:
 
 
 def test_training_sequences_keep_the_splits_random_order_within_a_second() -> None:
-    from recommender.ml.sampling import UserSequences
+    from recommender.ml.data import Histories
 
     users, movies, stars, times, num_users, num_movies = _same_second_pairs()
     split = evaluation.leave_last_out(users, movies, stars, times, num_users, num_movies, seed=0)
-    sequences = UserSequences.from_ratings(*split.train, num_users)
+    sequences = Histories.of(*split.train, num_users)
     firsts = sequences.movies[sequences.starts[:-1]]  # each user's first pair, both ratings in train
     seconds = sequences.movies[sequences.starts[:-1] + 1]
     assert 0.4 < float(np.mean(seconds > firsts)) < 0.6
 
 
 def test_ratings_of_the_same_moment_share_their_recency_weight() -> None:
-    from recommender.ml.scoring import Histories, ScoringConfig, select_history
+    from recommender.ml.data import Histories
+    from recommender.ml.scoring import ScoringConfig, select_history
 
     histories = Histories(
         np.array([0, 4]),

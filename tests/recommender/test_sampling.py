@@ -3,8 +3,9 @@
 import numpy as np
 import torch
 
+from recommender.ml.data import Histories
 from recommender.ml.graph import build_interaction_graph
-from recommender.ml.sampling import VISITS, NextMovieSampler, UserSequences, WalkConfig, importance_neighborhoods
+from recommender.ml.sampling import VISITS, NextMovieSampler, WalkConfig, importance_neighborhoods
 
 
 def tiny_graph(tiny_interactions):
@@ -40,7 +41,7 @@ def test_each_target_sees_only_ratings_its_user_made_before_it() -> None:
     users = np.array([0, 0, 0, 1, 1])
     movies = np.array([5, 6, 7, 8, 9])
     times = np.array([3, 1, 2, 1, 2])
-    sequences = UserSequences.from_ratings(users, movies, np.full(5, 5.0, dtype=np.float32), times, 2)
+    sequences = Histories.of(users, movies, np.full(5, 5.0, dtype=np.float32), times, 2)
     assert sequences.movies.tolist() == [6, 7, 5, 8, 9]
     sampler = NextMovieSampler(
         sequences,

@@ -116,12 +116,13 @@ def test_a_weight_average_is_what_is_validated_and_kept(tiny_interactions) -> No
 
 def test_the_learning_rate_drops_after_each_epoch_that_does_not_improve(tiny_interactions) -> None:
     from recommender.ml import training
-    from recommender.ml.sampling import UserSequences, importance_neighborhoods
+    from recommender.ml.data import Histories
+    from recommender.ml.sampling import importance_neighborhoods
 
     config = TrainingConfig(**{**TINY, "epochs": 5, "patience": 3}, plateau_decay=0.5)
     prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
     users, movies, stars, times = prepared.split.train
-    sequences = UserSequences.from_ratings(users, movies, stars, times, prepared.split.num_users)
+    sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
     neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
     scores = iter([0.2, 0.1, 0.3, 0.3, 0.3])  # epoch 2 is worse, 3 improves, 4 and 5 do not
     result = training.train(
