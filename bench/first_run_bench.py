@@ -121,6 +121,7 @@ def main() -> None:
                     marks["signed_up"] = time.monotonic() - started
                 if signed_up:
                     picks = browser.get(base + "/api/recommendations/", timeout=10).json()
+                    now = time.monotonic() - started  # when this answer came, not when the round began
                     source = picks.get("source", "")
                     if not sources or sources[-1][1] != source:
                         sources.append((now, source))
