@@ -16,7 +16,7 @@ from django.db import NotSupportedError, OperationalError, connection, transacti
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from movies import events, movielens
+from movies import events, movielens, services, stats
 from movies.models import DatasetImport, Genre, Movie, MovieTag, Profile, Rating, Tag, tag_strength
 from movies.movielens import BadLine, Layout, LinkRecord, MovieRecord, RatingRecord, UserRecord
 from movies.titles import natural_title
@@ -137,8 +137,6 @@ def local_infile_connection() -> Iterator[None]:
 def _refresh_derived() -> None:
     """Bulk writes skip the per-rating counters, the catalogue token and the co-rated lists: bring them up to date.
     Always, not only when this run changed something: a killed run may have committed batches."""
-    from movies import services, stats
-
     services.note_catalogue_changed()
     stats.refresh_movie_stats()
     analyze_tables()

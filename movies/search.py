@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.db.models import Max
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from movies.models import MIN_TAG_STRENGTH, CatalogueVersion, Movie, MovieTag
 from movies.titles import (
     SAME_WORD,
     announces_number,
@@ -371,10 +373,6 @@ def _word_at(index: TitleIndex, word: str) -> int:
 def catalogue_token() -> str:
     """Changes whenever movies change: the token services set, plus the newest id and edit time, so a
     movie written by any other path (a shell, a script) is seen too. Three index lookups."""
-    from django.db.models import Max
-
-    from movies.models import CatalogueVersion, Movie
-
     token = CatalogueVersion.objects.filter(id=1).values_list("token", flat=True).first() or ""
     latest = Movie.objects.aggregate(id=Max("id"), edited=Max("updated_at"))
     return f"{token}:{latest['id']}:{latest['edited'].isoformat() if latest['edited'] else ''}"
@@ -404,8 +402,6 @@ class IndexCache:
 
 
 def _load(token: str) -> TitleIndex:
-    from movies.models import MIN_TAG_STRENGTH, Movie, MovieTag
-
     rows = list(Movie.objects.order_by("id").values_list("id", "display_title", "year"))
     links = list(Movie.genres.through.objects.values_list("movie_id", "genre__name"))
     tags = list(
@@ -417,8 +413,6 @@ def _load(token: str) -> TitleIndex:
 
 
 def _read_stats(index: TitleIndex) -> None:
-    from movies.models import Movie
-
     rows = Movie.objects.values_list("id", "popularity", "rated_score", "num_ratings")
     stats = {i: values for i, *values in rows}
     values = np.array([stats.get(i, (0.0, 0.0, 0)) for i in index.ids.tolist()], dtype=np.float64).reshape(-1, 3)

@@ -1,16 +1,14 @@
 """Reads across movies, users and ratings."""
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+import numpy as np
 from django.db import connection
 from django.db.models import F, QuerySet
 
 from movies import search
 from movies.models import MIN_TAG_STRENGTH, CoRatedMovie, Genre, Movie, MovieTag, Rating, Tag
-
-if TYPE_CHECKING:
-    from recommender.ml.data import Catalogue, Interactions
+from recommender.ml.data import Catalogue, Interactions
 
 SEARCH_MAX_LENGTH = 100
 SORTS = {  # Browse's orders; "relevance" exists only with a query and is the search's own order
@@ -157,14 +155,10 @@ def rating_history(user: object) -> list[tuple[int, float, int]]:
     ]
 
 
-def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
+def ratings_for_training(chunk_rows: int = 200_000) -> Interactions:
     """Every rating as arrays of database ids, for the recommender's graph. Read with one raw query in chunks of
     plain numbers (stars doubled to integers, times as Unix seconds by the database), straight into arrays:
     about 28 bytes a rating however many there are, never a Python object per rating."""
-    import numpy as np
-
-    from recommender.ml.data import Interactions
-
     # Datetimes are stored in UTC; TIMESTAMPDIFF is arithmetic, unlike UNIX_TIMESTAMP, which reads the session's zone.
     integer, epoch = (
         ("SIGNED", "TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', rated_at)")
@@ -193,12 +187,8 @@ def ratings_for_training(chunk_rows: int = 200_000) -> "Interactions":
     )
 
 
-def movie_catalogue(movie_ids: list[int] | None = None) -> "Catalogue":
+def movie_catalogue(movie_ids: list[int] | None = None) -> Catalogue:
     """Movies' ids, titles, years, genres and strongest tags, sorted by id, for the recommender's features."""
-    import numpy as np
-
-    from recommender.ml.data import Catalogue
-
     movies = Movie.objects.order_by("id")
     links = Movie.genres.through.objects.all()
     if movie_ids is not None:

@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from recommender.ml.data import Interactions
 
 from movies import events, selectors, stats
-from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, Movie, Rating
+from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, Movie, Profile, Rating
+from recommender.ml.corating import STORED_PER_MOVIE, co_rated, rater_matrix
 
 
 class InvalidStars(ValueError):
@@ -90,8 +92,6 @@ def note_catalogue_changed() -> None:
 
 
 def create_site_profile(user: AbstractBaseUser) -> None:
-    from movies.models import Profile
-
     Profile.objects.get_or_create(user=user, defaults={"source": Profile.Source.SITE})
 
 
@@ -102,10 +102,6 @@ def refresh_co_rated(interactions: "Interactions | None" = None, per_movie: int 
     """Recomputes every movie's co-rated list from the ratings (or the snapshot a training run read) and replaces
     the stored lists in one transaction, so a page sees the old lists or the new, never a mix; returns the rows
     written. Memory stays bounded: the ratings as arrays, the similarity a block of movies at a time."""
-    import numpy as np
-
-    from recommender.ml.corating import STORED_PER_MOVIE, co_rated, rater_matrix
-
     interactions = interactions if interactions is not None else selectors.ratings_for_training()
     movie_ids = np.unique(interactions.movie_ids)
     user_ids = np.unique(interactions.user_ids)

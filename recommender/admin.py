@@ -12,7 +12,7 @@ from recommender import outbox, runs
 from recommender.ml import plots
 from recommender.models import LiveChange, RecommenderState, TrainingRun
 from recommender.progress import active_progress, training_progress
-from recommender.serving import serving_status
+from recommender.serving import live_run, serving_status
 from recommender.vector_store import VectorStoreUnavailable
 
 
@@ -235,8 +235,6 @@ def _recorded_live_run_id() -> int | None:
 
 def _live_run_id() -> int | None:
     """The run the alias points to (cached briefly); while Milvus cannot be asked, the one recorded at the last move."""
-    from recommender.serving import live_run
-
     try:
         run = live_run()
     except VectorStoreUnavailable:

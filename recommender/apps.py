@@ -2,16 +2,17 @@
 
 from django.apps import AppConfig
 
+from movies import events
+from recommender import checks  # noqa: F401  (registers the system checks)
+
 
 class RecommenderConfig(AppConfig):
     name = "recommender"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from movies import events
-        from recommender import checks  # noqa: F401  (registers the system checks)
-        from recommender.runs import note_data_changed
-        from recommender.vectors import note_movie_changed, note_movies_deleted
+        from recommender.runs import note_data_changed  # imports models: apps are not ready at import time
+        from recommender.vectors import note_movie_changed, note_movies_deleted  # imports models: likewise
 
         # The catalogue's news and what the recommender does about it (movies.events says why events).
         def on_ratings_changed(num_changes: int, **_: object) -> None:

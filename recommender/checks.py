@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from recommender.ml.config import InvalidSetting, check_overrides
+
 
 @register()
 def milvus_lite_file_is_single_process(app_configs: object, **kwargs: object) -> list[CheckMessage]:
@@ -24,8 +26,6 @@ def milvus_lite_file_is_single_process(app_configs: object, **kwargs: object) ->
 @register()
 def training_config_is_valid(app_configs: object, **kwargs: object) -> list[CheckMessage]:
     """A typo in RECOMMENDER_TRAINING_CONFIG would otherwise train the default without a word."""
-    from recommender.ml.config import InvalidSetting, check_overrides
-
     try:
         check_overrides(settings.RECOMMENDER_TRAINING_CONFIG)
     except InvalidSetting as error:

@@ -5,6 +5,8 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from celery import current_app  # the project's app (recsite.celery), known without importing upwards
+
 logger = logging.getLogger(__name__)
 
 TRAIN = "recommender.tasks.train_model"
@@ -22,8 +24,6 @@ def send(name: str, *args: object, options: dict | None = None) -> bool:
     """Sends a task without ever failing or stalling the caller: a down or hung broker only logs a warning.
 
     Whatever was not sent is found again by the beat sweeper, since the change mark is in the database."""
-    from celery import current_app  # the project's app (recsite.celery), known without importing upwards
-
     try:
         current_app.send_task(name, args=list(args), retry=False, **(options or {}))
         return True

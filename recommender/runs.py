@@ -20,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -27,13 +29,14 @@ from django.utils import timezone
 
 from movies import selectors
 from movies import services as catalogue_services
-from recommender import outbox
+from recommender import outbox, serving
+from recommender.ml.config import check_overrides, deep_merged
 from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.vector_store import MovieVectors, VectorStoreUnavailable
 from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease, vectors_catch_up
 
 if TYPE_CHECKING:
     from recommender.ml.artifact import ModelArtifact
-    from recommender.vector_store import MovieVectors
 
 logger = logging.getLogger(__name__)
 OVERDUE_GRACE_S = 120
@@ -111,8 +114,6 @@ def send_training(run_id: int) -> bool:
 def pipeline_overrides(overrides: dict) -> dict:
     """RECOMMENDER_TRAINING_CONFIG under a run's own overrides, merged deeply and checked: a typo is refused,
     naming the setting, rather than training the default without a word."""
-    from recommender.ml.config import check_overrides, deep_merged
-
     check_overrides(settings.RECOMMENDER_TRAINING_CONFIG)
     check_overrides(overrides)
     return deep_merged(settings.RECOMMENDER_TRAINING_CONFIG, overrides)
@@ -185,11 +186,9 @@ def train_model(
     try:
         _train(run, on_epoch, with_baselines)
     except Exception as error:
-        from recommender.ml.experiment import NotEnoughData
+        from recommender.ml.experiment import NotEnoughData  # torch and dgl: never loaded by web processes
 
         _drop_broken_connection()
-        from celery.exceptions import SoftTimeLimitExceeded
-
         if isinstance(error, SoftTimeLimitExceeded):
             reason = f"timed out after {settings.TRAINING_SOFT_TIME_LIMIT_S} s"
         else:
@@ -227,10 +226,10 @@ def _drop_broken_connection() -> None:
 
 
 def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_baselines: bool) -> None:
-    import torch
+    import torch  # torch: never loaded by web processes
 
-    from recommender.ml import experiment
-    from recommender.ml.training import TrainingConfig, deep_merged
+    from recommender.ml import experiment  # torch and dgl: never loaded by web processes
+    from recommender.ml.training import TrainingConfig  # torch and dgl: never loaded by web processes
 
     config = TrainingConfig.from_dict(deep_merged(TrainingConfig().as_dict(), run.config))
     if config.device == "auto":
@@ -264,10 +263,8 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
         if on_epoch:
             on_epoch(row)
 
-    from recommender.ml.experiment import RUN_BASELINE_GRIDS
-
     # EASE covers the 15k most-rated movies on larger catalogues (ml.evaluation), so it always runs.
-    baselines = experiment.fit_baselines(prepared.split, RUN_BASELINE_GRIDS) if with_baselines else {}
+    baselines = experiment.fit_baselines(prepared.split, experiment.RUN_BASELINE_GRIDS) if with_baselines else {}
     outcome = experiment.fit_pinsage(prepared, config, record_epoch)
     live_on_split = _live_on_this_split(prepared, outcome)
     artifact = save_artifact(run.id, outcome, prepared, replace(config, scoring=outcome.scoring))
@@ -289,7 +286,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
 def _live_on_this_split(prepared: object, outcome: object) -> dict:
     """The live model's validation figures on this run's own split, for the gate to compare like with like
     (the live run's own figures come from another snapshot, another split). {} when none can be had."""
-    from recommender.ml import experiment
+    from recommender.ml import experiment  # torch and dgl: never loaded by web processes
 
     live = _current_live_run()
     if live is None or not live.artifact_path or not Path(live.artifact_path).is_file():
@@ -305,18 +302,15 @@ def _live_on_this_split(prepared: object, outcome: object) -> dict:
 
 
 def _current_live_run() -> TrainingRun | None:
-    from recommender.serving import live_run, recorded_live_run
-    from recommender.vector_store import VectorStoreUnavailable
-
     try:
-        return live_run()
+        return serving.live_run()
     except VectorStoreUnavailable:  # the run recorded at the last publish or rollback, not the last published
-        return recorded_live_run()
+        return serving.recorded_live_run()
 
 
 def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
     """Weights, config, node map and the published embeddings in one file per run."""
-    from recommender.ml.artifact import ModelArtifact
+    from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
 
     return ModelArtifact(
         state_dict=outcome.result.network.state_dict(),
@@ -329,7 +323,7 @@ def save_artifact(run_id: int, outcome: object, prepared: object, config: object
 
 
 def load_artifact(run: TrainingRun) -> "ModelArtifact":
-    from recommender.ml.artifact import ModelArtifact
+    from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
 
     return ModelArtifact.load(run.artifact_path)
 
@@ -417,9 +411,7 @@ def check_make_live(run: TrainingRun) -> None:
 
 def live_run_id() -> int | None:
     """The run the alias points to now (asked of Milvus, raising VectorStoreUnavailable when it cannot be)."""
-    from recommender.serving import vector_store
-
-    store = vector_store()
+    store = serving.vector_store()
     collection = store.live_collection()
     return store.run_of_collection(collection) if collection else None
 
@@ -435,8 +427,6 @@ def _check_publishable(run: TrainingRun) -> None:
 
 
 def _publish(run_id: int, action: str, requested_by: object | None) -> str | None:
-    from recommender.serving import forget_live_run, vector_store
-
     run = TrainingRun.objects.get(id=run_id)
     _check_publishable(run)
     snapshot_at = timezone.now()
@@ -445,7 +435,7 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
     if action == LiveChange.Action.PUBLISH and run.published_at is None and newer.exists():
         return _published_already(run, None, None, snapshot_at)
     movies = _current_movie_vectors(run)
-    store = vector_store()
+    store = serving.vector_store()
     with vector_lease(f"publishing run {run.id}"):
         live_id = live_run_id()
         if action == LiveChange.Action.MAKE_LIVE and live_id == run.id:
@@ -456,7 +446,7 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
                 return done
         name = store.publish(run.id, movies)
         _record_live_change(action, live_id, run, requested_by)
-        forget_live_run()
+        serving.forget_live_run()
         vectors_catch_up(run, movies, snapshot_at)
         store.drop_old_collections(protected_runs())
     drop_old_artifacts()
@@ -469,9 +459,7 @@ def _published_already(run: TrainingRun, live_id: int | None, movies: object, sn
     published it is never published again by the pipeline (a retry after a rollback would undo staff's
     choice), nor is a run older than one already published; a retry that finds its run live finishes what
     the first attempt may not have (catching up on the catalogue, the clean-up), both idempotent."""
-    from recommender.serving import vector_store
-
-    store = vector_store()
+    store = serving.vector_store()
     newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id).order_by("-id").first()
     if live_id == run.id:
         since = min(snapshot_at, run.published_at) if run.published_at else snapshot_at
@@ -488,13 +476,9 @@ def _published_already(run: TrainingRun, live_id: int | None, movies: object, sn
     return None
 
 
-def _current_movie_vectors(run: TrainingRun) -> "MovieVectors":
+def _current_movie_vectors(run: TrainingRun) -> MovieVectors:
     """Every movie that exists now, sorted by id: trained ones keep their vector, movies added since training
     get their features-only vector, deleted ones are left out; with each movie's exact neighbour list."""
-    import numpy as np
-
-    from recommender.vector_store import MovieVectors
-
     artifact = load_artifact(run)
     catalogue = selectors.movie_catalogue()
     trained = dict(zip(artifact.movie_ids.tolist(), range(len(artifact.movie_ids))))
@@ -528,9 +512,7 @@ def _record_live_change(action: str, from_run_id: int | None, to_run: TrainingRu
 
 def rollback_target() -> TrainingRun | None:
     """The newest published run older than the live one whose collection is still in Milvus."""
-    from recommender.serving import vector_store
-
-    store = vector_store()
+    store = serving.vector_store()
     live_id = live_run_id()
     kept = {store.run_of_collection(name) for name in store.run_collections()}
     older = TrainingRun.objects.filter(published_at__isnull=False, id__in=kept - {None})
@@ -541,9 +523,7 @@ def rollback_target() -> TrainingRun | None:
 
 def roll_back(requested_by: object | None = None) -> str:
     """Points the alias at the previous run's collection and records the change; Refused when there is none."""
-    from recommender.serving import forget_live_run, vector_store
-
-    store = vector_store()
+    store = serving.vector_store()
     with vector_lease("rolling back"):
         target = rollback_target()
         if target is None:
@@ -552,7 +532,7 @@ def roll_back(requested_by: object | None = None) -> str:
         name = store.collection_for_run(target.id)
         store.switch_to(name)
         _record_live_change(LiveChange.Action.ROLL_BACK, live_id, target, requested_by)
-    forget_live_run()
+    serving.forget_live_run()
     return name
 
 
@@ -567,10 +547,8 @@ def protected_runs() -> set[int]:
 
 def drop_old_collections() -> list[str]:
     """Old run collections (all but the protected runs'), then their model files."""
-    from recommender.serving import vector_store
-
     with vector_lease("dropping old collections"):
-        dropped = vector_store().drop_old_collections(protected_runs())
+        dropped = serving.vector_store().drop_old_collections(protected_runs())
     drop_old_artifacts()
     return dropped
 
@@ -579,9 +557,7 @@ def drop_old_artifacts() -> list[int]:
     """Deletes the artifact files of runs that can no longer go live or be rolled back to: kept are the runs
     whose collection still exists (the live one and its rollback), the newest succeeded runs that never went
     live, and any run still queued or running. Returns the runs whose artifact was removed."""
-    from recommender.serving import vector_store
-
-    store = vector_store()
+    store = serving.vector_store()
     with_collection = {store.run_of_collection(name) for name in store.run_collections()}
     unpublished = list(
         TrainingRun.objects.succeeded()

@@ -12,7 +12,7 @@ from movies.models import Movie
 from recommender.ml import corating
 from recommender.ml.data import Histories
 from recommender.ml.scoring import ScoringConfig, rank, select_history
-from recommender.models import TrainingRun
+from recommender.models import RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,6 @@ def live_run() -> TrainingRun | None:
 def _repair_live_record(run_id: int | None) -> None:
     """The health probe's repair: the database's record of the live run follows the alias (Milvus is the truth)
     should a move have been made outside runs.py. Pages only read; publish, make live and roll back record."""
-    from recommender.models import RecommenderState
-
     state = RecommenderState.current()
     if state.live_run_id != run_id and (run_id is None or TrainingRun.objects.filter(id=run_id).exists()):
         RecommenderState.objects.filter(id=state.id).update(live_run_id=run_id)
@@ -90,8 +88,6 @@ def _repair_live_record(run_id: int | None) -> None:
 
 def recorded_live_run() -> TrainingRun | None:
     """The live run as last recorded, for when Milvus cannot be asked."""
-    from recommender.models import RecommenderState
-
     return RecommenderState.current().live_run
 
 

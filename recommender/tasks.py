@@ -6,6 +6,7 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from recommender import runs, vectors
 from recommender.vector_store import VectorStoreUnavailable
@@ -66,8 +67,6 @@ def roll_back(requested_by_id: int | None = None) -> None:
 
 
 def _user(user_id: int | None) -> object | None:
-    from django.contrib.auth import get_user_model
-
     return get_user_model().objects.filter(id=user_id).first() if user_id else None
 
 

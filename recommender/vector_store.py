@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import grpc
 import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 logger = logging.getLogger(__name__)
 ALIAS = "movies"
@@ -128,9 +131,6 @@ class VectorStore:
     @contextmanager
     def _calls(self, what: str) -> Iterator[object]:
         """Every Milvus or gRPC failure becomes VectorStoreUnavailable (shared/PITFALLS.md 5)."""
-        import grpc
-        from pymilvus.exceptions import MilvusException
-
         now = time.monotonic()
         if what in READS and (now < self._open_until or self._probing()):
             raise VectorStoreUnavailable(
@@ -153,8 +153,6 @@ class VectorStore:
             self._open_until = 0.0
 
     def _new_client(self) -> object:
-        from pymilvus import MilvusClient
-
         # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
         return MilvusClient(
             uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
@@ -358,8 +356,6 @@ class VectorStore:
         return name
 
     def _create(self, client: object, name: str, dim: int) -> None:
-        from pymilvus import DataType
-
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(PRIMARY, DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)

@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -15,11 +15,10 @@ from django.utils import timezone
 
 from movies import selectors
 from movies.models import Movie
-from recommender import outbox
+from recommender import outbox, serving
+from recommender.ml.scoring import top_neighbors
 from recommender.models import MovieRemoval, RecommenderState, TrainingRun
-
-if TYPE_CHECKING:
-    from recommender.vector_store import MovieVectors
+from recommender.vector_store import NEIGHBORS, MovieVectors, VectorStoreUnavailable
 
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 RESYNC_BATCH = 1000
@@ -67,14 +66,10 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
     """Gives a new or edited movie its vector from `run`'s model (default: the live run) in that run's own
     collection, without retraining. Written by run, never through the alias: if another run went live since,
     its publish re-embeds the movie with its own model (vectors_catch_up)."""
-    import numpy as np
+    from recommender.ml.embeddings import cold_start_embeddings  # torch and dgl: never loaded by web processes
+    from recommender.ml.features import build_movie_features  # torch: never loaded by web processes
 
-    from recommender.ml.embeddings import cold_start_embeddings
-    from recommender.ml.features import build_movie_features
-    from recommender.serving import live_run, vector_store
-    from recommender.vector_store import NEIGHBORS, MovieVectors
-
-    run = run or live_run()
+    run = run or serving.live_run()
     catalogue = selectors.movie_catalogue([movie_id])
     if run is None or not len(catalogue.movie_ids):
         return False
@@ -92,7 +87,7 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
             tags=catalogue.tags_of([0]) if artifact.config.get("use_tags") else None,
         )
         vector = cold_start_embeddings(network, features)
-    store = vector_store()
+    store = serving.vector_store()
     # Its own nearest movies come from one search; other movies' stored lists learn of it at the next publish.
     found = store.search(vector, NEIGHBORS + 1, collection=store.collection_for_run(run.id))[0]
     hits = [h for h in found if h.movie_id != movie_id][:NEIGHBORS]
@@ -110,15 +105,13 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
     return True
 
 
-def vectors_catch_up(run: TrainingRun, published: "MovieVectors", snapshot_at: object) -> None:
+def vectors_catch_up(run: TrainingRun, published: MovieVectors, snapshot_at: object) -> None:
     """What the catalogue did while `run`'s collection was being written, applied to it once it is live:
     movies deleted since the snapshot leave it, movies added or edited since get their vector from its model."""
-    from recommender.serving import vector_store
-
     now = set(Movie.objects.values_list("id", flat=True))
     gone = [int(m) for m in published.movie_ids if int(m) not in now]
     if gone:
-        vector_store().delete_movies(gone, vector_store().collection_for_run(run.id))
+        serving.vector_store().delete_movies(gone, serving.vector_store().collection_for_run(run.id))
     missing = now - {int(m) for m in published.movie_ids}
     edited = set(Movie.objects.filter(updated_at__gte=snapshot_at).values_list("id", flat=True))
     for movie_id in sorted(missing | edited):
@@ -128,14 +121,12 @@ def vectors_catch_up(run: TrainingRun, published: "MovieVectors", snapshot_at: o
 def remove_movies(movie_ids: list[int]) -> None:
     """Deleted movies leave every run collection Milvus keeps (the live one, and those a rollback or staff could
     put live again); their removal rows go once Milvus has confirmed each delete."""
-    from recommender.serving import forget_live_run, vector_store
-
     ids = [int(i) for i in movie_ids]
     if not ids:
         return
     still_there = set(Movie.objects.filter(id__in=ids).values_list("id", flat=True))  # a rolled-back delete
     ids = [i for i in ids if i not in still_there]
-    store = vector_store()
+    store = serving.vector_store()
     if not ids:
         return
     # Under the lease: a collection a publish is still writing would come out one short of its count and fail
@@ -144,7 +135,7 @@ def remove_movies(movie_ids: list[int]) -> None:
         for name in store.run_collections():
             store.delete_movies(ids, name)
     MovieRemoval.objects.filter(movie_id__in=ids).delete()
-    forget_live_run()
+    serving.forget_live_run()
 
 
 def resend_removals() -> int:
@@ -161,13 +152,10 @@ def resend_removals() -> int:
 def resync_movie_vectors() -> int:
     """Movies added or edited since the last sweep get their vector again (embed_movie is an idempotent upsert),
     so a message lost while Redis was down costs at most one sweep period."""
-    from recommender.serving import live_run
-    from recommender.vector_store import VectorStoreUnavailable
-
     state = RecommenderState.current()
     now = timezone.now()
     try:
-        run = live_run()
+        run = serving.live_run()
     except VectorStoreUnavailable:  # Milvus down: try again next sweep, from the same point
         return 0
     if run is None:
@@ -190,9 +178,6 @@ def resync_movie_vectors() -> int:
 def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
     """Each movie's exact nearest movies (ids, inner products), stored with it so a page needs no search; None
     beyond NEIGHBOR_LISTS_MAX_MOVIES, where the all-pairs product gets slow and pages search instead."""
-    from recommender.ml.scoring import top_neighbors
-    from recommender.vector_store import NEIGHBORS
-
     if len(movie_ids) < 2 or len(movie_ids) > NEIGHBOR_LISTS_MAX_MOVIES:
         return None, None
     indices, scores = top_neighbors(vectors, NEIGHBORS)  # (num_movies, <= NEIGHBORS) each
@@ -204,10 +189,10 @@ _network_cache: dict[int, object] = {}
 
 def live_network(run: TrainingRun) -> tuple[object, dict]:
     """The live run's network and artifact, loaded once per process."""
-    from recommender.ml.artifact import ModelArtifact
-    from recommender.ml.features import build_movie_features
-    from recommender.ml.pinsage import PinSageNetwork
-    from recommender.ml.training import TrainingConfig
+    from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
+    from recommender.ml.features import build_movie_features  # torch: never loaded by web processes
+    from recommender.ml.pinsage import PinSageNetwork  # torch: never loaded by web processes
+    from recommender.ml.training import TrainingConfig  # torch and dgl: never loaded by web processes
 
     if run.id not in _network_cache:
         artifact = ModelArtifact.load(run.artifact_path)
@@ -236,8 +221,8 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
 
 def cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) -> object:
     """Features-only vectors (as new movies get) for the catalogue rows at `positions`."""
-    from recommender.ml.embeddings import cold_start_embeddings
-    from recommender.ml.features import build_movie_features
+    from recommender.ml.embeddings import cold_start_embeddings  # torch and dgl: never loaded by web processes
+    from recommender.ml.features import build_movie_features  # torch: never loaded by web processes
 
     network, artifact = live_network(run)
     features = build_movie_features(

@@ -12,6 +12,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from recommender.serving import serving_status, serving_status_now
+from recsite.celery import app
+
 
 def _check(probe: object) -> dict:
     started = time.monotonic()
@@ -33,8 +36,6 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    from recsite.celery import app
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         client = getattr(conn.default_channel, "client", None)
@@ -43,8 +44,6 @@ def _broker() -> None:
 
 
 def _milvus() -> dict:
-    from recommender.serving import serving_status
-
     try:
         status = serving_status()
     finally:
@@ -55,8 +54,6 @@ def _milvus() -> dict:
 
 
 def _workers() -> dict:
-    from recsite.celery import app
-
     replies = app.control.ping(timeout=1.0) or []
     if not replies:
         raise RuntimeError("no worker answered a ping within 1 s")
@@ -165,8 +162,6 @@ def current_checks() -> dict:
 def _as_pages_see_it(check: dict) -> dict:
     """The round's Milvus check, unless this process's pages are falling back right now: a page's failure is
     news before the next round, and costs nothing to read (the breaker's own record)."""
-    from recommender.serving import serving_status_now
-
     if not check.get("ok"):
         return check
     status = serving_status_now(check.get("live_run"))

@@ -73,6 +73,6 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
 def configure(config: dict) -> None:
     """Applies a logging_config() dict (Django's LOGGING_CONFIG, Celery's setup_logging). pymilvus installs a
     plain-text handler of its own when first imported, so it is imported first and the dict then takes over."""
-    import pymilvus  # noqa: F401
+    import pymilvus  # noqa: F401  (here, not on top: gunicorn's master reads logging_config and needs no gRPC)
 
     dictConfig(config)

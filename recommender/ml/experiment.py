@@ -6,13 +6,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-from recommender.ml import evaluation
+from recommender.ml import corating, evaluation
 from recommender.ml.data import Catalogue, Histories, Interactions
 from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.features import MovieFeatures, build_movie_features
 from recommender.ml.graph import EdgeWeighting, InteractionGraph, build_interaction_graph
+from recommender.ml.pinsage import PinSageNetwork
 from recommender.ml.sampling import importance_neighborhoods
+from recommender.ml.sasrec import sasrec_scorer
 from recommender.ml.scoring import ScoringConfig, top_neighbors
 from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
 
@@ -137,10 +140,6 @@ def validate_other_model(prepared: Prepared, neighborhoods: object, other: "Mode
     """Another run's model (the live one) scored on this split's validation exactly as this run's network was:
     its weights over this split's train graph and degrees, its own serving rule. Like with like: the same
     users, ratings and held-out movies, only the model differs. Movies it never saw get a zero id vector."""
-    import torch
-
-    from recommender.ml.pinsage import PinSageNetwork
-
     config = TrainingConfig.from_dict(other.config)
     catalogue = prepared.catalogue
     features = build_movie_features(
@@ -247,15 +246,11 @@ RANKERS = {"co_rated_served"}  # serve a top k themselves (per-source cap and al
 
 
 def _co_rated_served(split: evaluation.Split) -> evaluation.Ranker:
-    from recommender.ml import corating
-
     found = corating.co_rated(split.history_matrix(include_validation=False), corating.STORED_PER_MOVIE)
     return evaluation.embedding_ranker(split, None, corating.SERVED_SCORING, (found.indices, found.scores))
 
 
 def _sasrec(split: evaluation.Split, **params: object) -> evaluation.Scorer:
-    from recommender.ml.sasrec import sasrec_scorer  # torch's transformer only where it is asked for
-
     return sasrec_scorer(split, **params)
 
 

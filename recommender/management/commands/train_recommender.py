@@ -6,6 +6,7 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from movies.models import Rating
 from recommender import runs
 from recommender.management.commands.evaluate_recommender import metrics_table
 from recommender.ml.training import TrainingConfig
@@ -38,8 +39,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: object, **options: object) -> None:
-        from movies.models import Rating
-
         if options["if_needed"]:
             latest = TrainingRun.objects.succeeded().first()
             if latest and latest.num_ratings == Rating.objects.count():
