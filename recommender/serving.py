@@ -189,7 +189,9 @@ def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> R
     if not picks:
         return None
     liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
-    return Recommendations(_explained(picks, liked), Source.CO_RATED, note)
+    own_lists = selectors.co_rated_lists([p for _, p, _ in picks], CREDIT_NEIGHBOURS)
+    credited = _credited(picks, liked, {movie: ids for movie, (ids, _) in own_lists.items()})
+    return Recommendations(_explained(credited, liked), Source.CO_RATED, note)
 
 
 def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -> list[Recommendation] | None:
@@ -275,6 +277,14 @@ def _credible(
     if not picks or not store.has_neighbor_lists(store.collection_for_run(run_id)):
         return picks
     lists = {movie: ids[:n].tolist() for movie, (ids, _) in store.get_neighbors([p for _, p, _ in picks]).items()}
+    return _credited(picks, liked, lists)
+
+
+def _credited(
+    picks: list[tuple[float, int, int]], liked: list[int], lists: dict[int, list[int]]
+) -> list[tuple[float, int, int]]:
+    """Each pick credited to the liked movie that comes first in its own list of nearest movies (`lists`: the
+    model's, or the co-rated ones), else to none (-1); a pick without a list keeps its source."""
     liked_set = set(liked)
     credited = []
     for score, pick, source in picks:
