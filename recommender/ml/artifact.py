@@ -2,19 +2,21 @@
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 
 @dataclass
 class ModelArtifact:
-    state_dict: dict  # the network's weights
-    config: dict  # TrainingConfig.as_dict() of the run, scoring rule as chosen on validation
-    movie_ids: np.ndarray  # (num_movies,) Movie ids in node order, the id embedding's rows
+    state_dict: dict[str, torch.Tensor]  # the network's weights
+    config: dict[str, Any]  # TrainingConfig.as_dict() of the run, scoring rule as chosen on validation
+    movie_ids: npt.NDArray[np.int64]  # (num_movies,) Movie ids in node order, the id embedding's rows
     vocabulary: list[str]  # title tokens the features were built with
     genre_names: list[str]  # genres the features were built with
-    embeddings: np.ndarray  # (num_movies, hidden_dim) the vectors published, over every rating
+    embeddings: npt.NDArray[np.float32]  # (num_movies, hidden_dim) the vectors published, over every rating
 
     def save(self, path: Path) -> Path:
         """Written to a .part file first, so a reader never sees half a file."""

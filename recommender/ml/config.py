@@ -2,10 +2,15 @@
 edges, the served rule and the optimisation, with a strict deep merge for what people write."""
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from recommender.ml.scoring import ScoringConfig
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class EdgeWeighting:
     star_power: float = 0.0  # weight *= (stars / 5) ** star_power
     recency_half_life_days: float = 0.0  # weight *= 0.5 ** (age / half life); 0 turns it off
 
-    def weights(self, stars: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    def weights(self, stars: npt.NDArray[np.float32], timestamps: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         weight = np.ones(len(stars), dtype=np.float32)
         if self.star_power:
             weight *= (stars / 5.0) ** self.star_power
@@ -62,11 +67,11 @@ class TrainingConfig:
     seed: int = 0
     device: str = "cpu"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainingConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingConfig":
         """A stored config (a run's row, a model file): settings that no longer exist are ignored, so old runs
         still load. What people write goes through `with_overrides`, which refuses them."""
         values = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
@@ -75,7 +80,7 @@ class TrainingConfig:
         values["scoring"] = ScoringConfig(**_known(ScoringConfig, values.get("scoring", {})))
         return cls(**values)
 
-    def with_overrides(self, overrides: dict) -> "TrainingConfig":
+    def with_overrides(self, overrides: dict[str, Any]) -> "TrainingConfig":
         """This config under overrides merged in deeply ({"walk": {"num_layers": 1}} keeps the walk's other
         settings); an unknown setting or a value of the wrong type raises InvalidSetting, naming it."""
         check_overrides(overrides)
@@ -86,10 +91,10 @@ class InvalidSetting(ValueError):
     """A training setting that does not exist, or a value of the wrong type; the message names it."""
 
 
-_NESTED = {"walk": WalkConfig, "edges": EdgeWeighting, "scoring": ScoringConfig}
+_NESTED: "dict[str, type[DataclassInstance]]" = {"walk": WalkConfig, "edges": EdgeWeighting, "scoring": ScoringConfig}
 
 
-def check_overrides(overrides: object, kind: type = TrainingConfig, path: str = "") -> None:
+def check_overrides(overrides: object, kind: "type[DataclassInstance]" = TrainingConfig, path: str = "") -> None:
     """Every key names a setting of `kind` (nested ones included) and every value has its default's type."""
     if not isinstance(overrides, dict):
         raise InvalidSetting(f"{path or 'the training config'} must be a JSON object, not {overrides!r}")
@@ -117,7 +122,7 @@ def _same_kind(default: object, value: object) -> bool:
     return isinstance(value, type(default))
 
 
-def deep_merged(base: dict, overrides: dict) -> dict:
+def deep_merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`base` with `overrides` merged in, dictionaries key by key at every depth."""
     merged = dict(base)
     for key, value in overrides.items():
@@ -126,6 +131,6 @@ def deep_merged(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def _known(kind: type, values: dict) -> dict:
+def _known(kind: "type[DataclassInstance]", values: dict[str, Any]) -> dict[str, Any]:
     """Settings of older runs that no longer exist are ignored, so their rows still load."""
     return {key: value for key, value in values.items() if key in kind.__dataclass_fields__}

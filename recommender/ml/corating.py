@@ -4,8 +4,10 @@ What the catalogue shows as "similar movies" before any model is live (computed 
 ml-latest-small), the ItemKNN baseline's item-item weights, and one half of the served similar list's blend."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from recommender.ml.scoring import ScoringConfig
@@ -24,7 +26,9 @@ SERVED_SCORING = ScoringConfig(
 SIMILAR_CO_RATED_WEIGHT = 0.5
 
 
-def blended_similarity(pinsage: np.ndarray, co_rated_cosine: np.ndarray) -> np.ndarray:
+def blended_similarity(
+    pinsage: npt.NDArray[np.floating[Any]], co_rated_cosine: npt.NDArray[np.floating[Any]]
+) -> npt.NDArray[np.floating[Any]]:
     """What "More like this" ranks by: one formula for the page (serving) and bench/similar."""
     return pinsage + SIMILAR_CO_RATED_WEIGHT * co_rated_cosine
 
@@ -33,8 +37,8 @@ def blended_similarity(pinsage: np.ndarray, co_rated_cosine: np.ndarray) -> np.n
 class CoRated:
     """Each movie's nearest movies, best first: (num_movies, k) indices, -1 padded where fewer share a rater."""
 
-    indices: np.ndarray  # (num_movies, k) int64
-    scores: np.ndarray  # (num_movies, k) float32, 0 where padded
+    indices: npt.NDArray[np.int64]  # (num_movies, k)
+    scores: npt.NDArray[np.float32]  # (num_movies, k), 0 where padded
 
     def as_matrix(self) -> sparse.csr_matrix:
         """movies x movies similarity, the padding left out."""
@@ -46,7 +50,9 @@ class CoRated:
         )
 
 
-def rater_matrix(users: np.ndarray, movies: np.ndarray, num_users: int, num_movies: int) -> sparse.csr_matrix:
+def rater_matrix(
+    users: npt.NDArray[np.int64], movies: npt.NDArray[np.int64], num_users: int, num_movies: int
+) -> sparse.csr_matrix:
     """users x movies, 1 where the user rated the movie (a repeated pair counts once)."""
     data = np.ones(len(users), dtype=np.float32)
     matrix = sparse.csr_matrix((data, (users, movies)), shape=(num_users, num_movies))

@@ -4,27 +4,28 @@ torch, no dgl), so that reading them (movies.selectors) never loads the training
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
 class Interactions:
     """Ratings as parallel arrays of database ids, one entry per rating."""
 
-    user_ids: np.ndarray  # (num_ratings,) int64, User.id
-    movie_ids: np.ndarray  # (num_ratings,) int64, Movie.id
-    stars: np.ndarray  # (num_ratings,) float32, 0.5 .. 5.0
-    timestamps: np.ndarray  # (num_ratings,) int64, Unix seconds
+    user_ids: npt.NDArray[np.int64]  # (num_ratings,) User.id
+    movie_ids: npt.NDArray[np.int64]  # (num_ratings,) Movie.id
+    stars: npt.NDArray[np.float32]  # (num_ratings,) 0.5 .. 5.0
+    timestamps: npt.NDArray[np.int64]  # (num_ratings,) Unix seconds
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
-    def subset(self, mask: np.ndarray) -> "Interactions":
+    def subset(self, mask: npt.NDArray[np.bool_]) -> "Interactions":
         return Interactions(self.user_ids[mask], self.movie_ids[mask], self.stars[mask], self.timestamps[mask])
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    movie_ids: np.ndarray  # sorted Movie ids
+    movie_ids: npt.NDArray[np.int64]  # sorted Movie ids
     titles: list[str]
     years: list[int | None]
     genres: list[list[str]]
@@ -42,14 +43,20 @@ class Histories:
     received them), never an order by movie, which would teach a model with id embeddings a leak. Training
     reads them in this order (the next-movie sampler); the served rule orders them itself (scoring)."""
 
-    starts: np.ndarray  # (num_users + 1,) offsets
-    movies: np.ndarray  # (num_ratings,) movie keys (movie_index in evaluation and training, Movie.id in serving)
-    stars: np.ndarray  # (num_ratings,) float32
-    timestamps: np.ndarray  # (num_ratings,) int64
+    starts: npt.NDArray[np.int64]  # (num_users + 1,) offsets
+    # (num_ratings,) movie keys (movie_index in evaluation and training, Movie.id in serving)
+    movies: npt.NDArray[np.int64]
+    stars: npt.NDArray[np.float32]  # (num_ratings,)
+    timestamps: npt.NDArray[np.int64]  # (num_ratings,)
 
     @classmethod
     def of(
-        cls, users: np.ndarray, movies: np.ndarray, stars: np.ndarray, timestamps: np.ndarray, num_users: int
+        cls,
+        users: npt.NDArray[np.int64],
+        movies: npt.NDArray[np.int64],
+        stars: npt.NDArray[np.float32],
+        timestamps: npt.NDArray[np.int64],
+        num_users: int,
     ) -> "Histories":
         order = np.lexsort((np.arange(len(users)), timestamps, users))
         starts = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64)
@@ -64,5 +71,5 @@ class Histories:
     def num_users(self) -> int:
         return len(self.starts) - 1
 
-    def user_of(self) -> np.ndarray:
+    def user_of(self) -> npt.NDArray[np.int64]:
         return np.repeat(np.arange(self.num_users), np.diff(self.starts))

@@ -1,6 +1,7 @@
 """Movie embeddings from a trained network, in movie_index order."""
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from recommender.ml.features import MovieFeatures
@@ -9,15 +10,16 @@ from recommender.ml.sampling import Neighborhoods
 
 
 @torch.no_grad()
-def movie_embeddings(network: PinSageNetwork, neighborhoods: Neighborhoods) -> np.ndarray:
+def movie_embeddings(network: PinSageNetwork, neighborhoods: Neighborhoods) -> npt.NDArray[np.float32]:
     """(num_movies, hidden_dim) float32, L2-normalised; the neighbourhoods are fixed, so this is deterministic."""
     network.eval()
     device = next(network.parameters()).device
-    return network(neighborhoods.to(device)).cpu().numpy().astype(np.float32)
+    vectors: npt.NDArray[np.float32] = network(neighborhoods.to(device)).cpu().numpy().astype(np.float32)
+    return vectors
 
 
 @torch.no_grad()
-def cold_start_embeddings(network: PinSageNetwork, features: MovieFeatures) -> np.ndarray:
+def cold_start_embeddings(network: PinSageNetwork, features: MovieFeatures) -> npt.NDArray[np.float32]:
     """Vectors for movies the trained graph has never seen, from their features alone (inductive).
 
     The movies get no neighbours, so the layers see only each movie itself, and the id embedding is
@@ -28,6 +30,7 @@ def cold_start_embeddings(network: PinSageNetwork, features: MovieFeatures) -> n
     try:
         none = torch.zeros(0, dtype=torch.int64)
         alone = Neighborhoods.of(none, none, torch.zeros(0), features.num_movies)
-        return network(alone).cpu().numpy().astype(np.float32)
+        vectors: npt.NDArray[np.float32] = network(alone).cpu().numpy().astype(np.float32)
+        return vectors
     finally:
         network.projector.features, network.projector.ids = trained_features, trained_ids

@@ -3,8 +3,10 @@
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from scipy import linalg, sparse
 
 from recommender.ml.corating import co_rated, rater_matrix
@@ -20,6 +22,8 @@ from recommender.ml.scoring import (
 
 K = 10
 RECALL_K = 20
+# (users, movies, stars, timestamps), one entry per rating
+Ratings = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -30,15 +34,13 @@ class Split:
 
     num_users: int
     num_movies: int
-    train: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # users, movies, stars, timestamps
-    validation: np.ndarray  # (num_users,) movie index, -1 where the user has < 3 ratings
-    test: np.ndarray  # (num_users,) movie index, -1 likewise
-    validation_stars: np.ndarray  # (num_users,) stars of the validation rating
-    validation_times: np.ndarray  # (num_users,) its timestamp
+    train: Ratings
+    validation: npt.NDArray[np.int64]  # (num_users,) movie index, -1 where the user has < 3 ratings
+    test: npt.NDArray[np.int64]  # (num_users,) movie index, -1 likewise
+    validation_stars: npt.NDArray[np.float32]  # (num_users,) stars of the validation rating
+    validation_times: npt.NDArray[np.int64]  # (num_users,) its timestamp
 
-    def ratings(
-        self, include_validation: bool, only_held_out: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def ratings(self, include_validation: bool, only_held_out: bool = False) -> Ratings:
         """(users, movies, stars, timestamps) of train, plus each user's validation rating when asked;
         `only_held_out`: of the users with held-out ratings alone (at 25M ratings with 5,000 users held out,
         about 3% of the rows, where the whole set costs about 1.5 GB a copy)."""
@@ -61,7 +63,7 @@ class Split:
         return rater_matrix(users, movies, self.num_users, self.num_movies)
 
 
-def tie_order(num_ratings: int, seed: int) -> np.ndarray:
+def tie_order(num_ratings: int, seed: int) -> npt.NDArray[np.int64]:
     """A seeded random key that orders ratings given in the same second. Any order the data does not hold (movie
     ids, file rows) would leak: ml-100k's ids follow its catalogue, and "the larger id comes next" is a signal a
     model with id embeddings learns. The key changes with the seed, so seeds average over tie orders too."""
@@ -93,10 +95,10 @@ EVAL_SAMPLE_SEED = 20_250_101  # one fixed sample of evaluated users, whatever t
 
 
 def leave_last_out(
-    users: np.ndarray,
-    movies: np.ndarray,
-    stars: np.ndarray,
-    timestamps: np.ndarray,
+    users: npt.NDArray[np.int64],
+    movies: npt.NDArray[np.int64],
+    stars: npt.NDArray[np.float32],
+    timestamps: npt.NDArray[np.int64],
     num_users: int,
     num_movies: int,
     max_users: int = 0,
@@ -135,7 +137,7 @@ def leave_last_out(
     )
 
 
-def top_k(scores: np.ndarray, exclude: sparse.csr_matrix, k: int) -> np.ndarray:
+def top_k(scores: npt.NDArray[np.floating[Any]], exclude: sparse.csr_matrix, k: int) -> npt.NDArray[np.int64]:
     """Best k movies per row, never one in `exclude`; (num_rows, k), best first."""
     k = min(k, scores.shape[1])
     scores = scores.copy()
@@ -146,43 +148,43 @@ def top_k(scores: np.ndarray, exclude: sparse.csr_matrix, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def hit_rate_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
+def hit_rate_at_k(ranked: npt.NDArray[np.int64], held_out: npt.NDArray[np.int64], k: int = K) -> float:
     """Share of users whose held-out movie is in their top k."""
     return float((ranked[:, :k] == held_out[:, None]).any(axis=1).mean())
 
 
-def ndcg_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
+def ndcg_at_k(ranked: npt.NDArray[np.int64], held_out: npt.NDArray[np.int64], k: int = K) -> float:
     """With one held-out movie, the ideal DCG is 1, so NDCG = 1 / log2(rank + 1) on a hit."""
     hits = ranked[:, :k] == held_out[:, None]
     gains = hits / np.log2(np.arange(2, hits.shape[1] + 2))[None, :]
     return float(gains.sum(axis=1).mean())
 
 
-def mrr_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = K) -> float:
+def mrr_at_k(ranked: npt.NDArray[np.int64], held_out: npt.NDArray[np.int64], k: int = K) -> float:
     hits = ranked[:, :k] == held_out[:, None]
     return float((hits / np.arange(1, hits.shape[1] + 1)[None, :]).sum(axis=1).mean())
 
 
-def recall_at_k(ranked: np.ndarray, held_out: np.ndarray, k: int = RECALL_K) -> float:
+def recall_at_k(ranked: npt.NDArray[np.int64], held_out: npt.NDArray[np.int64], k: int = RECALL_K) -> float:
     """One held-out movie per user: recall@k is the share of users who got it back in k."""
     return hit_rate_at_k(ranked, held_out, k)
 
 
-def coverage_at_k(ranked: np.ndarray, num_movies: int, k: int = K) -> float:
+def coverage_at_k(ranked: npt.NDArray[np.int64], num_movies: int, k: int = K) -> float:
     """Share of the catalogue that appears in at least one user's top k."""
     return float(len(np.unique(ranked[:, :k])) / num_movies)
 
 
 # (history, user rows, whether the history holds the validation ratings) -> scores (len(users), num_movies)
-Scorer = Callable[[sparse.csr_matrix, np.ndarray, bool], np.ndarray]
+Scorer = Callable[[sparse.csr_matrix, npt.NDArray[np.int64], bool], npt.NDArray[np.floating[Any]]]
 # (user rows, whether the history holds the validation ratings, k) -> each user's top k as served at k
 # (len(users), k): a served list at k is not always the prefix of the one at a larger k (the per-source cap)
-Ranker = Callable[[np.ndarray, bool, int], np.ndarray]
+Ranker = Callable[[npt.NDArray[np.int64], bool, int], npt.NDArray[np.int64]]
 
 
 def ranked_lists(
     split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False, k: int = K
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(users evaluated, their top k, as a ranker serves k) on 'validation' (history = train) or 'test'
     (train + validation)."""
     held_out = split.validation if on == "validation" else split.test
@@ -191,13 +193,18 @@ def ranked_lists(
     if not len(users):
         return users, np.zeros((0, k), dtype=np.int64)
     if is_ranker:
-        return users, np.concatenate([model(chunk, on == "test", k)[:, :k] for chunk in chunks])
+        ranker = cast(Ranker, model)
+        return users, np.concatenate([ranker(chunk, on == "test", k)[:, :k] for chunk in chunks])
+    scorer = cast(Scorer, model)
     history = split.history_matrix(include_validation=on == "test")
-    return users, np.concatenate([top_k(model(history, chunk, on == "test"), history[chunk], k) for chunk in chunks])
+    return users, np.concatenate([top_k(scorer(history, chunk, on == "test"), history[chunk], k) for chunk in chunks])
 
 
 def metrics_of(
-    ranked: np.ndarray, truth: np.ndarray, num_movies: int, ranked_at_20: np.ndarray | None = None
+    ranked: npt.NDArray[np.int64],
+    truth: npt.NDArray[np.int64],
+    num_movies: int,
+    ranked_at_20: npt.NDArray[np.int64] | None = None,
 ) -> dict[str, float]:
     """@10 metrics from the top 10 as served at 10; recall@20 from the list served at 20 (by default the
     same list, which then must be at least 20 long: a scorer's top k are prefixes of each other)."""
@@ -226,13 +233,17 @@ def evaluate(
     return metrics_of(ranked, held_out[users], split.num_movies, at_20)
 
 
-def per_user_gains(ranked: np.ndarray, truth: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+def per_user_gains(
+    ranked: npt.NDArray[np.int64], truth: npt.NDArray[np.int64], k: int = K
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """(hit@k, NDCG@k) of each user, for paired comparisons."""
     hits = ranked[:, :k] == truth[:, None]
     return hits.any(axis=1).astype(np.float64), (hits / np.log2(np.arange(2, k + 2))[None, :]).sum(axis=1)
 
 
-def seed_and_user_bootstrap(per_seed: list[np.ndarray], num_samples: int = 2000, seed: int = 0) -> dict[str, float]:
+def seed_and_user_bootstrap(
+    per_seed: list[npt.NDArray[np.float64]], num_samples: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """Mean of per-user differences (ours - theirs) over seeds, each seed its own split and training, with a 95%
     interval from a two-level bootstrap: seeds drawn with replacement, then users within each drawn seed. The
     interval holds seed-to-seed variance as well as the users' (one seed's user bootstrap alone is too narrow)."""
@@ -253,7 +264,9 @@ def seed_and_user_bootstrap(per_seed: list[np.ndarray], num_samples: int = 2000,
     }
 
 
-def paired_bootstrap(ours: np.ndarray, theirs: np.ndarray, num_samples: int = 2000, seed: int = 0) -> dict[str, float]:
+def paired_bootstrap(
+    ours: npt.ArrayLike, theirs: npt.ArrayLike, num_samples: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """Mean difference ours - theirs over users, its 95% interval, and the share of resamples where ours wins."""
     generator = np.random.default_rng(seed)
     difference = np.asarray(ours, dtype=np.float64) - np.asarray(theirs, dtype=np.float64)
@@ -272,7 +285,7 @@ def split_histories(split: Split, include_validation: bool, only_held_out: bool 
     return Histories.of(*split.ratings(include_validation, only_held_out), split.num_users)
 
 
-def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
+def subset_histories(histories: Histories, users: npt.NDArray[np.int64]) -> Histories:
     lengths = histories.starts[users + 1] - histories.starts[users]
     take = (
         np.concatenate([np.arange(histories.starts[u], histories.starts[u + 1]) for u in users])
@@ -283,22 +296,30 @@ def subset_histories(histories: Histories, users: np.ndarray) -> Histories:
     return Histories(starts, histories.movies[take], histories.stars[take], histories.timestamps[take])
 
 
-def _scope(split: Split, users: np.ndarray, with_validation: bool) -> tuple[bool, bool]:
+def _scope(split: Split, users: npt.NDArray[np.int64], with_validation: bool) -> tuple[bool, bool]:
     """`split_histories` arguments that cover `users`: the held-out users' alone when every one asked is held
     out (evaluation), else every user's."""
     return with_validation, bool(np.all(split.validation[users] >= 0))
 
 
 def embedding_ranker(
-    split: Split, embeddings: np.ndarray, config: ScoringConfig, neighbors: tuple[np.ndarray, np.ndarray] | None = None
+    split: Split,
+    embeddings: npt.NDArray[np.float32] | None,
+    config: ScoringConfig,
+    neighbors: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None,
 ) -> Ranker:
     """The serving rule (`scoring.select_history` then `scoring.rank`) on neighbour lists from the vectors.
 
-    `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long."""
-    indices, scores = neighbors or top_neighbors(embeddings, config.neighbors_per_item)
+    `neighbors` may hold precomputed best-first top lists at least `neighbors_per_item` long (the embeddings are
+    then not read, and may be None)."""
+    if neighbors is None:
+        if embeddings is None:
+            raise TypeError("embedding_ranker needs the embeddings or their neighbour lists")
+        neighbors = top_neighbors(embeddings, config.neighbors_per_item)
+    indices, scores = neighbors
     histories: dict[tuple[bool, bool], Histories] = {}  # built when first asked
 
-    def ranker(users: np.ndarray, with_validation: bool, k: int = RECALL_K) -> np.ndarray:
+    def ranker(users: npt.NDArray[np.int64], with_validation: bool, k: int = RECALL_K) -> npt.NDArray[np.int64]:
         scope = _scope(split, users, with_validation)
         if scope not in histories:
             histories[scope] = split_histories(split, *scope)
@@ -310,7 +331,12 @@ def embedding_ranker(
 
 
 def source_shares(
-    split: Split, embeddings: np.ndarray, config: ScoringConfig, on: str = "test", min_liked: int = 5, k: int = RECALL_K
+    split: Split,
+    embeddings: npt.NDArray[np.float32],
+    config: ScoringConfig,
+    on: str = "test",
+    min_liked: int = 5,
+    k: int = RECALL_K,
 ) -> dict[str, float]:
     """For users with at least `min_liked` liked movies: the share of their top k whose main contributor
     is their most frequent one (mean, and share of users above one half)."""
@@ -348,17 +374,21 @@ def item_knn_scorer(
 
 
 EASE_MAX_MOVIES = 15_000  # beyond, EASE learns the most-rated 15k in float32 (0.9 GB) and ranks the rest last
-_ease_cache: list = []  # [weak reference to the split, l2, (columns, B)]: the last inversion only
+_ease_cache: list[Any] = []  # [weak reference to the split, l2, (columns, B)]: the last inversion only
 
 
-def ease_weights(split: Split, l2: float, max_movies: int = EASE_MAX_MOVIES) -> tuple[np.ndarray, np.ndarray]:
+def ease_weights(
+    split: Split, l2: float, max_movies: int = EASE_MAX_MOVIES
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)) with P = (X'X + l2 I)^-1, diagonal zero, over the
     `columns` it covers: every movie, or the `max_movies` most rated in train when there are more (float32 then).
 
     The last one is kept, so a grid over history rules at one l2 inverts once."""
     if _ease_cache and _ease_cache[0]() is split and _ease_cache[1] == (l2, max_movies):
-        return _ease_cache[2]
+        cached: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] = _ease_cache[2]
+        return cached
     x = split.history_matrix(include_validation=False)
+    dtype: type[np.floating[Any]]
     if split.num_movies > max_movies:
         counts = np.asarray(x.sum(axis=0)).ravel()
         columns = np.sort(np.argsort(-counts, kind="stable")[:max_movies])
@@ -377,7 +407,7 @@ def ease_weights(split: Split, l2: float, max_movies: int = EASE_MAX_MOVIES) -> 
     return columns, b
 
 
-def _gram(sub: sparse.csc_matrix, dtype: type, block: int = 1024) -> np.ndarray:
+def _gram(sub: sparse.csc_matrix, dtype: type[np.floating[Any]], block: int = 1024) -> npt.NDArray[np.floating[Any]]:
     """X'X as a dense array of `dtype`, a block of columns at a time (counts, so float32 holds them exactly)."""
     n = sub.shape[1]
     gram = np.empty((n, n), dtype=dtype)
@@ -392,7 +422,9 @@ def ease_scorer(split: Split, l2: float = 200.0, max_movies: int = EASE_MAX_MOVI
     if len(columns) == split.num_movies:
         return lambda history, users, with_validation: np.asarray(history[users] @ b)
 
-    def scorer(history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
+    def scorer(
+        history: sparse.csr_matrix, users: npt.NDArray[np.int64], with_validation: bool
+    ) -> npt.NDArray[np.float32]:
         scores = np.full((len(users), split.num_movies), -np.inf, dtype=np.float32)
         scores[:, columns] = np.asarray(history[users][:, columns] @ b)
         return scores
@@ -428,7 +460,9 @@ def on_recent_history(
     config = ScoringConfig(history_limit=history_limit, recency_half_life=recency_half_life, min_stars=min_stars)
     weights: dict[tuple[bool, bool], sparse.csr_matrix] = {}  # built when first asked
 
-    def scorer(history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
+    def scorer(
+        history: sparse.csr_matrix, users: npt.NDArray[np.int64], with_validation: bool
+    ) -> npt.NDArray[np.floating[Any]]:
         scope = _scope(split, users, with_validation)
         if scope not in weights:
             chosen = select_history(split_histories(split, *scope), config)
@@ -451,7 +485,9 @@ def recent_popularity_scorer(split: Split, days: float = 30.0) -> Scorer:
     last_train = np.full(split.num_users, np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last_train, users, times)
 
-    def scorer(history: sparse.csr_matrix, chunk: np.ndarray, with_validation: bool) -> np.ndarray:
+    def scorer(
+        history: sparse.csr_matrix, chunk: npt.NDArray[np.int64], with_validation: bool
+    ) -> npt.NDArray[np.float64]:
         now = np.maximum(last_train[chunk], split.validation_times[chunk]) if with_validation else last_train[chunk]
         low = np.searchsorted(sorted_times, now - days * DAY_S, side="left")
         high = np.searchsorted(sorted_times, now, side="right")

@@ -3,18 +3,20 @@
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from recommender.ml import corating, evaluation
+from recommender.ml.config import EdgeWeighting
 from recommender.ml.data import Catalogue, Histories, Interactions
 from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.features import MovieFeatures, build_movie_features
-from recommender.ml.graph import EdgeWeighting, InteractionGraph, build_interaction_graph
+from recommender.ml.graph import InteractionGraph, build_interaction_graph
 from recommender.ml.pinsage import PinSageNetwork
-from recommender.ml.sampling import importance_neighborhoods
+from recommender.ml.sampling import Neighborhoods, importance_neighborhoods
 from recommender.ml.sasrec import sasrec_scorer
 from recommender.ml.scoring import ScoringConfig, top_neighbors
 from recommender.ml.training import EpochRecord, TrainingConfig, TrainingResult, train, validation_key
@@ -50,10 +52,10 @@ class Outcome:
     result: TrainingResult
     validation: dict[str, float]
     test: dict[str, float]
-    embeddings: np.ndarray  # (num_movies, hidden_dim) over the full graph
+    embeddings: npt.NDArray[np.float32]  # (num_movies, hidden_dim) over the full graph
     scoring: ScoringConfig  # the serving rule's settings chosen on validation
-    validation_embeddings: np.ndarray  # (num_movies, hidden_dim) over the train graph: what was evaluated
-    neighborhoods: object = None  # the train graph's importance neighbourhoods the network was trained over
+    validation_embeddings: npt.NDArray[np.float32]  # (num_movies, hidden_dim) over the train graph: what was evaluated
+    neighborhoods: Neighborhoods  # the train graph's importance neighbourhoods the network was trained over
 
 
 def check_enough_data(interactions: Interactions) -> None:
@@ -114,7 +116,7 @@ def fit_pinsage(
     users, movies, stars, times = prepared.split.train
     sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
 
-    def validate(network: object) -> dict[str, float]:
+    def validate(network: PinSageNetwork) -> dict[str, float]:
         vectors = movie_embeddings(network, neighborhoods)
         return evaluation.evaluate(
             prepared.split,
@@ -136,7 +138,7 @@ def fit_pinsage(
     return Outcome(result, validation, test, published, scoring, vectors, neighborhoods)
 
 
-def validate_other_model(prepared: Prepared, neighborhoods: object, other: "ModelArtifact") -> dict[str, float]:
+def validate_other_model(prepared: Prepared, neighborhoods: Neighborhoods, other: "ModelArtifact") -> dict[str, float]:
     """Another run's model (the live one) scored on this split's validation exactly as this run's network was:
     its weights over this split's train graph and degrees, its own serving rule. Like with like: the same
     users, ratings and held-out movies, only the model differs. Movies it never saw get a zero id vector."""
@@ -166,7 +168,9 @@ def validate_other_model(prepared: Prepared, neighborhoods: object, other: "Mode
     return evaluation.evaluate(prepared.split, ranker, "validation", is_ranker=True)
 
 
-def published_embeddings(network: object, prepared: Prepared, config: TrainingConfig) -> np.ndarray:
+def published_embeddings(
+    network: PinSageNetwork, prepared: Prepared, config: TrainingConfig
+) -> npt.NDArray[np.float32]:
     """Vectors over every rating: neighbourhoods and degree features of the full graph, the trained weights."""
     full = importance_neighborhoods(prepared.full_graph(), config.walk, config.seed)
     counts = np.bincount(
@@ -181,7 +185,7 @@ def published_embeddings(network: object, prepared: Prepared, config: TrainingCo
         network.projector.features = trained
 
 
-SCORING_GRID = [
+SCORING_GRID: list[dict[str, Any]] = [  # keyword arguments of ScoringConfig
     {"recency_half_life": h, "neighbors_per_item": n, "min_stars": s}
     for h in (2.0, 5.0, 20.0)
     for n in (20, 50, 100)
@@ -190,12 +194,14 @@ SCORING_GRID = [
 SHARPNESS_GRID = (0.0, 0.1, 0.2, 0.3)  # 0: the plain sum of similarities
 
 
-def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConfig) -> tuple[ScoringConfig, dict]:
+def tune_scoring(
+    split: evaluation.Split, vectors: npt.NDArray[np.float32], base: ScoringConfig
+) -> tuple[ScoringConfig, dict[str, float]]:
     """The serving rule's knobs chosen on validation (HR@10 + NDCG@10), never on test: the grid at the base's
     kernel, then the kernel alone at the best of the grid (earlier wins ties)."""
     neighbors = top_neighbors(vectors, max(v["neighbors_per_item"] for v in SCORING_GRID))
 
-    def scored(candidate: ScoringConfig) -> tuple[float, ScoringConfig, dict]:
+    def scored(candidate: ScoringConfig) -> tuple[float, ScoringConfig, dict[str, float]]:
         ranker = evaluation.embedding_ranker(split, vectors, candidate, neighbors)
         metrics = evaluation.evaluate(split, ranker, "validation", is_ranker=True)
         return validation_key(metrics), candidate, metrics
@@ -206,7 +212,9 @@ def tune_scoring(split: evaluation.Split, vectors: np.ndarray, base: ScoringConf
     return best[1], best[2]
 
 
-BASELINE_GRIDS = {
+# Each baseline's grid: keyword arguments of its scorer, one dict a point.
+Grids = dict[str, list[dict[str, float]]]
+BASELINE_GRIDS: Grids = {
     "most_rated": [{}],
     "itemknn": [{"num_neighbors": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 10.0, 50.0)],
     "ease": [{"l2": l2} for l2 in (10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)],
@@ -220,14 +228,14 @@ BASELINE_GRIDS = {
 }
 # A training run re-tunes its baselines on this short grid (a point of each full grid), so that it stays
 # quick on large catalogues; bench/quality uses the full grids above.
-RUN_BASELINE_GRIDS = {
+RUN_BASELINE_GRIDS: Grids = {
     "most_rated": [{}],
     "itemknn": [{"num_neighbors": 200, "shrink": 10.0}],
     "ease": [{"l2": 100.0}],
     "ease_recency": [{"l2": 200.0, "recency_half_life": 5.0, "min_stars": 0.0}],
 }
 # Compared in bench/quality only: SASRec trains a network per grid point, too slow beside every training run.
-BENCH_ONLY_GRIDS = {
+BENCH_ONLY_GRIDS: Grids = {
     "recent_popularity": [{"days": d} for d in (7.0, 30.0, 90.0, 365.0)],
     "itemknn_recency": [
         {"num_neighbors": n, "shrink": 10.0, "recency_half_life": h, "min_stars": s}
@@ -250,11 +258,11 @@ def _co_rated_served(split: evaluation.Split) -> evaluation.Ranker:
     return evaluation.embedding_ranker(split, None, corating.SERVED_SCORING, (found.indices, found.scores))
 
 
-def _sasrec(split: evaluation.Split, **params: object) -> evaluation.Scorer:
+def _sasrec(split: evaluation.Split, **params: Any) -> evaluation.Scorer:
     return sasrec_scorer(split, **params)
 
 
-_BASELINES = {
+_BASELINES: dict[str, Callable[..., evaluation.Scorer | evaluation.Ranker]] = {
     "most_rated": evaluation.most_rated_scorer,
     "itemknn": evaluation.item_knn_scorer,
     "ease": evaluation.ease_scorer,
@@ -266,17 +274,21 @@ _BASELINES = {
 }
 
 
+# A baseline's best point so far: (validation key, params, its scorer, validation metrics).
+_Best = tuple[float, dict[str, float], evaluation.Scorer | evaluation.Ranker, dict[str, float]]
+
+
 def fit_baselines(
     split: evaluation.Split,
-    grids: dict[str, list[dict]] = BASELINE_GRIDS,
-    test_lists: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-) -> dict[str, dict]:
+    grids: Grids = BASELINE_GRIDS,
+    test_lists: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Each baseline tuned on validation (HR@10 + NDCG@10, as PinSage is), then scored once on test;
     `test_lists`, when given, receives each baseline's (users, ranked test lists) for paired comparisons."""
-    report = {}
+    report: dict[str, dict[str, Any]] = {}
     for name, grid in grids.items():
         started = time.perf_counter()
-        best = None
+        best: _Best | None = None
         is_ranker = name in RANKERS
         for params in grid:
             scorer = _BASELINES[name](split, **params)
@@ -284,7 +296,7 @@ def fit_baselines(
             key = validation_key(validation)
             if best is None or key > best[0]:
                 best = (key, params, scorer, validation)
-        _, params, scorer, validation = best
+        _, params, scorer, validation = cast(_Best, best)  # a grid has at least one point
         if is_ranker:  # the top 10 as served at 10, recall from the list served at 20
             users, ranked = evaluation.ranked_lists(split, scorer, "test", is_ranker=True, k=evaluation.K)
             test = evaluation.evaluate(split, scorer, "test", is_ranker=True)

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -36,7 +37,7 @@ class MovieFeatures:
     def num_movies(self) -> int:
         return self.genres.shape[0]
 
-    def with_degrees(self, num_ratings: np.ndarray, num_buckets: int = 24) -> "MovieFeatures":
+    def with_degrees(self, num_ratings: npt.NDArray[np.int64], num_buckets: int = 24) -> "MovieFeatures":
         """The same features with each movie's rating count as a log-scale bucket (popularity is a feature)."""
         buckets = np.where(num_ratings > 0, 1 + np.floor(np.log2(1 + np.asarray(num_ratings))), 0)
         return replace(self, degree_bucket=torch.from_numpy(np.minimum(buckets, num_buckets - 1).astype(np.int64)))

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import dgl
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from recommender.ml.config import EdgeWeighting
@@ -19,23 +20,23 @@ WEIGHT = "weight"
 @dataclass(frozen=True)
 class InteractionGraph:
     graph: dgl.DGLHeteroGraph
-    movie_ids: np.ndarray  # movie_ids[movie_index] == Movie.id
-    user_ids: np.ndarray  # user_ids[user_index] == User.id
+    movie_ids: npt.NDArray[np.int64]  # movie_ids[movie_index] == Movie.id
+    user_ids: npt.NDArray[np.int64]  # user_ids[user_index] == User.id
 
     @property
     def num_movies(self) -> int:
         return len(self.movie_ids)
 
-    def movie_indices(self, movie_ids: np.ndarray) -> np.ndarray:
+    def movie_indices(self, movie_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Graph indices of the given Movie ids; -1 for a movie the graph does not know."""
         return _positions(self.movie_ids, np.asarray(movie_ids, dtype=np.int64))
 
-    def user_indices(self, user_ids: np.ndarray) -> np.ndarray:
+    def user_indices(self, user_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Graph indices of the given User ids; -1 for a user with no edges."""
         return _positions(self.user_ids, np.asarray(user_ids, dtype=np.int64))
 
 
-def _positions(sorted_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+def _positions(sorted_ids: npt.NDArray[np.int64], query: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     if len(sorted_ids) == 0:
         return np.full(len(query), -1, dtype=np.int64)
     position = np.clip(np.searchsorted(sorted_ids, query), 0, len(sorted_ids) - 1)
@@ -43,7 +44,7 @@ def _positions(sorted_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 
 def build_interaction_graph(
-    interactions: Interactions, all_movie_ids: np.ndarray, weighting: EdgeWeighting | None = None
+    interactions: Interactions, all_movie_ids: npt.ArrayLike, weighting: EdgeWeighting | None = None
 ) -> InteractionGraph:
     """Every movie is a node (unrated ones too, so they still get embeddings); edges go both ways."""
     weighting = weighting or EdgeWeighting()

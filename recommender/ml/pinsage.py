@@ -1,5 +1,8 @@
 """The network: feature projector, weighted SAGE layers over importance neighbourhoods, next-movie loss."""
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,11 +34,12 @@ class FeatureProjector(nn.Module):
     def forward(self, movie_index: torch.Tensor) -> torch.Tensor:
         device = self.genres.weight.device
         cpu_index = movie_index.cpu()
-        hidden = (
+        degree_bucket = cast(torch.Tensor, self.features.degree_bucket)  # never None: MovieFeatures fills it
+        hidden: torch.Tensor = (
             self.genres(self.features.genres[cpu_index].to(device))
             + self.year(self.features.year_bucket[cpu_index].to(device))
             + self.title(self.features.title_tokens[cpu_index].to(device))
-            + self.degree(self.features.degree_bucket[cpu_index].to(device))
+            + self.degree(degree_bucket[cpu_index].to(device))
         )  # (batch, hidden_dim)
         if self.ids is not None:
             hidden = hidden + self.ids(movie_index.to(device))
@@ -46,13 +50,18 @@ class _WeightedMean(torch.autograd.Function):
     """adjacency @ h, with the gradient from the stored transpose (PyTorch would transpose CSR every step)."""
 
     @staticmethod
-    def forward(ctx: object, h: torch.Tensor, adjacency: torch.Tensor, adjacency_t: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, h: torch.Tensor, adjacency: torch.Tensor, adjacency_t: torch.Tensor) -> torch.Tensor:
         ctx.adjacency_t = adjacency_t
-        return torch.sparse.mm(adjacency, h)
+        mean: torch.Tensor = torch.sparse.mm(adjacency, h)
+        return mean
 
     @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> tuple:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         return torch.sparse.mm(ctx.adjacency_t, grad), None, None
+
+
+# Function.apply is unannotated in torch: the same call, typed.
+_weighted_mean = cast(Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor], _WeightedMean.apply)
 
 
 class WeightedSAGEConv(nn.Module):
@@ -69,7 +78,7 @@ class WeightedSAGEConv(nn.Module):
 
     def forward(self, neighborhoods: Neighborhoods, h: torch.Tensor) -> torch.Tensor:
         messages = F.relu(self.neighbor(self.dropout(h)))
-        mean = _WeightedMean.apply(messages, neighborhoods.adjacency, neighborhoods.adjacency_t)  # weights sum to 1
+        mean = _weighted_mean(messages, neighborhoods.adjacency, neighborhoods.adjacency_t)  # weights sum to 1
         out = self.combine(self.dropout(torch.cat([mean, h], dim=1)))  # (num_movies, output_dim)
         return out if self.is_last else F.relu(out)
 

@@ -1,6 +1,7 @@
 """Server-rendered SVG charts of training curves and metric history (matplotlib, no JavaScript)."""
 
 import io
+from typing import Any
 
 import matplotlib
 
@@ -18,7 +19,7 @@ def _svg(figure: Figure) -> str:
     return text[text.index("<svg") :]  # drop the XML prologue so it can sit inside HTML
 
 
-def training_curves(history: list[dict]) -> str:
+def training_curves(history: list[dict[str, Any]]) -> str:
     """Loss and validation HR@10/NDCG@10 per epoch, side by side."""
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(9, 3))
@@ -31,7 +32,7 @@ def training_curves(history: list[dict]) -> str:
     return _svg(figure)
 
 
-def metric_history(runs: list[tuple[int, dict, dict]]) -> str:
+def metric_history(runs: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> str:
     """Test HR@10 of PinSage and EASE across runs, oldest first: (run id, test metrics, baseline metrics)."""
     figure, axis = plt.subplots(figsize=(9, 3))
     ids = [str(run_id) for run_id, _, _ in runs]

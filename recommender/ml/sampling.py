@@ -29,7 +29,8 @@ class Neighborhoods:
 
     @property
     def num_movies(self) -> int:
-        return self.graph.num_nodes()
+        count: int = self.graph.num_nodes()
+        return count
 
     def to(self, device: torch.device) -> "Neighborhoods":
         return Neighborhoods(self.graph.to(device), self.adjacency.to(device), self.adjacency_t.to(device))

@@ -7,8 +7,10 @@ ratings in its seeded random order) predict each next movie; early stopping on v
 
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from scipy import sparse
@@ -72,14 +74,15 @@ class SASRec(nn.Module):
         causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
         for block in self.blocks:  # padding stays zero after every block, so what attends to it reads nothing
             h = block(h, src_mask=causal) * present
-        return self.norm(h)
+        states: torch.Tensor = self.norm(h)
+        return states
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every movie (the padding token left out): (..., num_movies)."""
         return states @ self.movies.weight[1:].T
 
 
-def sequences(split: evaluation.Split, include_validation: bool) -> list[np.ndarray]:
+def sequences(split: evaluation.Split, include_validation: bool) -> list[npt.NDArray[np.int64]]:
     """Each user's movies, oldest first (train is sorted by user, time, then the split's tie order; the
     validation rating, when included, came after all of them)."""
     users, movies = split.train[0], split.train[1]
@@ -92,7 +95,7 @@ def sequences(split: evaluation.Split, include_validation: bool) -> list[np.ndar
     return per_user
 
 
-def _padded(rows: list[np.ndarray], length: int) -> torch.Tensor:
+def _padded(rows: list[npt.NDArray[np.int64]], length: int) -> torch.Tensor:
     """The last `length` movies of each row as tokens, left-padded: (len(rows), length)."""
     out = np.zeros((len(rows), length), dtype=np.int64)
     for i, row in enumerate(rows):
@@ -120,7 +123,7 @@ def train_sasrec(split: evaluation.Split, config: SASRecConfig) -> SASRec:
             logits = model.logits(model(inputs)[present])  # (positions with a next movie, num_movies)
             loss = F.cross_entropy(logits, targets[present] - 1)
             optimiser.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
             optimiser.step()
         metrics = evaluation.evaluate(split, SASRecScorer(split, model, config), "validation")
         score = metrics["hr@10"] + metrics["ndcg@10"]
@@ -130,7 +133,7 @@ def train_sasrec(split: evaluation.Split, config: SASRecConfig) -> SASRec:
             waited += 1
         if waited >= config.patience or time.monotonic() - started > config.max_seconds:
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(cast(dict[str, torch.Tensor], best_state))  # the first epoch always sets it
     return model
 
 
@@ -143,14 +146,17 @@ class SASRecScorer:
         self.by_scope = {flag: sequences(split, flag) for flag in (False, True)}
 
     @torch.no_grad()
-    def __call__(self, history: sparse.csr_matrix, users: np.ndarray, with_validation: bool) -> np.ndarray:
+    def __call__(
+        self, history: sparse.csr_matrix, users: npt.NDArray[np.int64], with_validation: bool
+    ) -> npt.NDArray[np.float32]:
         self.model.eval()
         rows = self.by_scope[with_validation]
         states = self.model(_padded([rows[u] for u in users], self.length))[:, -1]  # (len(users), hidden)
-        return self.model.logits(states).numpy()
+        scores: npt.NDArray[np.float32] = self.model.logits(states).numpy()
+        return scores
 
 
-def sasrec_scorer(split: evaluation.Split, **params: object) -> SASRecScorer:
+def sasrec_scorer(split: evaluation.Split, **params: Any) -> SASRecScorer:
     """Trained on the split's train ratings with early stopping on its validation, as bench/quality tunes."""
     config = SASRecConfig(**params)
     return SASRecScorer(split, train_sasrec(split, config), config)

@@ -5,8 +5,10 @@ Serving (neighbour lists read from Milvus) and evaluation (lists from the vector
 picks users get, in the same order."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from recommender.ml.data import Histories
@@ -28,7 +30,7 @@ class ScoringConfig:
     sharpness: float = 0.2
 
     @classmethod
-    def stored(cls, values: dict) -> "ScoringConfig":
+    def stored(cls, values: dict[str, Any]) -> "ScoringConfig":
         """The rule a run was evaluated with, from its stored config: a setting added since keeps the value that
         run was scored under (LEGACY), not today's default, so an older live run is served as it was evaluated."""
         known = {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
@@ -39,20 +41,20 @@ class ScoringConfig:
 class Evidence:
     """The history entries that speak for their users, newest first within a user."""
 
-    users: np.ndarray  # (num_chosen,) row in the Histories
-    movies: np.ndarray  # (num_chosen,) movie keys
-    weights: np.ndarray  # (num_chosen,) float32
-    liked: np.ndarray  # (num_chosen,) bool: stars >= LIKED_STARS, so it may be credited
+    users: npt.NDArray[np.int64]  # (num_chosen,) row in the Histories
+    movies: npt.NDArray[np.int64]  # (num_chosen,) movie keys
+    weights: npt.NDArray[np.float32]  # (num_chosen,)
+    liked: npt.NDArray[np.bool_]  # (num_chosen,) stars >= LIKED_STARS, so it may be credited
 
 
 @dataclass(frozen=True)
 class Ranked:
-    movies: np.ndarray  # (num_users, k) movie keys, best first, -1 where fewer candidates
-    scores: np.ndarray  # (num_users, k) float32 fused scores
-    sources: np.ndarray  # (num_users, k) the liked movie that contributed most, -1 when none was liked
+    movies: npt.NDArray[np.int64]  # (num_users, k) movie keys, best first, -1 where fewer candidates
+    scores: npt.NDArray[np.float32]  # (num_users, k) fused scores
+    sources: npt.NDArray[np.int64]  # (num_users, k) the liked movie that contributed most, -1 when none was liked
 
 
-def _cumcount(groups: np.ndarray) -> np.ndarray:
+def _cumcount(groups: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Position of each element within its run of equal (sorted) group values."""
     if not len(groups):
         return np.zeros(0, dtype=np.int64)
@@ -60,7 +62,7 @@ def _cumcount(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
 
 
-def _tied_rank(users: np.ndarray, times: np.ndarray) -> np.ndarray:
+def _tied_rank(users: npt.NDArray[np.int64], times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Within each user's run (newest first), how many of the user's elements are strictly newer."""
     position = _cumcount(users)
     first_of_moment = np.r_[True, (users[1:] != users[:-1]) | (times[1:] != times[:-1])] if len(users) else []
@@ -95,8 +97,8 @@ def select_history(histories: Histories, config: ScoringConfig) -> Evidence:
 
 def rank(
     evidence: Evidence,
-    neighbor_ids: np.ndarray,
-    neighbor_scores: np.ndarray,
+    neighbor_ids: npt.NDArray[np.int64],
+    neighbor_scores: npt.NDArray[np.float32],
     histories: Histories,
     config: ScoringConfig,
     k: int,
@@ -134,10 +136,10 @@ def rank(
 
 
 def _top_per_user(
-    users: np.ndarray,
-    movies: np.ndarray,
-    scores: np.ndarray,
-    sources: np.ndarray,
+    users: npt.NDArray[np.int64],
+    movies: npt.NDArray[np.int64],
+    scores: npt.NDArray[np.float64],
+    sources: npt.NDArray[np.int64],
     num_users: int,
     k: int,
     max_share: float,
@@ -166,7 +168,9 @@ def _top_per_user(
     return out
 
 
-def top_neighbors(embeddings: np.ndarray, k: int, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_neighbors(
+    embeddings: npt.NDArray[np.float32], k: int, batch_size: int | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Exact inner-product top-k of every movie among the others, best first (ties: smaller index):
     (indices, scores), each (num_movies, k)."""
     num = len(embeddings)

@@ -5,24 +5,24 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import dgl
 import numpy as np
 import torch
 
-from recommender.ml.config import (  # noqa: F401  (re-exported: the settings lived here)
-    EdgeWeighting,
-    InvalidSetting,
-    TrainingConfig,
-    WalkConfig,
-    check_overrides,
-    deep_merged,
-)
+# Re-exported: the settings lived here.
+from recommender.ml.config import EdgeWeighting as EdgeWeighting
+from recommender.ml.config import InvalidSetting as InvalidSetting
+from recommender.ml.config import TrainingConfig as TrainingConfig
+from recommender.ml.config import WalkConfig as WalkConfig
+from recommender.ml.config import check_overrides as check_overrides
+from recommender.ml.config import deep_merged as deep_merged
 from recommender.ml.data import Histories
 from recommender.ml.features import MovieFeatures
 from recommender.ml.pinsage import PinSageNetwork, next_movie_loss
 from recommender.ml.sampling import Neighborhoods, NextMovieSampler
-from recommender.ml.scoring import ScoringConfig  # noqa: F401
+from recommender.ml.scoring import ScoringConfig as ScoringConfig
 
 
 class TrainingDiverged(Exception):
@@ -132,7 +132,7 @@ class _WeightAverage:
     def __init__(self, network: PinSageNetwork, decay: float) -> None:
         self.network, self.decay = network, decay
         self.average = {k: v.detach().clone() for k, v in network.state_dict().items() if v.is_floating_point()}
-        self.saved: dict | None = None
+        self.saved: dict[str, torch.Tensor] | None = None
 
     def update(self) -> None:
         with torch.no_grad():
@@ -145,7 +145,7 @@ class _WeightAverage:
         self.network.load_state_dict({**self.saved, **self.average})
 
     def swap_out(self) -> None:
-        self.network.load_state_dict(self.saved)
+        self.network.load_state_dict(cast(dict[str, torch.Tensor], self.saved))  # set by swap_in
         self.saved = None
 
 
@@ -178,7 +178,7 @@ def _train_epoch(
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss became {value}")
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
         optimizer.step()
         if average is not None:
             average.update()
