@@ -3,7 +3,9 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User as AuthUser  # for annotations: what get_user_model() gives
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -36,7 +38,7 @@ class MovieAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Movie]:
         return super().get_queryset(request).prefetch_related("genres")
 
-    def save_related(self, request: HttpRequest, form: object, formsets: object, change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: "ModelForm[Movie]", formsets: object, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         services.movie_saved(form.instance.id)
 
@@ -104,21 +106,21 @@ class UserWithProfileAdmin(UserAdmin):
     show_full_result_count = False
 
     @admin.display(description="Source", ordering="profile__source")
-    def source(self, user: User) -> str:
+    def source(self, user: AuthUser) -> str:
         return user.profile.get_source_display() if hasattr(user, "profile") else "site"
 
     @admin.display(description="MovieLens id", ordering="profile__movielens_user_id")
-    def movielens_user_id(self, user: User) -> int | None:
+    def movielens_user_id(self, user: AuthUser) -> int | None:
         return user.profile.movielens_user_id if hasattr(user, "profile") else None
 
     @admin.display(description="Ratings")
-    def ratings(self, user: User) -> str:
+    def ratings(self, user: AuthUser) -> str:
         return _ratings_link(f"{user.ratings.count():,} ratings", user__id__exact=user.pk)
 
-    def delete_model(self, request: HttpRequest, obj: User) -> None:
+    def delete_model(self, request: HttpRequest, obj: AuthUser) -> None:
         self.delete_queryset(request, User.objects.filter(pk=obj.pk))
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AuthUser]) -> None:
         movie_ids = list(Rating.objects.filter(user__in=queryset).values_list("movie_id", flat=True).distinct())
         super().delete_queryset(request, queryset)
         stats.refresh_movie_stats(movie_ids)

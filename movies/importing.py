@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar, cast
 
 from django.contrib.auth import get_user_model
 from django.db import NotSupportedError, OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -26,6 +28,7 @@ MAX_BAD_LINES_LISTED = 10
 GENOME_PER_MOVIE = 20  # the genome scores every tag for every movie: each movie's most relevant are kept
 IMPORT_STATEMENT_TIMEOUT_S = 3600
 Progress = Callable[[str, Path], Callable[[int], None]]
+_R = TypeVar("_R")
 
 
 class StrictImportError(Exception):
@@ -189,11 +192,11 @@ def _import_tables(directory: Path, layout: Layout, options: ImportOptions, prog
 
 
 def _valid(
-    records: Iterable[tuple[object, int, int]],
+    records: Iterable[tuple[_R | BadLine, int, int]],
     report: ImportReport,
     options: ImportOptions,
     advance: Callable[[int], None],
-) -> Iterator[tuple[object, int]]:
+) -> Iterator[tuple[_R, int]]:
     """(record, line number) with bad lines counted (or raised under --strict), feeding progress by bytes."""
     previous = 0
     for record, line_no, offset in records:
@@ -207,7 +210,7 @@ def _valid(
         yield record, line_no
 
 
-def _batches(items: Iterable[object], size: int) -> Iterator[list]:
+def _batches(items: Iterable[_R], size: int) -> Iterator[list[_R]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -216,7 +219,7 @@ def _batches(items: Iterable[object], size: int) -> Iterator[list]:
 def _read_links(
     directory: Path, layout: Layout, encoding: str, report: ImportReport, options: ImportOptions
 ) -> dict[int, LinkRecord]:
-    path = directory / layout.links
+    path = directory / cast(str, layout.links)  # read only for a layout that has links
     if not path.is_file():
         return {}
     records = _valid(movielens.iter_records(path, layout, "links", encoding), report, options, lambda n: None)
@@ -288,7 +291,7 @@ def _write_movie_batch(
     new = [m for m in fresh if m.movielens_id not in existing]
     changed = []
     for movie in fresh:
-        old = existing.get(movie.movielens_id)
+        old = existing.get(cast(int, movie.movielens_id))  # set from the record's id
         if old is not None and any(getattr(old, f) != getattr(movie, f) for f in _MOVIE_FIELDS):
             for name in _MOVIE_FIELDS:
                 setattr(old, name, getattr(movie, name))
@@ -333,7 +336,10 @@ _PROFILE_FIELDS = ("gender", "age", "age_group", "occupation", "zip_code")
 
 def _import_users(records: Iterable[UserRecord], report: ImportReport, options: ImportOptions) -> dict[int, int]:
     """Upsert MovieLens users as Django users that cannot log in; returns movielens_user_id -> User.id."""
-    profiles = {p.movielens_user_id: p for p in Profile.objects.filter(movielens_user_id__isnull=False)}
+    # Only profiles with a MovieLens id, so no key is None.
+    profiles = cast(
+        dict[int, Profile], {p.movielens_user_id: p for p in Profile.objects.filter(movielens_user_id__isnull=False)}
+    )
     user_ids = {ml_id: p.user_id for ml_id, p in profiles.items()}
     for batch in _batches(records, options.batch_size):
         if options.is_dry_run:
@@ -403,7 +409,7 @@ def _create_movielens_users(records: list[UserRecord], profiles: dict[int, Profi
         for name, r in names.items()
     ]
     Profile.objects.bulk_create(new_profiles)
-    profiles.update((p.movielens_user_id, p) for p in new_profiles)
+    profiles.update((cast(int, p.movielens_user_id), p) for p in new_profiles)  # set from the records
     return {r.movielens_user_id: created[name] for name, r in names.items()}
 
 
@@ -431,7 +437,10 @@ def _import_ratings(
     known_users: dict[int, int] = (
         user_ids
         if user_ids is not None
-        else dict(Profile.objects.filter(movielens_user_id__isnull=False).values_list("movielens_user_id", "user_id"))
+        else cast(
+            dict[int, int],  # only profiles with a MovieLens id
+            dict(Profile.objects.filter(movielens_user_id__isnull=False).values_list("movielens_user_id", "user_id")),
+        )
     )
 
     def checked_batches() -> Iterator[list[RatingRecord]]:
@@ -570,7 +579,7 @@ def _upsert_clause() -> str:
     return "ON CONFLICT (user_id, movie_id) DO UPDATE SET stars = excluded.stars, rated_at = excluded.rated_at"
 
 
-def _stage_ratings(cursor: object, rows: list[tuple[int, int, str, int]]) -> None:
+def _stage_ratings(cursor: CursorWrapper, rows: list[tuple[int, int, str, int]]) -> None:
     """Fill a per-connection temporary table with the batch; a repeated (user, movie) keeps the last line."""
     if connection.vendor == "mysql":
         # Made anew for each batch: dropping a temporary table is instant where deleting its rows is not (a
@@ -592,7 +601,7 @@ def _stage_ratings(cursor: object, rows: list[tuple[int, int, str, int]]) -> Non
     cursor.executemany(f"INSERT OR REPLACE INTO {_STAGE} VALUES (%s, %s, %s, %s)", rows)
 
 
-def _load_data_infile(cursor: object, rows: list[tuple[int, int, str, int]]) -> bool:
+def _load_data_infile(cursor: CursorWrapper, rows: list[tuple[int, int, str, int]]) -> bool:
     """LOAD DATA LOCAL is MariaDB's fastest way in; False when the server or client does not allow it."""
     global _can_load_data_infile
     if not _can_load_data_infile:
@@ -711,6 +720,7 @@ def _genome(
     if not (scores_path.is_file() and tags_path.is_file()):
         return {}
     tag_keys = {}
+    record: movielens.GenomeTagRecord | movielens.GenomeScoreRecord  # each loop below reads one of them
     for record, _ in _valid(
         movielens.iter_records(tags_path, layout, "genome_tags", encoding), report, options, lambda n: None
     ):

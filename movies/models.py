@@ -1,6 +1,7 @@
 """Movies, genres, user profiles and ratings: the data everything else learns from."""
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -66,7 +67,7 @@ class Movie(models.Model):
     def __str__(self) -> str:
         return self.display_title or natural_title(self.title)
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.display_title = natural_title(self.title)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "title" in update_fields:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal, TypeVar, overload
 
 ML_100K_GENRES = (
     "unknown",
@@ -412,6 +413,44 @@ def ml100k_genre_names(directory: Path) -> tuple[str, ...]:
             name, index = text.rsplit("|", 1)
             pairs.append((int(index), name))
     return tuple(name for _, name in sorted(pairs))
+
+
+_R = TypeVar("_R")
+Records = Iterator[tuple[_R | BadLine, int, int]]  # (record or BadLine, line number, bytes read so far)
+
+
+@overload
+def iter_records(
+    path: Path, layout: Layout, table: Literal["movies"], encoding: str, genre_names: tuple[str, ...] = ...
+) -> Records[MovieRecord]: ...
+
+
+@overload
+def iter_records(path: Path, layout: Layout, table: Literal["users"], encoding: str) -> Records[UserRecord]: ...
+
+
+@overload
+def iter_records(path: Path, layout: Layout, table: Literal["ratings"], encoding: str) -> Records[RatingRecord]: ...
+
+
+@overload
+def iter_records(path: Path, layout: Layout, table: Literal["links"], encoding: str) -> Records[LinkRecord]: ...
+
+
+@overload
+def iter_records(path: Path, layout: Layout, table: Literal["tags"], encoding: str) -> Records[TagRecord]: ...
+
+
+@overload
+def iter_records(
+    path: Path, layout: Layout, table: Literal["genome_tags"], encoding: str
+) -> Records[GenomeTagRecord]: ...
+
+
+@overload
+def iter_records(
+    path: Path, layout: Layout, table: Literal["genome_scores"], encoding: str
+) -> Records[GenomeScoreRecord]: ...
 
 
 def iter_records(

@@ -13,6 +13,7 @@ title, the title's start, anywhere), then popularity."""
 import bisect
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -107,7 +108,7 @@ def build_index(
     token: str,
     rows: list[tuple[int, str, int | None]],
     genre_links: list[tuple[int, str]],
-    tag_links: list[tuple[int, str, float]] = (),
+    tag_links: Sequence[tuple[int, str, float]] = (),
 ) -> TitleIndex:
     """rows: (movie id, display title, year) sorted by id; genre_links: (movie id, genre name); tag_links:
     (movie id, tag name, strength)."""

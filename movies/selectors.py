@@ -1,10 +1,12 @@
 """Reads across movies, users and ratings."""
 
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import F, OrderBy, QuerySet
 
 from movies import search
 from movies.models import MIN_TAG_STRENGTH, CoRatedMovie, Genre, Movie, MovieTag, Rating, Tag
@@ -35,7 +37,7 @@ def existing_movie_ids(movie_ids: list[int]) -> set[int]:
     return set(Movie.objects.filter(id__in=movie_ids).values_list("id", flat=True)) if movie_ids else set()
 
 
-def popular_movies(limit: int, exclude_user: object | None = None) -> list[Movie]:
+def popular_movies(limit: int, exclude_user: User | None = None) -> list[Movie]:
     ids = popular_movie_ids(limit + (rated_count(exclude_user) if exclude_user else 0))
     if exclude_user is not None:
         rated = set(Rating.objects.filter(user=exclude_user).values_list("movie_id", flat=True))
@@ -65,8 +67,8 @@ def co_rated_movies(
         rows = rows.filter(neighbour__year__gte=year_from)
     if year_to is not None:
         rows = rows.filter(neighbour__year__lte=year_to)
-    rows = list(rows.prefetch_related("neighbour__genres")[:limit])
-    return [(row.neighbour, row.score) for row in rows]
+    found = list(rows.prefetch_related("neighbour__genres")[:limit])
+    return [(row.neighbour, row.score) for row in found]
 
 
 def movie_tags(movie: Movie, limit: int = 10) -> list[Tag]:
@@ -85,11 +87,11 @@ def tag_movies(tag: Tag) -> "QuerySet[MovieTag]":
     )
 
 
-def rated_count(user: object) -> int:
-    return Rating.objects.filter(user=user).count() if getattr(user, "is_authenticated", False) else 0
+def rated_count(user: User | AnonymousUser) -> int:
+    return Rating.objects.filter(user=user).count() if user.is_authenticated else 0
 
 
-class RankedMovies(Sequence):
+class RankedMovies(Sequence[Movie]):
     """Search results as movie ids in order; rows are read only for the slice a page shows."""
 
     def __init__(self, movie_ids: list[int]) -> None:
@@ -97,6 +99,12 @@ class RankedMovies(Sequence):
 
     def __len__(self) -> int:
         return len(self.movie_ids)
+
+    @overload
+    def __getitem__(self, item: int) -> Movie: ...
+
+    @overload
+    def __getitem__(self, item: slice) -> list[Movie]: ...
 
     def __getitem__(self, item: int | slice) -> Movie | list[Movie]:
         if isinstance(item, slice):
@@ -119,7 +127,7 @@ def search_movies(
         movies = movies.filter(year__gte=year_from)
     if year_to is not None:
         movies = movies.filter(year__lte=year_to)
-    orders = {
+    orders: dict[str, list[str | OrderBy]] = {
         "popular": ["-popularity", "id"],
         "rated": ["-rated_score", "id"],
         "newest": [F("year").desc(nulls_last=True), "-id"],
@@ -137,14 +145,14 @@ def genre_names() -> list[str]:
     return list(Genre.objects.order_by("name").values_list("name", flat=True))
 
 
-def user_ratings(user: object) -> dict[int, Rating]:
+def user_ratings(user: User | AnonymousUser) -> dict[int, Rating]:
     """movie_id -> the user's rating."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return {}
     return {r.movie_id: r for r in Rating.objects.filter(user=user)}
 
 
-def rating_history(user: object) -> list[tuple[int, float, int]]:
+def rating_history(user: User) -> list[tuple[int, float, int]]:
     """(movie_id, stars, Unix time in microseconds) of every rating by the user, oldest first. Microseconds keep
     the order the site received ratings in; imported ones of the same second tie, and share a recency weight."""
     return [
@@ -222,7 +230,7 @@ def recently_rated_movies(limit: int) -> list[Movie]:
     return movies_in_order(ids)
 
 
-def onboarding_movies(user: object, limit: int) -> list[Movie]:
+def onboarding_movies(user: User, limit: int) -> list[Movie]:
     """Well-known titles across genres, the user's rated ones left out: a varied set to rate first."""
     rated = set(Rating.objects.filter(user=user).values_list("movie_id", flat=True))
     candidates = [m for m in movies_in_order(popular_movie_ids(200)) if m.id not in rated]

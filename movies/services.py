@@ -4,10 +4,10 @@ co-rated lists derived from the ratings."""
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,7 +40,7 @@ def parse_stars(value: object) -> Decimal:
     return stars
 
 
-def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
+def rate_movie(user: User, movie: Movie, stars: object) -> Rating:
     """Saves the user's rating of a movie (one per user and movie, the latest value wins); the same stars
     again are no change, so the row, the movie's counters and the retrain count stay as they are."""
     value = parse_stars(stars)
@@ -62,12 +62,12 @@ def rate_movie(user: AbstractBaseUser, movie: Movie, stars: object) -> Rating:
     return rating
 
 
-def unrate_movie(user: AbstractBaseUser, movie: Movie) -> bool:
+def unrate_movie(user: User, movie: Movie) -> bool:
     with transaction.atomic():
         old = Rating.objects.select_for_update().filter(user=user, movie=movie).values_list("stars", flat=True).first()
         deleted, _ = Rating.objects.filter(user=user, movie=movie).delete()
         if deleted:
-            stats.apply_rating_change(movie.id, -1, -old)
+            stats.apply_rating_change(movie.id, -1, -cast(Decimal, old))  # deleted, so it was read above
             events.send(events.ratings_changed, num_changes=1)
     return bool(deleted)
 
@@ -91,7 +91,7 @@ def note_catalogue_changed() -> None:
         CatalogueVersion.objects.update_or_create(id=1, defaults={"token": token})
 
 
-def create_site_profile(user: AbstractBaseUser) -> None:
+def create_site_profile(user: User) -> None:
     Profile.objects.get_or_create(user=user, defaults={"source": Profile.Source.SITE})
 
 

@@ -7,6 +7,7 @@ rating write (`apply_rating_change`, inside the writer's transaction) and are re
 ratings table by the import (`refresh_movie_stats`)."""
 
 import math
+from decimal import Decimal
 
 from django.core.cache import cache
 from django.db.models import Case, Count, F, FloatField, OuterRef, Subquery, Sum, Value, When
@@ -48,7 +49,7 @@ def _derived_fields(mean: float) -> dict[str, object]:
     }
 
 
-def apply_rating_change(movie_id: int, delta_count: int, delta_stars: float) -> None:
+def apply_rating_change(movie_id: int, delta_count: int, delta_stars: Decimal) -> None:
     """Adds one rating write to the movie's counters; call inside the transaction that writes the rating.
     Two statements, since SQLite and MariaDB disagree on whether SET sees the columns it just set."""
     movies = Movie.objects.filter(id=movie_id)

@@ -1,7 +1,10 @@
 """The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
 
+from typing import Any, cast
+
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -143,7 +146,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now", permissions=["retrain"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        run = runs.request_retrain("requested in admin", requested_by=request.user)
+        run = runs.request_retrain("requested in admin", requested_by=cast(User, request.user))  # staff, logged in
         if run is None:
             self.message_user(request, "A retraining is already queued.", messages.WARNING)
         else:
@@ -188,13 +191,13 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def has_retrain_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("recommender.retrain")
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)  # the stubs allow None values; Django gives none
         if "delete_selected" in actions:
             actions["delete_selected"] = (self.delete_unprotected, *actions["delete_selected"][1:])
         return actions
 
-    def delete_unprotected(self, admin_: object, request: HttpRequest, queryset: QuerySet) -> object:
+    def delete_unprotected(self, admin_: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> object:
         """Django's bulk delete, refused at once (before its confirmation page) for runs that must stay."""
         why = _undeletable(set(queryset.values_list("id", flat=True)))
         if why:

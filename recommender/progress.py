@@ -5,6 +5,8 @@ stops early, so the end is a guess: the best epoch so far (or the last succeeded
 patience, at the seconds an epoch has taken so far, plus what the last publish took."""
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
 from django.utils import timezone
 
@@ -65,7 +67,7 @@ def training_progress(run: TrainingRun) -> Progress:
     return Progress(run.id, run.status, epochs_done, max_epochs, best_epoch, best_hr, seconds_left)
 
 
-def _pace(run: TrainingRun, history: list[dict]) -> tuple[float, float]:
+def _pace(run: TrainingRun, history: list[dict[str, Any]]) -> tuple[float, float]:
     """(seconds an epoch takes with its validation, seconds since the last one ended). From the epochs' end times
     where recorded: between epochs once there are two (the first also held the data's preparation), so the
     estimate counts down between epochs instead of growing while one runs."""
@@ -74,8 +76,8 @@ def _pace(run: TrainingRun, history: list[dict]) -> tuple[float, float]:
     if len(ends) == len(history) and len(ends) >= 2:
         return (ends[-1] - ends[0]) / (len(ends) - 1), now - ends[-1]
     if len(ends) == len(history):
-        return ends[0] - run.started_at.timestamp(), now - ends[0]
-    return (now - run.started_at.timestamp()) / len(history), 0.0  # runs recorded before end times were
+        return ends[0] - cast(datetime, run.started_at).timestamp(), now - ends[0]  # running: it has started
+    return (now - cast(datetime, run.started_at).timestamp()) / len(history), 0.0  # runs recorded before end times were
 
 
 def _publish_seconds() -> float:
@@ -83,7 +85,7 @@ def _publish_seconds() -> float:
     last = TrainingRun.objects.exclude(published_at=None).exclude(finished_at=None).order_by("-id").first()
     if last is None:
         return DEFAULT_PUBLISH_S
-    return max(0.0, (last.published_at - last.finished_at).total_seconds())
+    return cast(float, max(0.0, (last.published_at - last.finished_at).total_seconds()))  # the row is Any
 
 
 def active_progress() -> list[Progress]:

@@ -16,13 +16,14 @@ imports recommender.tasks."""
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -37,6 +38,9 @@ from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease
 
 if TYPE_CHECKING:
     from recommender.ml.artifact import ModelArtifact
+    from recommender.ml.config import TrainingConfig
+    from recommender.ml.experiment import Outcome, Prepared
+    from recommender.ml.training import EpochRecord
 
 logger = logging.getLogger(__name__)
 OVERDUE_GRACE_S = 120
@@ -64,19 +68,19 @@ def maybe_retrain() -> TrainingRun | None:
     return None
 
 
-def request_retrain(reason: str, requested_by: object | None = None) -> TrainingRun | None:
+def request_retrain(reason: str, requested_by: User | None = None) -> TrainingRun | None:
     """Queues a run unless one is already queued (debounce); None when it was already queued."""
     return _create_run(reason, requested_by, {}, queue=True)
 
 
-def create_training_run(config: dict, requested_by: object | None = None) -> TrainingRun:
+def create_training_run(config: dict, requested_by: User | None = None) -> TrainingRun:
     """A run for the command line: the pipeline's config under the given overrides. It trains on every
     rating there is now, so the changes counted so far are consumed and the pipeline does not queue
     a second run for them."""
-    return _create_run("command line", requested_by, config, queue=False)
+    return cast(TrainingRun, _create_run("command line", requested_by, config, queue=False))  # None only when queued
 
 
-def _create_run(reason: str, requested_by: object | None, overrides: dict, queue: bool) -> TrainingRun | None:
+def _create_run(reason: str, requested_by: User | None, overrides: dict, queue: bool) -> TrainingRun | None:
     """The one place a run is created: under the state row's lock, it consumes the changes counted so far;
     a queued one is sent to the training worker after commit, unless a queued run already waits (debounce)."""
     with transaction.atomic():
@@ -248,7 +252,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
         config=config.as_dict(),
     )
 
-    def record_epoch(record: object) -> None:
+    def record_epoch(record: "EpochRecord") -> None:
         row = {
             "epoch": record.epoch,
             "loss": record.loss,
@@ -283,7 +287,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
     )
 
 
-def _live_on_this_split(prepared: object, outcome: object) -> dict:
+def _live_on_this_split(prepared: "Prepared", outcome: "Outcome") -> dict:
     """The live model's validation figures on this run's own split, for the gate to compare like with like
     (the live run's own figures come from another snapshot, another split). {} when none can be had."""
     from recommender.ml import experiment  # torch and dgl: never loaded by web processes
@@ -308,7 +312,7 @@ def _current_live_run() -> TrainingRun | None:
         return serving.recorded_live_run()
 
 
-def save_artifact(run_id: int, outcome: object, prepared: object, config: object) -> Path:
+def save_artifact(run_id: int, outcome: "Outcome", prepared: "Prepared", config: "TrainingConfig") -> Path:
     """Weights, config, node map and the published embeddings in one file per run."""
     from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
 
@@ -396,10 +400,10 @@ def publish(run_id: int) -> str | None:
     return _publish(run_id, LiveChange.Action.PUBLISH, None)
 
 
-def make_live(run_id: int, requested_by: object | None = None) -> str:
+def make_live(run_id: int, requested_by: User | None = None) -> str:
     """Staff's override: the same publish, past the gate and whatever its age (in a worker: it computes
     every movie's neighbours). Refused when the run is live already."""
-    return _publish(run_id, LiveChange.Action.MAKE_LIVE, requested_by)
+    return cast(str, _publish(run_id, LiveChange.Action.MAKE_LIVE, requested_by))  # None only for the pipeline's
 
 
 def check_make_live(run: TrainingRun) -> None:
@@ -426,14 +430,14 @@ def _check_publishable(run: TrainingRun) -> None:
         )
 
 
-def _publish(run_id: int, action: str, requested_by: object | None) -> str | None:
+def _publish(run_id: int, action: str, requested_by: User | None) -> str | None:
     run = TrainingRun.objects.get(id=run_id)
     _check_publishable(run)
     snapshot_at = timezone.now()
     newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id)
     # Never live (every run that went live has published_at) and superseded: stop before a minute of neighbours.
     if action == LiveChange.Action.PUBLISH and run.published_at is None and newer.exists():
-        return _published_already(run, None, None, snapshot_at)
+        return cast(str | None, _published_already(run, None, None, snapshot_at))  # not False: a newer one exists
     movies = _current_movie_vectors(run)
     store = serving.vector_store()
     with vector_lease(f"publishing run {run.id}"):
@@ -453,7 +457,9 @@ def _publish(run_id: int, action: str, requested_by: object | None) -> str | Non
     return name
 
 
-def _published_already(run: TrainingRun, live_id: int | None, movies: object, snapshot_at: object) -> object:
+def _published_already(
+    run: TrainingRun, live_id: int | None, movies: MovieVectors | None, snapshot_at: datetime
+) -> str | Literal[False] | None:
     """For the pipeline's publish (a message that may come late, twice, or after staff moved the alias): the
     collection name or None when there is nothing more to do, False when it should go ahead. Once a run was
     published it is never published again by the pipeline (a retry after a rollback would undo staff's
@@ -463,7 +469,8 @@ def _published_already(run: TrainingRun, live_id: int | None, movies: object, sn
     newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id).order_by("-id").first()
     if live_id == run.id:
         since = min(snapshot_at, run.published_at) if run.published_at else snapshot_at
-        vectors_catch_up(run, movies, since - timedelta(seconds=settings.TASK_TIME_LIMIT_S))
+        # movies is None only with live_id None, before anything is read
+        vectors_catch_up(run, cast(MovieVectors, movies), since - timedelta(seconds=settings.TASK_TIME_LIMIT_S))
         store.drop_old_collections(protected_runs())
         return store.collection_for_run(run.id)
     if run.published_at is None and newer is None:
@@ -493,7 +500,7 @@ def _current_movie_vectors(run: TrainingRun) -> MovieVectors:
     return MovieVectors(catalogue.movie_ids, vectors, years, catalogue.genres, neighbors, scores)
 
 
-def _record_live_change(action: str, from_run_id: int | None, to_run: TrainingRun, by: object | None) -> None:
+def _record_live_change(action: str, from_run_id: int | None, to_run: TrainingRun, by: User | None) -> None:
     with transaction.atomic():
         if action != LiveChange.Action.ROLL_BACK:
             TrainingRun.objects.filter(id=to_run.id, published_at__isnull=True).update(published_at=timezone.now())
@@ -521,7 +528,7 @@ def rollback_target() -> TrainingRun | None:
     return older.order_by("-id").first()
 
 
-def roll_back(requested_by: object | None = None) -> str:
+def roll_back(requested_by: User | None = None) -> str:
     """Points the alias at the previous run's collection and records the change; Refused when there is none."""
     store = serving.vector_store()
     with vector_lease("rolling back"):

@@ -2,10 +2,12 @@
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 
 from movies import selectors
 from movies.models import Movie
@@ -143,8 +145,8 @@ def forget_live_run() -> None:
     _live = (0.0, None)
 
 
-def recommend_movies_for(user: object, limit: int = 20) -> Recommendations:
-    history = selectors.rating_history(user) if getattr(user, "is_authenticated", False) else []
+def recommend_movies_for(user: User | AnonymousUser, limit: int = 20) -> Recommendations:
+    history = selectors.rating_history(user) if user.is_authenticated else []
     if not history:
         return _popular(user, limit, "Rate a few movies and this page becomes yours.")
     try:
@@ -194,7 +196,9 @@ def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> R
     return Recommendations(_explained(credited, liked), Source.CO_RATED, note)
 
 
-def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -> list[Recommendation] | None:
+def _personal(
+    user: User | AnonymousUser, history: list[tuple[int, float, int]], limit: int
+) -> list[Recommendation] | None:
     run = live_run()
     if run is None:
         return None
@@ -222,7 +226,7 @@ def _personal(user: object, history: list[tuple[int, float, int]], limit: int) -
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
 
 
-def _padded(rows: list[tuple[np.ndarray, np.ndarray]], n: int) -> Neighbours:
+def _padded(rows: Sequence[tuple[np.ndarray, ...]], n: int) -> Neighbours:
     ids = np.full((len(rows), n), -1, dtype=np.int64)
     scores = np.zeros((len(rows), n), dtype=np.float32)
     for i, (row_ids, row_scores) in enumerate(rows):
@@ -317,8 +321,8 @@ def _explained(ranked: list[tuple[float, int, int]], liked: list[int] | None = N
     return items
 
 
-def _popular(user: object, limit: int, note: str) -> Recommendations:
-    movies = selectors.popular_movies(limit, exclude_user=user if getattr(user, "is_authenticated", False) else None)
+def _popular(user: User | AnonymousUser, limit: int, note: str) -> Recommendations:
+    movies = selectors.popular_movies(limit, exclude_user=user if user.is_authenticated else None)
     return Recommendations([Recommendation(m, 0.0, "Popular with other viewers") for m in movies], Source.POPULAR, note)
 
 

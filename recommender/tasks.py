@@ -2,11 +2,13 @@
 Nothing imports this module but Celery: work is sent by name (recommender.outbox)."""
 
 import logging
+from typing import Any, cast
 
 from celery import Task, shared_task
 from celery.exceptions import TimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 
 from recommender import runs, vectors
 from recommender.vector_store import VectorStoreUnavailable
@@ -30,13 +32,14 @@ class TrainingTask(Task):
     soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT_S,
     time_limit=settings.TRAINING_TIME_LIMIT_S,
 )
-def train_model(self: object, run_id: int) -> None:
-    runs.run_training(run_id, redelivered=bool(self.request.delivery_info.get("redelivered")))
+def train_model(self: TrainingTask, run_id: int) -> None:
+    # delivery_info is always there on a worker's request
+    runs.run_training(run_id, redelivered=bool(cast(dict[str, Any], self.request.delivery_info).get("redelivered")))
 
 
 # Publishing, rollback and clean-up wait their turn on the vector lease (VectorsBusy) and ride out a Milvus
 # outage; each is idempotent, so a retry after a half-done attempt is safe.
-_VECTOR_RETRY = {
+_VECTOR_RETRY: dict[str, Any] = {
     "autoretry_for": (VectorStoreUnavailable, VectorsBusy),
     "retry_backoff": 10,
     "retry_backoff_max": 300,
@@ -66,7 +69,7 @@ def roll_back(requested_by_id: int | None = None) -> None:
         logger.warning("roll back refused: %s", refusal)
 
 
-def _user(user_id: int | None) -> object | None:
+def _user(user_id: int | None) -> User | None:
     return get_user_model().objects.filter(id=user_id).first() if user_id else None
 
 

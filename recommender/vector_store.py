@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
+from pymilvus.milvus_client import IndexParams
 
 logger = logging.getLogger(__name__)
 ALIAS = "movies"
@@ -25,6 +27,7 @@ _SAFE_GENRE = re.compile(r"^[\w' &/.-]{1,64}$", re.UNICODE)
 # pymilvus pings every 10 s even when idle; milvus-lite's gRPC server answers that with GOAWAY "Too many pings"
 # and the channel is dead for the web process's next page. Ping only while calls are in flight, and rarely.
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
+_T = TypeVar("_T")
 
 
 class VectorStoreUnavailable(Exception):
@@ -80,11 +83,12 @@ def _is_released(error: BaseException) -> bool:
 
 def describe_error(error: BaseException) -> str:
     """What went wrong in a line staff can read: Milvus's own message or gRPC's status, not the repr."""
-    if getattr(error, "code", None) == 2 and not callable(error.code):  # pymilvus's words for down or hung alike
+    raw_code = getattr(error, "code", None)  # an int on pymilvus's errors, a method on gRPC's
+    if raw_code == 2 and not callable(raw_code):  # pymilvus's words for down or hung alike
         return "cannot reach the server (down, restarting or not answering)"
     details = getattr(error, "details", None)
     text = getattr(error, "message", None) or (details() if callable(details) else None) or str(error)
-    code = error.code() if callable(getattr(error, "code", None)) else None
+    code = raw_code() if callable(raw_code) else None
     if code is not None and hasattr(code, "name"):
         text = f"{code.name}: {text}"
     return " ".join(str(text).split())[:200]
@@ -117,7 +121,7 @@ class VectorStore:
         self._failure = ""  # why reads fail at once, while the breaker is open
         self._prober: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._client = None
+        self._client: MilvusClient | None = None
         self._fields: dict[str, frozenset[str]] = {}
 
     def collection_for_run(self, run_id: int) -> str:
@@ -129,7 +133,7 @@ class VectorStore:
         return int(suffix) if name.startswith(prefix) and suffix.isdigit() else None
 
     @contextmanager
-    def _calls(self, what: str) -> Iterator[object]:
+    def _calls(self, what: str) -> Iterator[MilvusClient]:
         """Every Milvus or gRPC failure becomes VectorStoreUnavailable (shared/PITFALLS.md 5)."""
         now = time.monotonic()
         if what in READS and (now < self._open_until or self._probing()):
@@ -152,7 +156,7 @@ class VectorStore:
         if self._prober is None:
             self._open_until = 0.0
 
-    def _new_client(self) -> object:
+    def _new_client(self) -> MilvusClient:
         # dedicated: a broken channel is closed with this client, not handed back by pymilvus's pool
         return MilvusClient(
             uri=self.uri, token=self.token, timeout=self.timeout, dedicated=True, grpc_options=GRPC_OPTIONS
@@ -233,7 +237,7 @@ class VectorStore:
         """Collections written for training runs, oldest run first."""
         with self._calls("list_collections") as client:
             names = [n for n in client.list_collections(timeout=self.timeout) if self.run_of_collection(n) is not None]
-        return sorted(names, key=self.run_of_collection)
+        return sorted(names, key=cast(Callable[[str], int], self.run_of_collection))  # never None: filtered above
 
     def ensure_loaded(self, collection: str | None = None) -> None:
         """After a server restart every collection is released; searching needs it loaded (PITFALLS 4)."""
@@ -315,7 +319,7 @@ class VectorStore:
             )
         return int(rows[0]["count(*)"])
 
-    def _loaded_call(self, what: str, call: Callable[[object], object]) -> object:
+    def _loaded_call(self, what: str, call: Callable[[MilvusClient], _T]) -> _T:
         """Runs a read. One that finds the collection released (a restart) hands the load to the background
         probe and fails at once, so a page falls back rather than waiting out a load (seconds, up to 30 s on a
         large collection); without a breaker (breaker_s 0) it loads here and tries once more."""
@@ -355,7 +359,7 @@ class VectorStore:
         self.switch_alias(name)
         return name
 
-    def _create(self, client: object, name: str, dim: int) -> None:
+    def _create(self, client: MilvusClient, name: str, dim: int) -> None:
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(PRIMARY, DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -433,7 +437,7 @@ class VectorStore:
             client.delete(collection or self.alias, ids=list(movie_ids), timeout=self.timeout)
 
 
-def _index_params(client: object) -> object:
+def _index_params(client: MilvusClient) -> IndexParams:
     params = client.prepare_index_params()
     params.add_index(field_name="vector", **INDEX)
     return params
@@ -442,7 +446,7 @@ def _index_params(client: object) -> object:
 def _rows(movies: MovieVectors, part: slice, with_lists: bool = True, run_id: int | None = None) -> list[dict]:
     """Rows to write; `with_lists` False and `run_id` None for collections published before those fields."""
     ids = movies.movie_ids[part]
-    none = [[]] * len(ids)
+    none: list[list[float]] = [[]] * len(ids)
     neighbors = none if movies.neighbors is None else movies.neighbors[part][:, :NEIGHBORS].tolist()
     scores = none if movies.neighbor_scores is None else movies.neighbor_scores[part][:, :NEIGHBORS].tolist()
     rows = []

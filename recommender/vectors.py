@@ -5,9 +5,11 @@ vector work. A training run's own publish (recommender.runs) writes through the 
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -19,6 +21,11 @@ from recommender import outbox, serving
 from recommender.ml.scoring import top_neighbors
 from recommender.models import MovieRemoval, RecommenderState, TrainingRun
 from recommender.vector_store import NEIGHBORS, MovieVectors, VectorStoreUnavailable
+
+if TYPE_CHECKING:
+    from recommender.ml.artifact import ModelArtifact
+    from recommender.ml.data import Catalogue
+    from recommender.ml.pinsage import PinSageNetwork
 
 NEIGHBOR_LISTS_MAX_MOVIES = 100_000  # all pairs: 100k x 100k x 128 multiply-adds, some 30 s of BLAS
 RESYNC_BATCH = 1000
@@ -105,7 +112,7 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
     return True
 
 
-def vectors_catch_up(run: TrainingRun, published: MovieVectors, snapshot_at: object) -> None:
+def vectors_catch_up(run: TrainingRun, published: MovieVectors, snapshot_at: datetime) -> None:
     """What the catalogue did while `run`'s collection was being written, applied to it once it is live:
     movies deleted since the snapshot leave it, movies added or edited since get their vector from its model."""
     now = set(Movie.objects.values_list("id", flat=True))
@@ -175,7 +182,9 @@ def resync_movie_vectors() -> int:
     return sent
 
 
-def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
+def nearest_movies(
+    movie_ids: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.float32] | None]:
     """Each movie's exact nearest movies (ids, inner products), stored with it so a page needs no search; None
     beyond NEIGHBOR_LISTS_MAX_MOVIES, where the all-pairs product gets slow and pages search instead."""
     if len(movie_ids) < 2 or len(movie_ids) > NEIGHBOR_LISTS_MAX_MOVIES:
@@ -184,10 +193,10 @@ def nearest_movies(movie_ids: object, vectors: object) -> tuple[object, object]:
     return movie_ids[indices], scores
 
 
-_network_cache: dict[int, object] = {}
+_network_cache: dict[int, tuple["PinSageNetwork", "ModelArtifact"]] = {}
 
 
-def live_network(run: TrainingRun) -> tuple[object, dict]:
+def live_network(run: TrainingRun) -> tuple["PinSageNetwork", "ModelArtifact"]:
     """The live run's network and artifact, loaded once per process."""
     from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
     from recommender.ml.features import build_movie_features  # torch: never loaded by web processes
@@ -219,7 +228,9 @@ def live_network(run: TrainingRun) -> tuple[object, dict]:
     return _network_cache[run.id]
 
 
-def cold_start_vectors(run: TrainingRun, catalogue: object, positions: object) -> object:
+def cold_start_vectors(
+    run: TrainingRun, catalogue: "Catalogue", positions: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float32]:
     """Features-only vectors (as new movies get) for the catalogue rows at `positions`."""
     from recommender.ml.embeddings import cold_start_embeddings  # torch and dgl: never loaded by web processes
     from recommender.ml.features import build_movie_features  # torch: never loaded by web processes

@@ -4,6 +4,8 @@ django-axes locks each (username, address) pair after AXES_FAILURE_LIMIT failure
 the real owner out from elsewhere; axes has one limit for every parameter set, so this backend adds a
 higher one per address (AXES_ADDRESS_FAILURE_LIMIT within the cool-off), counted from axes' own records."""
 
+from typing import Any
+
 from axes.exceptions import AxesBackendPermissionDenied
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -27,10 +29,12 @@ class AddressLockoutBackend(ModelBackend):
     """Refuses every login from an address over its limit; authenticates nobody itself (it is a ModelBackend
     only so that sessions that name it, as first backend, still find their user)."""
 
-    def authenticate(self, request: HttpRequest | None, **credentials: object) -> None:
+    def authenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **credentials: Any
+    ) -> None:
         if request is None:
             return None
         if address_failures(client_ip(request)) >= settings.AXES_ADDRESS_FAILURE_LIMIT:
-            request.axes_locked_out = True
+            request.axes_locked_out = True  # type: ignore[attr-defined]  # axes' own flag, not declared on HttpRequest
             raise AxesBackendPermissionDenied("too many failed logins from this address")
         return None

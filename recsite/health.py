@@ -3,20 +3,22 @@
 import hmac
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from recommender.serving import serving_status, serving_status_now
 from recsite.celery import app
 
 
-def _check(probe: object) -> dict:
+def _check(probe: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
     started = time.monotonic()
     try:
         detail = probe()
@@ -38,7 +40,7 @@ def _database() -> None:
 def _broker() -> None:
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        client = getattr(conn.default_channel, "client", None)
+        client: Any = getattr(conn.default_channel, "client", None)
         if hasattr(client, "ping"):
             client.ping()  # a hung Redis accepts connections and never answers
 
@@ -68,10 +70,10 @@ class ProbeMiddleware:
     is answered before host validation and the HTTPS redirect, which would refuse it (its Host is an
     address, not the site's name, and it speaks plain HTTP inside the proxy)."""
 
-    def __init__(self, get_response: object) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> object:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         view = {"/health/live/": live, "/health/": ready}.get(request.path)
         if view and request.method == "GET" and request.META.get("REMOTE_ADDR") in _LOOPBACK and _would_refuse(request):
             return view(request)
@@ -185,7 +187,7 @@ def ready(request: HttpRequest) -> JsonResponse:
     """503 when the database is down (nothing works); Milvus, broker or workers down only degrade."""
     checks = {**current_checks()}
     checks["milvus"] = _as_pages_see_it(checks.get("milvus", {"ok": False, "error": "not checked yet"}))
-    body = {"ok": all(c["ok"] for c in checks.values())}
+    body: dict[str, Any] = {"ok": all(c["ok"] for c in checks.values())}
     if _may_see_details(request):
         body["checks"] = checks
     return JsonResponse(body, status=200 if checks["database"]["ok"] else 503)

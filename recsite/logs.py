@@ -1,6 +1,8 @@
 """Log configuration shared by Django, Celery and gunicorn: plain lines for people, JSON lines for collectors."""
 
+import logging
 from logging.config import dictConfig
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -22,7 +24,7 @@ class AccessJsonFormatter(JsonFormatter):
         "a": "user_agent",
     }
 
-    def add_fields(self, log_data: dict, record: object, message_dict: dict) -> None:
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
         if isinstance(record.args, dict):
             for atom, field in self.ATOMS.items():
@@ -30,7 +32,7 @@ class AccessJsonFormatter(JsonFormatter):
                 log_data[field] = int(value) if isinstance(value, str) and value.isdigit() else value
 
 
-def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
+def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict[str, Any]:
     """A dictConfig: LOG_FORMAT "json" gives one JSON object a line, anything else plain text."""
     if log_format not in {"json", "text"}:
         raise ValueError(f"LOG_FORMAT must be json or text, got {log_format!r}")
@@ -51,7 +53,7 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
         "console": {"class": "logging.StreamHandler", "formatter": "default"},
         "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"},
     }
-    loggers = {"django.db.backends": {"level": "WARNING"}}
+    loggers: dict[str, dict[str, Any]] = {"django.db.backends": {"level": "WARNING"}}
     # pymilvus logs every failed call at ERROR with a traceback, including the ones the vector store handles
     # (a collection released by a restart is loaded and the call retried); the vector store reports real
     # failures itself, so pymilvus speaks only when critical, and through our handlers.
@@ -70,7 +72,7 @@ def logging_config(log_format: str, level: str, gunicorn: bool = False) -> dict:
     }
 
 
-def configure(config: dict) -> None:
+def configure(config: dict[str, Any]) -> None:
     """Applies a logging_config() dict (Django's LOGGING_CONFIG, Celery's setup_logging). pymilvus installs a
     plain-text handler of its own when first imported, so it is imported first and the dict then takes over."""
     import pymilvus  # noqa: F401  (here, not on top: gunicorn's master reads logging_config and needs no gRPC)

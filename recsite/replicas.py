@@ -5,10 +5,11 @@ REPLICA_STICKY_S seconds (a rating, a sign-up), so people see their own changes 
 Workers, commands, admin and every write stay on the primary. Without a replica this does nothing."""
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 REPLICA = "replica"
 PRIMARY_COOKIE = "primary_until"
@@ -47,10 +48,10 @@ def may_read_replica(request: HttpRequest) -> bool:
 class ReplicaMiddleware:
     """Marks the request's reads for the replica, and keeps a writer on the primary for a while."""
 
-    def __init__(self, get_response: object) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         token = _reads_from_replica.set(may_read_replica(request))
         try:
             response = self.get_response(request)

@@ -182,7 +182,7 @@ CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT_S
 # Redis hands an unacknowledged task to another worker after this long: it must outlast the longest hard
 # limit, or a training still running would be started a second time.
 BROKER_VISIBILITY_TIMEOUT_S = max(TRAINING_TIME_LIMIT_S, TASK_TIME_LIMIT_S) + 600
-CELERY_BROKER_TRANSPORT_OPTIONS = (
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int] = (
     {
         "data_folder_in": str(_BROKER_DIR),
         "data_folder_out": str(_BROKER_DIR),

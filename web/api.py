@@ -1,6 +1,8 @@
 """JSON API with session authentication: recommendations, similar movies, ratings, movie search."""
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
@@ -15,9 +17,10 @@ from recommender.serving import Recommendations
 from web import ratelimits
 from web.clientip import client_ip
 from web.forms import SearchForm
+from web.requests import AuthenticatedHttpRequest
 
 
-def _movie_json(movie: Movie) -> dict:
+def _movie_json(movie: Movie) -> dict[str, Any]:
     return {
         "movie_id": movie.id,
         "movielens_id": movie.movielens_id,
@@ -30,7 +33,7 @@ def _movie_json(movie: Movie) -> dict:
     }
 
 
-def _recommendations_json(result: Recommendations) -> dict:
+def _recommendations_json(result: Recommendations) -> dict[str, Any]:
     return {
         "source": result.source,
         "note": result.note,
@@ -48,7 +51,7 @@ def _recommendations_json(result: Recommendations) -> dict:
 
 
 def _bounded_int(value: str | None, default: int, low: int, high: int) -> int | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return default
     try:
         number = int(value)
@@ -61,7 +64,7 @@ def _error(message: str, status: int = 400) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def _login_required_json(view: object) -> object:
+def _login_required_json(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
     def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
         if not request.user.is_authenticated:
             return _error("log in first", 401)
@@ -72,7 +75,7 @@ def _login_required_json(view: object) -> object:
 
 @require_GET
 @_login_required_json
-def recommendations(request: HttpRequest) -> JsonResponse:
+def recommendations(request: AuthenticatedHttpRequest) -> JsonResponse:
     k = _bounded_int(request.GET.get("k"), 10, 1, 100)
     if k is None:
         return _error("k must be a whole number from 1 to 100")
@@ -147,7 +150,7 @@ def _posted_stars(request: HttpRequest) -> object:
 
 @require_http_methods(["POST", "DELETE"])
 @_login_required_json
-def rating(request: HttpRequest, movie_id: int) -> JsonResponse:
+def rating(request: AuthenticatedHttpRequest, movie_id: int) -> JsonResponse:
     """POST {"stars": 4.5} (JSON or form) rates the movie for the logged-in user; DELETE removes it."""
     refusal = ratelimits.count_request(ratelimits.rating_limits(request.user.id, client_ip(request)))
     movie = get_object_or_404(Movie, id=movie_id)

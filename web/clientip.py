@@ -40,7 +40,7 @@ def _is_trusted(address: IPAddress | None) -> bool:
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR, unless it is a trusted proxy: then the right-most X-Forwarded-For entry that is not
     one (each trusted hop appends the address it saw; anything left of the first untrusted one may be forged)."""
-    remote = request.META.get("REMOTE_ADDR", "")
+    remote: str = request.META.get("REMOTE_ADDR", "")
     if not _is_trusted(_address(remote)):
         return remote
     hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]

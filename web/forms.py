@@ -1,9 +1,11 @@
 """Forms for rating, searching and signing up."""
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
 
 from movies.importing import RESERVED_PREFIX, is_reserved_username
 from movies.models import STAR_CHOICES
@@ -40,8 +42,14 @@ class SearchForm(forms.Form):
     )
 
 
-class SignUpForm(UserCreationForm):
-    class Meta(UserCreationForm.Meta):
+if TYPE_CHECKING:
+    _UserCreationForm = UserCreationForm[User]  # generic in the stubs only
+else:
+    _UserCreationForm = UserCreationForm
+
+
+class SignUpForm(_UserCreationForm):
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]  # the stubs leave the form's Meta out
         fields = ("username",)
 
     def clean_username(self) -> str:

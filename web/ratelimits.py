@@ -72,7 +72,7 @@ def _count(limit: Limit, now: datetime) -> Refusal | None:
     return Refusal(limit, max(1, math.ceil((window_end - now).total_seconds())))
 
 
-def _counters(limit: Limit, start: datetime) -> QuerySet:
+def _counters(limit: Limit, start: datetime) -> QuerySet[RateCounter]:
     return RateCounter.objects.filter(key=limit.key[:KEY_LENGTH], window_start=start)
 
 
@@ -97,7 +97,7 @@ def _increment(limit: Limit, start: datetime) -> int:
         return _add_one(counters) or 1
 
 
-def _add_one(counters: QuerySet) -> int | None:
+def _add_one(counters: QuerySet[RateCounter]) -> int | None:
     """The count after adding one, or None when the window has no row yet. The update keeps the row locked
     until the read, so each request reads its own count and two never share the last place."""
     with transaction.atomic():

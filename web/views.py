@@ -2,6 +2,7 @@
 the favicon."""
 
 import math
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import login
@@ -20,6 +21,7 @@ from recommender import serving
 from web import ratelimits
 from web.clientip import client_ip
 from web.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
+from web.requests import AuthenticatedHttpRequest
 
 ONBOARDING_TARGET = 5
 PAGE_SIZE = 24
@@ -97,7 +99,7 @@ def tag_detail(request: HttpRequest, tag_id: int) -> HttpResponse:
 
 
 @login_required
-def recommendations(request: HttpRequest) -> HttpResponse:
+def recommendations(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = _recommendations_context(request)
     template = (
         "movies/includes/recommendation_list.html"
@@ -107,7 +109,7 @@ def recommendations(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _recommendations_context(request: HttpRequest) -> dict:
+def _recommendations_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     num_rated = selectors.rated_count(request.user)
     return {
         "result": serving.recommend_movies_for(request.user, limit=20),
@@ -119,7 +121,7 @@ def _recommendations_context(request: HttpRequest) -> dict:
 
 
 @login_required
-def my_ratings(request: HttpRequest) -> HttpResponse:
+def my_ratings(request: AuthenticatedHttpRequest) -> HttpResponse:
     ratings = Rating.objects.filter(user=request.user).select_related("movie").order_by("-rated_at")
     page = Paginator(ratings, 50).get_page(request.GET.get("page"))
     return render(request, "movies/my_ratings.html", {"page": page})
@@ -127,7 +129,7 @@ def my_ratings(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def rate(request: HttpRequest, movie_id: int) -> HttpResponse:
+def rate(request: AuthenticatedHttpRequest, movie_id: int) -> HttpResponse:
     """Saves a rating; htmx gets the refreshed widget back, a plain form post is redirected."""
     refusal = ratelimits.count_request(ratelimits.rating_limits(request.user.id, client_ip(request)))
     movie = get_object_or_404(Movie, id=movie_id)
@@ -170,7 +172,7 @@ def _star_widget(
     )
 
 
-def _rating_refused(request: HttpRequest, movie: Movie, refusal: ratelimits.Refusal) -> HttpResponse:
+def _rating_refused(request: AuthenticatedHttpRequest, movie: Movie, refusal: ratelimits.Refusal) -> HttpResponse:
     """429: the widget keeps the saved rating and says why the new one was not saved."""
     message = f"Too many ratings in a short time, so this one was not saved. Try again in {_wait(refusal)}."
     if request.headers.get("HX-Request"):

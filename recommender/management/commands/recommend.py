@@ -2,9 +2,12 @@
 
 import json
 from argparse import ArgumentParser
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import QuerySet
 
 from recommender.serving import recommend_movies_for
 
@@ -17,7 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="every user who has rated something")
         parser.add_argument("--k", type=int, default=10, help="recommendations per user (default 10)")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
+        users: QuerySet[User] | list[User]  # the ids given are listed in their order
         users = get_user_model().objects.select_related("profile")
         if options["all"]:
             users = users.filter(ratings__isnull=False).distinct().order_by("id")

@@ -2,6 +2,7 @@
 model's progress as it trains (what scripts/run prints on a first start)."""
 
 import time
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--every", type=float, default=15.0, help="Seconds between looks (--until-live).")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["until_live"]:
             self.follow_until_live(options["every"])
             return

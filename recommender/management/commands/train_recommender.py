@@ -2,6 +2,7 @@
 
 import sys
 from argparse import ArgumentParser
+from typing import Any, cast
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["if_needed"]:
             latest = TrainingRun.objects.succeeded().first()
             if latest and latest.num_ratings == Rating.objects.count():
@@ -63,7 +64,10 @@ class Command(BaseCommand):
                     f"epoch {row['epoch']}: loss {row['loss']:.4f}, val HR@10 {row['validation']['hr@10']:.4f}"
                 )
 
-        run = runs.train_model(run.id, progress, with_baselines=not options["no_baselines"], fail_if_busy=True)
+        run = cast(  # never None with fail_if_busy
+            TrainingRun,
+            runs.train_model(run.id, progress, with_baselines=not options["no_baselines"], fail_if_busy=True),
+        )
         if bar:
             bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
