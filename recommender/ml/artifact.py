@@ -14,8 +14,8 @@ class ModelArtifact:
     state_dict: dict[str, torch.Tensor]  # the network's weights
     config: dict[str, Any]  # TrainingConfig.as_dict() of the run, scoring rule as chosen on validation
     movie_ids: npt.NDArray[np.int64]  # (num_movies,) Movie ids in node order, the id embedding's rows
-    vocabulary: list[str]  # title tokens the features were built with
-    genre_names: list[str]  # genres the features were built with
+    vocabulary: tuple[str, ...]  # title tokens the features were built with
+    genre_names: tuple[str, ...]  # genres the features were built with
     embeddings: npt.NDArray[np.float32]  # (num_movies, hidden_dim) the vectors published, over every rating
 
     def save(self, path: Path) -> Path:
@@ -29,7 +29,10 @@ class ModelArtifact:
     @classmethod
     def load(cls, path: Path | str) -> "ModelArtifact":
         data = torch.load(path, map_location="cpu", weights_only=False)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        fields = {name: data[name] for name in cls.__dataclass_fields__}
+        # Files saved before these were typed hold lists.
+        fields["vocabulary"], fields["genre_names"] = tuple(fields["vocabulary"]), tuple(fields["genre_names"])
+        return cls(**fields)
 
     def row_of(self, movie_id: int) -> int | None:
         """The movie's row in `embeddings`, None when it was not trained on."""
