@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from recommender.ml.config import TrainingConfig
+
 
 class TrainingRunQuerySet(models.QuerySet):
     def succeeded(self) -> "TrainingRunQuerySet":
@@ -60,6 +62,11 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training run {self.pk} ({self.status})"
+
+    @property
+    def training_config(self) -> TrainingConfig:
+        """The run's resolved settings as the typed tree every consumer reads (defaults before it is claimed)."""
+        return TrainingConfig.from_dict(self.config)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -50,8 +50,8 @@ def _duration(seconds: float) -> str:
 def training_progress(run: TrainingRun) -> Progress:
     history = run.history or []
     epochs_done = len(history)
-    max_epochs = int(run.config.get("epochs", 30))
-    patience = int(run.config.get("patience", 4))
+    config = run.training_config
+    max_epochs, patience = config.epochs, config.patience
     best_epoch, best_hr = None, None
     for row in history:
         hr = row.get("validation", {}).get("hr@10")

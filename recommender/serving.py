@@ -13,7 +13,7 @@ from movies import selectors
 from movies.models import Movie
 from recommender.ml import corating
 from recommender.ml.data import Histories
-from recommender.ml.scoring import ScoringConfig, rank, select_history
+from recommender.ml.scoring import rank, select_history
 from recommender.models import RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
@@ -202,7 +202,7 @@ def _personal(
     run = live_run()
     if run is None:
         return None
-    scoring = ScoringConfig.stored(run.config.get("scoring", {}))
+    scoring = run.training_config.scoring
     histories = _history_arrays(history)
     evidence = select_history(histories, scoring)
     store = vector_store()

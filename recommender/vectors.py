@@ -91,7 +91,7 @@ def embed_movie(movie_id: int, run: TrainingRun | None = None) -> bool:
             catalogue.genres,
             vocabulary=artifact.vocabulary,
             genre_names=artifact.genre_names,
-            tags=catalogue.tags_of([0]) if artifact.config.get("use_tags") else None,
+            tags=catalogue.tags_of([0]) if artifact.training_config().use_tags else None,
         )
         vector = cold_start_embeddings(network, features)
     store = serving.vector_store()
@@ -201,11 +201,10 @@ def live_network(run: TrainingRun) -> tuple["PinSageNetwork", "ModelArtifact"]:
     from recommender.ml.artifact import ModelArtifact  # torch: never loaded by web processes
     from recommender.ml.features import build_movie_features  # torch: never loaded by web processes
     from recommender.ml.pinsage import PinSageNetwork  # torch: never loaded by web processes
-    from recommender.ml.training import TrainingConfig  # torch and dgl: never loaded by web processes
 
     if run.id not in _network_cache:
         artifact = ModelArtifact.load(run.artifact_path)
-        config = TrainingConfig.from_dict(artifact.config)
+        config = artifact.training_config()
         # Rows in the artifact's order, one per trained movie, deleted ones included (with empty features):
         # the id embedding has one row per trained movie, and a deletion must not change its shape.
         current = selectors.movie_catalogue(artifact.movie_ids.tolist())
@@ -242,6 +241,6 @@ def cold_start_vectors(
         [catalogue.genres[i] for i in positions],
         vocabulary=artifact.vocabulary,
         genre_names=artifact.genre_names,
-        tags=catalogue.tags_of(list(positions)) if artifact.config.get("use_tags") else None,
+        tags=catalogue.tags_of(list(positions)) if artifact.training_config().use_tags else None,
     )
     return cold_start_embeddings(network, features)

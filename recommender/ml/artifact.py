@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from recommender.ml.config import TrainingConfig
+
 
 @dataclass
 class ModelArtifact:
@@ -33,6 +35,10 @@ class ModelArtifact:
         # Files saved before these were typed hold lists.
         fields["vocabulary"], fields["genre_names"] = tuple(fields["vocabulary"]), tuple(fields["genre_names"])
         return cls(**fields)
+
+    def training_config(self) -> TrainingConfig:
+        """The run's settings as the typed tree, its serving rule as chosen on validation."""
+        return TrainingConfig.from_dict(self.config)
 
     def row_of(self, movie_id: int) -> int | None:
         """The movie's row in `embeddings`, None when it was not trained on."""

@@ -77,7 +77,7 @@ class TrainingConfig:
         values = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
         values["walk"] = WalkConfig(**_known(WalkConfig, values.get("walk", {})))
         values["edges"] = EdgeWeighting(**_known(EdgeWeighting, values.get("edges", {})))
-        values["scoring"] = ScoringConfig(**_known(ScoringConfig, values.get("scoring", {})))
+        values["scoring"] = ScoringConfig.stored(values.get("scoring", {}))  # as that run was scored
         return cls(**values)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "TrainingConfig":

@@ -142,7 +142,7 @@ def validate_other_model(prepared: Prepared, neighborhoods: Neighborhoods, other
     """Another run's model (the live one) scored on this split's validation exactly as this run's network was:
     its weights over this split's train graph and degrees, its own serving rule. Like with like: the same
     users, ratings and held-out movies, only the model differs. Movies it never saw get a zero id vector."""
-    config = TrainingConfig.from_dict(other.config)
+    config = other.training_config()
     catalogue = prepared.catalogue
     features = build_movie_features(
         catalogue.titles,
@@ -164,7 +164,7 @@ def validate_other_model(prepared: Prepared, neighborhoods: Neighborhoods, other
         weights["projector.ids.weight"] = ids
     network.load_state_dict(weights)
     vectors = movie_embeddings(network, neighborhoods)
-    ranker = evaluation.embedding_ranker(prepared.split, vectors, ScoringConfig.stored(other.config.get("scoring", {})))
+    ranker = evaluation.embedding_ranker(prepared.split, vectors, other.training_config().scoring)
     return evaluation.evaluate(prepared.split, ranker, "validation", is_ranker=True)
 
 

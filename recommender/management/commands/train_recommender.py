@@ -10,7 +10,6 @@ from tqdm import tqdm
 from movies.models import Rating
 from recommender import runs
 from recommender.management.commands.evaluate_recommender import metrics_table
-from recommender.ml.training import TrainingConfig
 from recommender.models import TrainingRun
 
 
@@ -49,7 +48,7 @@ class Command(BaseCommand):
         bar = None
         if not options["no_progress"] and sys.stderr.isatty():
             bar = tqdm(
-                total=run.config.get("epochs") or TrainingConfig().epochs,
+                total=run.training_config.epochs,
                 desc=f"run {run.id}",
                 unit="epoch",
                 file=sys.stderr,
