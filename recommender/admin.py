@@ -1,22 +1,47 @@
 """The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
 
+import json
 from typing import Any, cast
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from recommender import outbox, runs
 from recommender.ml import plots
+from recommender.ml.config import InvalidSetting, check_overrides
 from recommender.models import LiveChange, RecommenderState, TrainingRun
 from recommender.progress import active_progress, training_progress
 from recommender.serving import live_run, serving_status
 from recommender.vector_store import VectorStoreUnavailable
+
+
+class RetrainWithSettingsForm(forms.Form):
+    """Staff's overrides of the training settings for one run, checked as RECOMMENDER_TRAINING_CONFIG is."""
+
+    settings = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "spellcheck": "false"}),
+        help_text='JSON, merged deeply over RECOMMENDER_TRAINING_CONFIG: {"epochs": 10, "walk": {"num_layers": 1}}',
+    )
+
+    def clean_settings(self) -> dict[str, Any]:
+        try:
+            overrides = json.loads(self.cleaned_data["settings"])
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not JSON: {error}") from error
+        try:
+            check_overrides(overrides)
+        except InvalidSetting as error:  # names the setting: "unknown training setting 'epoch' (known here: ...)"
+            raise forms.ValidationError(str(error)) from error
+        return cast(dict[str, Any], overrides)
 
 
 def _figure(value: float | None) -> str:
@@ -71,6 +96,34 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "retrain-with-settings/",
+                self.admin_site.admin_view(self.retrain_with_settings),
+                name="recommender_trainingrun_retrain_with_settings",
+            )
+        ]
+        return own + super().get_urls()
+
+    def retrain_with_settings(self, request: HttpRequest) -> HttpResponse:
+        """A run queued with staff's own settings; an unknown setting or a value of the wrong type is refused
+        in the form, naming it, and nothing is queued."""
+        if not self.has_retrain_permission(request):
+            raise PermissionDenied
+        form = RetrainWithSettingsForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            run = runs.request_retrain(
+                "requested in admin with settings", cast(User, request.user), form.cleaned_data["settings"]
+            )
+            if run is None:
+                self.message_user(request, "A retraining is already queued.", messages.WARNING)
+            else:
+                self.message_user(request, f"Training run {run.id} is queued with these settings.")
+            return HttpResponseRedirect(reverse("admin:recommender_trainingrun_changelist"))
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Retrain with settings"}
+        return render(request, "admin/recommender/trainingrun/retrain_with_settings.html", context)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         runs = list(

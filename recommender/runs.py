@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
@@ -68,9 +68,12 @@ def maybe_retrain() -> TrainingRun | None:
     return None
 
 
-def request_retrain(reason: str, requested_by: User | None = None) -> TrainingRun | None:
-    """Queues a run unless one is already queued (debounce); None when it was already queued."""
-    return _create_run(reason, requested_by, {}, queue=True)
+def request_retrain(
+    reason: str, requested_by: User | None = None, overrides: dict[str, Any] | None = None
+) -> TrainingRun | None:
+    """Queues a run (with `overrides` of the pipeline's settings, checked) unless one is already queued
+    (debounce); None when it was already queued."""
+    return _create_run(reason, requested_by, overrides or {}, queue=True)
 
 
 def create_training_run(config: dict, requested_by: User | None = None) -> TrainingRun:

@@ -226,3 +226,26 @@ def test_a_training_runs_progress_and_estimate_show_on_its_page_and_the_list(
     expected = f"run {run.id} training: epoch 1 of at most 30, best validation HR@10 0.2000 at epoch 1; live in about"
     assert expected in admin_client.get(f"{CHANGELIST}{run.id}/change/").content.decode()
     assert f"Training: {expected}" in admin_client.get(CHANGELIST).content.decode()
+
+
+def test_retrain_with_settings_refuses_an_unknown_or_mistyped_setting_by_name_and_queues_nothing(
+    admin_client: Client,
+) -> None:
+    url = f"{CHANGELIST}retrain-with-settings/"
+    assert url in admin_client.get(CHANGELIST).content.decode()  # linked from the run list
+    page = admin_client.post(url, {"settings": '{"walk": {"num_layer": 1}}'}).content.decode()
+    assert "unknown training setting &#x27;walk.num_layer&#x27;" in page
+    page = admin_client.post(url, {"settings": '{"epochs": "ten"}'}).content.decode()
+    assert "training setting &#x27;epochs&#x27; is &#x27;ten&#x27;; it takes a int" in page
+    assert "Not JSON" in admin_client.post(url, {"settings": "{epochs: 3"}).content.decode()
+    assert not TrainingRun.objects.exists()
+    admin_client.post(url, {"settings": '{"epochs": 3, "walk": {"num_layers": 1}}'})
+    run = TrainingRun.objects.get()
+    assert run.reason == "requested in admin with settings"
+    assert run.training_config.epochs == 3 and run.training_config.walk.num_layers == 1
+
+
+def test_retrain_with_settings_needs_the_retrain_permission(db) -> None:
+    viewer = staff("viewer", can_retrain=False)
+    assert viewer.post(f"{CHANGELIST}retrain-with-settings/", {"settings": "{}"}).status_code == 403
+    assert not TrainingRun.objects.exists()
