@@ -208,3 +208,19 @@ MIN_TAG_STRENGTH = 0.5  # a genome tag below this is not what the movie is about
 
 def tag_strength(num_people: int, relevance: float | None) -> float:
     return relevance if relevance is not None else min(1.0, 0.5 + 0.1 * num_people)
+
+
+class HiddenMovie(models.Model):
+    """A movie a person said they are not interested in: it leaves every list they are shown until they undo it.
+    Not a training signal (yet): bench/quality has not shown that it helps."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hidden_movies")
+    movie = models.ForeignKey(Movie, on_delete=models.CASCADE, related_name="+")
+    hidden_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-hidden_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "movie"], name="one_hide_per_user_and_movie")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is not interested in {self.movie}"

@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import F, OrderBy, QuerySet
 
 from movies import search
-from movies.models import MIN_TAG_STRENGTH, CoRatedMovie, Genre, Movie, MovieTag, Rating, Tag
+from movies.models import MIN_TAG_STRENGTH, CoRatedMovie, Genre, HiddenMovie, Movie, MovieTag, Rating, Tag
 from recommender.ml.data import Catalogue, Interactions
 
 SEARCH_MAX_LENGTH = 100
@@ -37,11 +37,11 @@ def existing_movie_ids(movie_ids: list[int]) -> set[int]:
     return set(Movie.objects.filter(id__in=movie_ids).values_list("id", flat=True)) if movie_ids else set()
 
 
-def popular_movies(limit: int, exclude_user: User | None = None) -> list[Movie]:
-    ids = popular_movie_ids(limit + (rated_count(exclude_user) if exclude_user else 0))
-    if exclude_user is not None:
-        rated = set(Rating.objects.filter(user=exclude_user).values_list("movie_id", flat=True))
-        ids = [i for i in ids if i not in rated]
+def popular_movies(limit: int, exclude_user: User | None = None, exclude: frozenset[int] = frozenset()) -> list[Movie]:
+    """The most popular movies, none the user rated and none in `exclude`."""
+    ids = popular_movie_ids(limit + (rated_count(exclude_user) if exclude_user else 0) + len(exclude))
+    rated = set(Rating.objects.filter(user=exclude_user).values_list("movie_id", flat=True)) if exclude_user else set()
+    ids = [i for i in ids if i not in rated and i not in exclude]
     return movies_in_order(ids[:limit])
 
 
@@ -85,6 +85,17 @@ def tag_movies(tag: Tag) -> "QuerySet[MovieTag]":
         .select_related("movie")
         .prefetch_related("movie__genres")
     )
+
+
+def hidden_movie_ids(user: User | AnonymousUser) -> set[int]:
+    """The movies this person said they are not interested in (none for a visitor)."""
+    if not user.is_authenticated:
+        return set()
+    return set(HiddenMovie.objects.filter(user=user).values_list("movie_id", flat=True))
+
+
+def hidden_movies(user: User) -> QuerySet[HiddenMovie]:
+    return HiddenMovie.objects.filter(user=user).select_related("movie").prefetch_related("movie__genres")
 
 
 def rated_count(user: User | AnonymousUser) -> int:

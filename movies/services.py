@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from recommender.ml.data import Interactions
 
 from movies import events, selectors, stats
-from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, Movie, Profile, Rating
+from movies.models import STAR_CHOICES, CatalogueVersion, CoRatedMovie, HiddenMovie, Movie, Profile, Rating
 from recommender.ml.corating import STORED_PER_MOVIE, co_rated, rater_matrix
 
 
@@ -69,6 +69,18 @@ def unrate_movie(user: User, movie: Movie) -> bool:
         if deleted:
             stats.apply_rating_change(movie.id, -1, -cast(Decimal, old))  # deleted, so it was read above
             events.send(events.ratings_changed, num_changes=1)
+    return bool(deleted)
+
+
+def hide_movie(user: User, movie: Movie) -> bool:
+    """Not interested: the movie leaves every list this person is shown; False when it was hidden already."""
+    _, created = HiddenMovie.objects.get_or_create(user=user, movie=movie)
+    return created
+
+
+def unhide_movie(user: User, movie: Movie) -> bool:
+    """The undo; False when it was not hidden."""
+    deleted, _ = HiddenMovie.objects.filter(user=user, movie=movie).delete()
     return bool(deleted)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
@@ -145,20 +146,25 @@ def forget_live_run() -> None:
     _live = (0.0, None)
 
 
-def recommend_movies_for(user: User | AnonymousUser, limit: int = 20) -> Recommendations:
+def recommend_movies_for(
+    user: User | AnonymousUser, limit: int = 20, exclude: frozenset[int] = frozenset()
+) -> Recommendations:
+    """The person's picks, never a movie they hid ("not interested") or one in `exclude` (the API's exclude=);
+    the rest of the ranking fills their places."""
     history = selectors.rating_history(user) if user.is_authenticated else []
+    excluded = frozenset(exclude) | selectors.hidden_movie_ids(user)
     if not history:
-        return _popular(user, limit, "Rate a few movies and this page becomes yours.")
+        return _popular(user, limit, "Rate a few movies and this page becomes yours.", excluded)
     try:
-        items = _personal(user, history, limit)
+        items = _personal(user, history, limit, excluded)
     except VectorStoreUnavailable as error:
         _log_outage(error)
-        return _co_rated(history, limit, OUTAGE_NOTE) or _popular(
-            user, limit, "Personal picks are unavailable for a moment; here are popular movies."
+        return _co_rated(history, limit, OUTAGE_NOTE, excluded) or _popular(
+            user, limit, "Personal picks are unavailable for a moment; here are popular movies.", excluded
         )
     if items is None:
-        return _co_rated(history, limit, NO_MODEL_NOTE) or _popular(
-            user, limit, "Recommendations are being prepared; here are popular movies meanwhile."
+        return _co_rated(history, limit, NO_MODEL_NOTE, excluded) or _popular(
+            user, limit, "Recommendations are being prepared; here are popular movies meanwhile.", excluded
         )
     return Recommendations(items, Source.PERSONAL)
 
@@ -172,7 +178,9 @@ def _history_arrays(history: list[tuple[int, float, int]]) -> Histories:
     )
 
 
-def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> Recommendations | None:
+def _co_rated(
+    history: list[tuple[int, float, int]], limit: int, note: str, excluded: frozenset[int] = frozenset()
+) -> Recommendations | None:
     """Personal picks without a model: the serving rule over the rated movies' co-rated lists (None when the
     catalogue has none yet, before the first import's lists are written)."""
     histories = _history_arrays(history)
@@ -182,7 +190,7 @@ def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> R
         return None
     rows = [tuple(np.asarray(part) for part in lists.get(int(m), ([], []))) for m in evidence.movies]
     ids, scores = _padded(rows, CO_RATED_SCORING.neighbors_per_item)
-    ranked = rank(evidence, _without_deleted(ids), scores, histories, CO_RATED_SCORING, limit)
+    ranked = rank(evidence, _usable(ids, excluded), scores, histories, CO_RATED_SCORING, limit)
     picks = [
         (float(score), int(movie), int(source))
         for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
@@ -197,7 +205,10 @@ def _co_rated(history: list[tuple[int, float, int]], limit: int, note: str) -> R
 
 
 def _personal(
-    user: User | AnonymousUser, history: list[tuple[int, float, int]], limit: int
+    user: User | AnonymousUser,
+    history: list[tuple[int, float, int]],
+    limit: int,
+    excluded: frozenset[int] = frozenset(),
 ) -> list[Recommendation] | None:
     run = live_run()
     if run is None:
@@ -213,7 +224,7 @@ def _personal(
         lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
     if lists is None:
         return None
-    ranked = rank(evidence, _without_deleted(lists[0]), lists[1], histories, scoring, limit)
+    ranked = rank(evidence, _usable(lists[0], excluded), lists[1], histories, scoring, limit)
     picks = [
         (float(score), int(movie), int(source))
         for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
@@ -259,12 +270,12 @@ def _searched_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighb
     return _padded(rows, n)
 
 
-def _without_deleted(ids: np.ndarray) -> np.ndarray:
-    """Neighbour ids with movies deleted since publishing blanked out (-1), so the ranking refills from the
-    rest: stored lists and the collection learn of a deletion later, the movies table at once."""
+def _usable(ids: npt.NDArray[np.int64], excluded: frozenset[int] = frozenset()) -> npt.NDArray[np.int64]:
+    """Neighbour ids with movies deleted since publishing and the excluded ones blanked out (-1), so the ranking
+    refills from the rest: stored lists and the collection learn of a deletion later, the movies table at once."""
     candidates = np.unique(ids[ids >= 0])
     existing = selectors.existing_movie_ids(candidates.tolist())
-    gone = candidates[~np.isin(candidates, np.fromiter(existing, dtype=np.int64, count=len(existing)))]
+    gone = candidates[~np.isin(candidates, np.fromiter(existing - excluded, dtype=np.int64))]
     return np.where(np.isin(ids, gone), -1, ids) if len(gone) else ids
 
 
@@ -321,18 +332,29 @@ def _explained(ranked: list[tuple[float, int, int]], liked: list[int] | None = N
     return items
 
 
-def _popular(user: User | AnonymousUser, limit: int, note: str) -> Recommendations:
-    movies = selectors.popular_movies(limit, exclude_user=user if user.is_authenticated else None)
+def _popular(
+    user: User | AnonymousUser, limit: int, note: str, excluded: frozenset[int] = frozenset()
+) -> Recommendations:
+    movies = selectors.popular_movies(limit, user if user.is_authenticated else None, excluded)
     return Recommendations([Recommendation(m, 0.0, "Popular with other viewers") for m in movies], Source.POPULAR, note)
 
 
 def similar_movies(
-    movie: Movie, limit: int = 10, genre: str | None = None, year_from: int | None = None, year_to: int | None = None
+    movie: Movie,
+    limit: int = 10,
+    genre: str | None = None,
+    year_from: int | None = None,
+    year_to: int | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> Recommendations:
     """Movies most like this one: the live model's nearest (filters applied inside the Milvus search) blended
     with its co-rated movies (corating.blended_similarity); before a model is live, while Milvus is down, or for
     a movie the model has not seen, its co-rated movies alone. Two Milvus calls, as for the model alone."""
-    co = selectors.co_rated_movies(movie, corating.STORED_PER_MOVIE, genre, year_from, year_to)
+    co = [
+        (m, score)
+        for m, score in selectors.co_rated_movies(movie, corating.STORED_PER_MOVIE, genre, year_from, year_to)
+        if m.id not in exclude
+    ]
     try:
         vectors = vector_store().get_vectors([movie.id, *(m.id for m, _ in co)])
         if movie.id not in vectors:
@@ -341,11 +363,12 @@ def similar_movies(
         # A movie off the co-rated lists is in the blend's top `limit` only if it is in the model's (the bonus
         # is never negative), so these hits and the co-rated movies hold the whole blended top `limit`.
         query = vectors[movie.id]
-        hits = vector_store().search(query[None, :], 2 * limit + 1, search_filter(genre, year_from, year_to))[0]
+        wanted = 2 * limit + 1 + len(exclude)
+        hits = vector_store().search(query[None, :], wanted, search_filter(genre, year_from, year_to))[0]
     except VectorStoreUnavailable as error:
         _log_outage(error)
         return _similar_co_rated(movie, limit, co, bool(genre or year_from is not None or year_to is not None))
-    model = {h.movie_id: h.score for h in hits if h.movie_id != movie.id}
+    model = {h.movie_id: h.score for h in hits if h.movie_id != movie.id and h.movie_id not in exclude}
     model.update({m.id: float(vectors[m.id] @ query) for m, _ in co if m.id in vectors and m.id not in model})
     cosine = {m.id: score for m, score in co}
     ids = np.array(sorted(model), dtype=np.int64)

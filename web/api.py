@@ -1,4 +1,4 @@
-"""JSON API with session authentication: recommendations, similar movies, ratings, movie search."""
+"""JSON API with session authentication: recommendations, similar movies, ratings, hiding movies, movie search."""
 
 import json
 from collections.abc import Callable
@@ -79,7 +79,33 @@ def recommendations(request: AuthenticatedHttpRequest) -> JsonResponse:
     k = _bounded_int(request.GET.get("k"), 10, 1, 100)
     if k is None:
         return _error("k must be a whole number from 1 to 100")
-    return JsonResponse(_recommendations_json(serving.recommend_movies_for(request.user, k)))
+    exclude = _movie_ids(request.GET.get("exclude", ""))
+    if exclude is None:
+        return _error(f"exclude must be up to {MAX_EXCLUDE} movie ids separated by commas")
+    return JsonResponse(_recommendations_json(serving.recommend_movies_for(request.user, k, exclude)))
+
+
+MAX_EXCLUDE = 500
+
+
+def _movie_ids(text: str) -> frozenset[int] | None:
+    """exclude=12,40,7: the ids to leave out of this answer (None when it is not that)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if len(parts) > MAX_EXCLUDE or not all(part.isascii() and part.isdigit() and len(part) <= 10 for part in parts):
+        return None
+    return frozenset(int(part) for part in parts)
+
+
+@require_http_methods(["POST", "DELETE"])
+@_login_required_json
+def hidden(request: AuthenticatedHttpRequest, movie_id: int) -> JsonResponse:
+    """POST: not interested in this movie (it leaves every list you are shown); DELETE: the undo."""
+    movie = get_object_or_404(Movie, id=movie_id)
+    if request.method == "DELETE":
+        return JsonResponse(
+            {"movie_id": movie.id, "hidden": False, "changed": services.unhide_movie(request.user, movie)}
+        )
+    return JsonResponse({"movie_id": movie.id, "hidden": True, "changed": services.hide_movie(request.user, movie)})
 
 
 @require_GET
@@ -87,12 +113,15 @@ def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
     movie = get_object_or_404(Movie, id=movie_id)
     k = _bounded_int(request.GET.get("k"), 10, 1, 100)
     form = SearchForm(request.GET)
-    if k is None or not form.is_valid():
-        return _error("k must be 1-100; year_from/year_to whole years; genre a genre name")
+    exclude = _movie_ids(request.GET.get("exclude", ""))
+    if k is None or exclude is None or not form.is_valid():
+        return _error("k must be 1-100; year_from/year_to whole years; genre a genre name; exclude movie ids")
     genre = form.cleaned_data["genre"] or None
     if genre and genre not in selectors.genre_names():
         return _error(f"unknown genre {genre[:64]!r}")
-    result = serving.similar_movies(movie, k, genre, form.cleaned_data["year_from"], form.cleaned_data["year_to"])
+    exclude = exclude | selectors.hidden_movie_ids(request.user)
+    years = form.cleaned_data["year_from"], form.cleaned_data["year_to"]
+    result = serving.similar_movies(movie, k, genre, *years, exclude=exclude)
     return JsonResponse(_recommendations_json(result))
 
 

@@ -15,6 +15,8 @@ urlpatterns = [
     path("tags/<int:tag_id>/", views.tag_detail, name="tag_detail"),
     path("for-you/", views.recommendations, name="recommendations"),
     path("my-ratings/", views.my_ratings, name="my_ratings"),
+    path("hidden/", views.hidden_list, name="hidden_list"),
+    path("movies/<int:movie_id>/hide/", views.hide, name="hide"),
     path("signup/", views.signup, name="signup"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -22,4 +24,5 @@ urlpatterns = [
     path("api/movies/", api.movies, name="api_movies"),
     path("api/movies/<int:movie_id>/similar/", api.similar, name="api_similar"),
     path("api/ratings/<int:movie_id>/", api.rating, name="api_rating"),
+    path("api/hidden/<int:movie_id>/", api.hidden, name="api_hidden"),
 ]

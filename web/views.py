@@ -127,6 +127,28 @@ def my_ratings(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "movies/my_ratings.html", {"page": page})
 
 
+@login_required
+def hidden_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    page = Paginator(selectors.hidden_movies(request.user), 50).get_page(request.GET.get("page"))
+    return render(request, "movies/hidden.html", {"page": page})
+
+
+@require_POST
+@login_required
+def hide(request: AuthenticatedHttpRequest, movie_id: int) -> HttpResponse:
+    """ "Not interested" (action=hide) and its undo (action=undo): htmx gets the card's new state back, a plain
+    form post returns to the page it came from."""
+    movie = get_object_or_404(Movie.objects.prefetch_related("genres"), id=movie_id)
+    undo = request.POST.get("action") == "undo"
+    if undo:
+        services.unhide_movie(request.user, movie)
+    else:
+        services.hide_movie(request.user, movie)
+    if request.headers.get("HX-Request"):
+        return render(request, "movies/includes/hidden_card.html", {"movie": movie, "is_hidden": not undo})
+    return redirect(_safe_next(request, request.POST.get("next", ""), movie))
+
+
 @require_POST
 @login_required
 def rate(request: AuthenticatedHttpRequest, movie_id: int) -> HttpResponse:
