@@ -48,6 +48,23 @@ def manage(*args: str, **kwargs: object) -> subprocess.Popen:
     )
 
 
+def modules_loaded_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a fresh interpreter holds after running `code` (what an import drags in)."""
+    probe = code + "; import sys, json; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "recsite.settings", **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 @pytest.fixture
 def tiny_interactions() -> "TinyData":
     """5 users, 8 movies, no database: two taste clusters (movies 1-4 and 5-8) and one unrated movie."""

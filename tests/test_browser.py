@@ -1,4 +1,5 @@
-"""A person in a real headless Chromium: sign up, onboard, rate with the widget, get explained picks."""
+"""A person in a real headless Chromium: sign up, onboard, rate with the widget, get explained picks.
+Cross-cutting: the whole site end to end, templates and JavaScript included."""
 
 import shutil
 

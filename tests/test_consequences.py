@@ -1,6 +1,7 @@
 """Each write's consequence for the recommender, through the one news mechanism (movies.events), fast: a rating
 marks the data stale, a movie saved in admin gets a vector, a deleted one leaves Milvus, a succeeded run is
-published. scripts/mutation-check deletes each consequence's line in turn and expects one of these to fail."""
+published. scripts/mutation-check deletes each consequence's line in turn and expects one of these to fail.
+Cross-cutting: each goes from a write in movies/ to what the recommender does about it."""
 
 import pytest
 from django.test import Client

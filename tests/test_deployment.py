@@ -1,6 +1,7 @@
 """The production shape: docker-compose.yml, the Dockerfile and gunicorn.conf.py agree with the code and .env.example.
 
-No Docker engine runs here, so the compose file is checked by reading it; gunicorn runs for real."""
+No Docker engine runs here, so the compose file is checked by reading it; gunicorn runs for real.
+Cross-cutting: the deployment files against the code, not one module."""
 
 import json
 import os

@@ -1,14 +1,20 @@
-"""Imports run one way, read from the import graph (every import statement, in functions too): the wiring on
-top, then the web layer, the recommender, the catalogue, and the Django-free ML package at the bottom."""
+"""The house's rules, cross-cutting (they read every package, not one module). Imports run one way, read from
+the import graph (every import statement, in functions too): the wiring on top, then the web layer, the
+recommender, the catalogue, and the Django-free ML package at the bottom. The ML package stays Django-free,
+reading the database's arrays never loads the training stack, only Celery imports recommender.tasks, and only
+the lifecycle (recommender/runs.py) changes a run's status."""
 
 import ast
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import modules_loaded_after
+
 ROOT = Path(__file__).resolve().parent.parent
 # Highest first. A module may import its own floor and those below, never one above.
 FLOORS = ("recsite", "web", "recommender", "movies", "recommender.ml")
+ML = sorted(p.stem for p in (ROOT / "recommender" / "ml").glob("*.py") if p.stem != "__init__")
 
 
 def floor_of(module: str) -> int | None:
@@ -83,3 +89,73 @@ def test_the_ml_package_imports_nothing_of_ours_above_it() -> None:
     files = sorted((ROOT / "recommender" / "ml").rglob("*.py"))
     ours = {t for f in files for _, t in imports_of(f) if floor_of(t) is not None}
     assert ours and all(t.startswith("recommender.ml") for t in ours), sorted(ours)
+
+
+# The ML package stays Django-free, reading ratings never loads the training stack, and the lifecycle alone
+# changes a run's status.
+
+
+def test_the_ml_package_holds_the_learning_modules() -> None:
+    assert {
+        "graph",
+        "features",
+        "sampling",
+        "pinsage",
+        "training",
+        "embeddings",
+        "evaluation",
+        "scoring",
+        "experiment",
+        "data",
+    } <= set(ML)
+    assert not any((ROOT / "recommender" / f"{name}.py").exists() for name in ML)
+
+
+@pytest.mark.parametrize("module", ML)
+def test_no_ml_module_imports_django(module: str) -> None:
+    loaded = modules_loaded_after(f"import recommender.ml.{module}")
+    assert not {m for m in loaded if m == "django" or m.startswith("django.")}, module
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_ratings_and_the_catalogue_loads_neither_torch_nor_dgl() -> None:
+    from tests.conftest import subprocess_database_url
+
+    loaded = modules_loaded_after(
+        "import django; django.setup(); from movies import selectors; "
+        "selectors.movie_catalogue(); selectors.ratings_for_training()",
+        {"DATABASE_URL": subprocess_database_url()},
+    )
+    assert "torch" not in loaded and "dgl" not in loaded
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_only_celery_imports_the_tasks_module() -> None:
+    """Control flows one way: tasks call the lifecycle; the lifecycle sends work by name, never by import."""
+    sources = [p for d in ("recommender", "movies", "recsite") for p in (ROOT / d).rglob("*.py")]
+    importers = [p.relative_to(ROOT) for p in sources if "recommender.tasks" in _imports(p)]
+    assert importers == []
+
+
+def test_only_the_lifecycle_changes_a_runs_status() -> None:
+    import re
+
+    writes = re.compile(r"status\s*=\s*TrainingRun\.Status\.|\.status\s*=[^=]")
+    found = [
+        p.relative_to(ROOT)
+        for d in ("recommender", "movies", "recsite")
+        for p in (ROOT / d).rglob("*.py")
+        if p.name != "runs.py" and writes.search(p.read_text().replace("filter(status=TrainingRun", ""))
+    ]
+    assert found == []

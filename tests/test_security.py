@@ -1,4 +1,5 @@
-"""Deployment settings, login lockout and the content security policy (W-1, W-7, W-10)."""
+"""Deployment settings, login lockout and the content security policy (W-1, W-7, W-10).
+Cross-cutting: recsite's settings, auth and middleware together, as an attacker meets them."""
 
 import os
 import subprocess

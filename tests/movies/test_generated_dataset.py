@@ -1,4 +1,5 @@
-"""bench/generate_movielens.py writes files the import takes as it takes the real ml-25m."""
+"""bench/generate_movielens.py writes files the import takes as it takes the real ml-25m.
+Cross-cutting: a bench script checked against movies/importing.py."""
 
 import csv
 import sys

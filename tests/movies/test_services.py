@@ -1,11 +1,12 @@
-"""Rating writes through movies.services: what a rating changes, and what the same stars again do not."""
+"""movies/services.py, the catalogue's writes: what a rating changes, what the same stars again do not, and two
+submits at once."""
 
 from decimal import Decimal
 
 import pytest
 
 from movies import services
-from movies.models import Movie
+from movies.models import Movie, Rating
 from recommender.models import RecommenderState
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +68,34 @@ def test_co_rated_lists_are_recomputed_whole_and_skip_movies_deleted_meanwhile(c
     assert services.refresh_co_rated(interactions) == 6
     assert not CoRatedMovie.objects.filter(movie=catalogue_movies[6]).exists()
     assert services.refresh_co_rated() == 6  # again: the same rows, not twice as many
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_submits_leave_one_rating_holding_one_of_them(bob, catalogue_movies) -> None:
+    import threading
+
+    from django.db import connection
+
+    from movies import services
+
+    movie = catalogue_movies[1]
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def submit(stars: str) -> None:
+        try:
+            barrier.wait()
+            services.rate_movie(bob, movie, stars)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(stars,)) for stars in ("2.5", "4.0")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    ratings = Rating.objects.filter(user=bob, movie=movie)
+    assert ratings.count() == 1 and ratings.get().stars in {Decimal("2.5"), Decimal("4.0")}

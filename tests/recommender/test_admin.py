@@ -1,4 +1,4 @@
-"""The operator's console in Django admin."""
+"""recommender/admin.py: the operator's console in Django admin."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -150,59 +150,6 @@ def test_the_run_list_compares_each_run_with_its_strongest_baseline(admin_client
         baseline_metrics={"ease": {"test": {"hr@10": 0.0918}}, "ease_recency": {"test": {"hr@10": 0.1115}}},
     )
     assert "0.1115 (ease_recency)" in admin_client.get(CHANGELIST).content.decode()
-
-
-def test_one_change_to_the_collections_at_a_time(db, settings: object) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from recommender import vectors
-    from recommender.models import RecommenderState
-
-    with vectors.vector_lease("publishing run 1"):
-        with pytest.raises(vectors.VectorsBusy, match="dropping old collections waits"):
-            with vectors.vector_lease("dropping old collections"):
-                pass
-    with vectors.vector_lease("after the first ended"):
-        pass
-    # A holder that died leaves a lease that expires by itself.
-    RecommenderState.objects.filter(id=RecommenderState.current().id).update(
-        vector_lock_token="dead", vector_lock_until=timezone.now() - timedelta(seconds=1)
-    )
-    with vectors.vector_lease("after the dead holder's lease expired"):
-        pass
-
-
-def test_rollback_and_clean_up_wait_while_a_publish_holds_the_lease(db, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recommender import runs, serving, vectors
-    from recommender.vector_store import VectorStore
-
-    touched = []
-
-    class Recording(VectorStore):
-        def live_collection(self) -> str | None:
-            return None
-
-        def run_collections(self) -> list[str]:
-            return []
-
-        def switch_to(self, collection: str) -> None:
-            touched.append("rollback")
-
-        def drop_old_collections(self, keep_runs: set[int]) -> list[str]:
-            touched.append("drop")
-            return []
-
-    monkeypatch.setattr(serving, "_store", Recording("http://127.0.0.1:9"))
-    monkeypatch.setattr(runs, "drop_old_artifacts", lambda: [])
-    with vectors.vector_lease("publishing run 2"):
-        for change in (runs.roll_back, runs.drop_old_collections):
-            with pytest.raises(vectors.VectorsBusy):
-                change()
-    assert touched == []  # neither touched Milvus while the publish held the lease
-    runs.drop_old_collections()
-    assert touched == ["drop"]
 
 
 def test_a_training_runs_progress_and_estimate_show_on_its_page_and_the_list(

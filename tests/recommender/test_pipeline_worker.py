@@ -1,4 +1,6 @@
-"""The Celery pipeline with a real prefork worker, Redis, the test database and milvus-lite (C-1 to C-6, C-10)."""
+"""The Celery pipeline with a real prefork worker, Redis, the test database and milvus-lite (C-1 to C-6, C-10).
+Cross-cutting: worker processes, the broker, runs, vectors and the store together; what each module does alone
+is in its own test module (test_runs.py, test_vectors.py, test_tasks.py)."""
 
 import json
 import os
@@ -17,7 +19,7 @@ from movies.models import Movie, Rating
 from recommender import outbox, runs
 from recommender.models import RecommenderState, TrainingRun
 from tests.conftest import ROOT, redis_is_up, requires_milvus, shared_milvus_uri, subprocess_database_url
-from tests.recommender.test_train_command import make_ratings
+from tests.recommender.conftest import make_ratings
 
 _configured = os.environ.get("CELERY_BROKER_URL", "")
 REDIS_URL = _configured if _configured.startswith("redis://") else "redis://127.0.0.1:6379/14"

@@ -1,4 +1,6 @@
-"""Serving across Milvus restarts and hangs, with the production defaults (the breaker on), on a real server."""
+"""Serving across Milvus restarts and hangs, with the production defaults (the breaker on), on a real server.
+Cross-cutting: a private milvus-lite server stopped, frozen and restarted under serving, the vector store and
+/health/ together (test_serving.py and test_vector_store.py cover each module on the shared server)."""
 
 import gc
 import os

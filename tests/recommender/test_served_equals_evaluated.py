@@ -1,4 +1,5 @@
-"""What users are served is what evaluation scores: the same vectors and histories give the same top 20."""
+"""What users are served is what evaluation scores: the same vectors and histories give the same top 20.
+Cross-cutting: recommender/serving.py (through manage.py recommend) against recommender/ml/evaluation.py."""
 
 import json
 from datetime import UTC, datetime, timedelta

@@ -1,9 +1,11 @@
-"""Recommendations from Milvus for people and movies, and the popular fallback."""
+"""recommender/serving.py: recommendations from Milvus for people and movies, and the co-rated and popular
+fallbacks."""
 
 import time
 
 import numpy as np
 import pytest
+from django.test import Client
 
 from recommender import serving
 from recommender.vector_store import MovieVectors, VectorStore
@@ -231,3 +233,32 @@ def test_a_pick_is_credited_to_the_liked_movie_first_in_its_own_list_not_to_the_
     credited = serving._credited(picks, liked=[1, 2], lists=lists)
     # 10: its own list has 1 before 2; 11: 2 comes first; 12: none of the liked movies is near it; 13: no list.
     assert [source for _, _, source in credited] == [1, 2, -1, 1]
+
+
+@pytest.mark.django_db
+def test_the_popular_fallback_reads_stored_statistics_not_the_ratings_table(
+    client: Client, alice, catalogue_movies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender import serving
+    from recommender.models import TrainingRun
+    from recommender.vector_store import VectorStore
+
+    TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
+    monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))  # an outage
+    serving.forget_live_run()
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/for-you/")
+    assert page.status_code == 200 and "unavailable" in page.content.decode()
+    # One user's own ratings (an index range) are fine; an aggregate across everyone's is the scan to avoid.
+    grouped = [
+        q["sql"]
+        for q in queries
+        if "movies_rating" in q["sql"]
+        and "user_id" not in q["sql"].split("WHERE")[-1]
+        and any(f in q["sql"].upper() for f in ("COUNT(", "AVG(", "SUM(", "GROUP BY"))
+    ]
+    assert not grouped, grouped

@@ -1,39 +1,18 @@
-"""train_recommender and evaluate_recommender on the database."""
+"""manage.py train_recommender and evaluate_recommender (recommender/management/commands/) on the database."""
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from movies.models import Movie, Rating
+from recommender import runs
 from recommender.models import TrainingRun
+from tests.conftest import requires_milvus
+from tests.recommender.conftest import TINY_FLAGS, make_ratings
 
 pytestmark = pytest.mark.django_db
-TINY_FLAGS = ("--epochs", "2", "--batches-per-epoch", "3", "--hidden-dim", "16", "--no-progress")
-
-
-def make_ratings(num_users: int, num_movies: int, per_user: int) -> None:
-    movies = Movie.objects.bulk_create(
-        [Movie(title=f"Film {m} ({1980 + m})", year=1980 + m) for m in range(num_movies)]
-    )
-    users = get_user_model().objects.bulk_create([get_user_model()(username=f"u{u}") for u in range(num_users)])
-    Rating.objects.bulk_create(
-        [
-            Rating(
-                user=user,
-                movie=movies[(u * 3 + k) % num_movies],
-                stars=Decimal(1 + (u + k) % 5),
-                rated_at=datetime.fromtimestamp(1_000_000 + u * 100 + k, UTC),
-            )
-            for u, user in enumerate(users)
-            for k in range(per_user)
-        ]
-    )
 
 
 def test_training_refuses_without_enough_data() -> None:
@@ -92,10 +71,16 @@ def test_evaluate_without_runs_says_how_to_train() -> None:
         call_command("evaluate_recommender", stdout=StringIO())
 
 
-def test_a_run_already_claimed_is_not_trained_twice() -> None:
-    from recommender import runs
+@requires_milvus
+def test_the_command_never_leaves_its_run_for_a_worker_when_another_is_training(
+    store, trained_runs: list[TrainingRun]
+) -> None:
+    from django.core.management import CommandError
+    from django.utils import timezone
 
-    run = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING)
-    assert runs.train_model(run.id) is None
-    run.refresh_from_db()
-    assert run.status == TrainingRun.Status.RUNNING and run.attempts == 0
+    busy = TrainingRun.objects.create(status=TrainingRun.Status.RUNNING, started_at=timezone.now())
+    with pytest.raises(CommandError, match=f"run {busy.id} was training"):
+        call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+    mine = TrainingRun.objects.order_by("-id").first()
+    assert mine.status == TrainingRun.Status.FAILED  # not QUEUED: no worker trains it later with these flags
+    assert runs.request_retrain("test") is not None  # nor does it block the pipeline's next run

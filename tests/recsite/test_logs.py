@@ -1,4 +1,4 @@
-"""LOG_FORMAT=json gives one parseable JSON object a line, with the fields a log collector indexes."""
+"""recsite/logs.py: LOG_FORMAT=json gives one parseable JSON object a line, with the fields a log collector indexes."""
 
 import io
 import json
@@ -47,7 +47,8 @@ def test_text_logs_stay_plain_and_a_wrong_format_is_refused(restore_logging: Non
 def test_pymilvus_logs_through_the_project_handlers_and_only_when_critical() -> None:
     import subprocess
     import sys
-    from pathlib import Path
+
+    from tests.conftest import ROOT
 
     # A fresh process: pymilvus installs a handler of its own when imported, and django.setup() must replace it.
     probe = (
@@ -57,7 +58,7 @@ def test_pymilvus_logs_through_the_project_handlers_and_only_when_critical() -> 
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,

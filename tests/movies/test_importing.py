@@ -1,6 +1,10 @@
-"""manage.py import_movielens against the test database (SQLite or MariaDB)."""
+"""movies/importing.py, through manage.py import_movielens against the test database (SQLite or MariaDB); then
+the import's faults that need a real database server and real processes (I-6 to I-9, I-12)."""
 
+import io
 import shutil
+import signal
+import time
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -8,8 +12,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import NotSupportedError, OperationalError, connection
 
 from movies.models import Movie, Profile, Rating
+from tests.conftest import manage, requires_mysql
 
 pytestmark = pytest.mark.django_db
 
@@ -335,3 +341,133 @@ def test_the_tag_genome_keeps_each_movies_most_relevant_tags(fixtures_dir: Path,
     assert kept == [("quiet", pytest.approx(0.35), 0), ("space", pytest.approx(0.25), 0), ("time travel", None, 2)]
     assert "genome-scores.csv, line 20: tag 9 is not in genome-tags.csv" in output
     assert "genome-scores.csv, line 21: relevance 1.7 is not between 0 and 1" in output
+
+
+def test_an_old_account_holding_a_reserved_name_stops_the_import_with_a_clear_message(fixtures_dir: Path) -> None:
+    squatter = get_user_model().objects.create_user("movielens-1", password="x-long-password-9")
+    Profile.objects.create(user=squatter, source=Profile.Source.SITE)
+    with pytest.raises(CommandError, match="movielens-1 hold names kept for imported MovieLens users"):
+        call_command("import_movielens", str(fixtures_dir / "ml-100k"), "--no-progress", stdout=io.StringIO())
+    squatter.refresh_from_db()
+    assert squatter.profile.source == Profile.Source.SITE and not Rating.objects.filter(user=squatter).exists()
+
+
+# Faults that need a real database server and real processes.
+
+
+def write_ratings_dataset(directory: Path, num_users: int, num_movies: int, ratings_per_user: int) -> int:
+    """A ml-latest-small-shaped folder with predictable ratings; returns the number of ratings."""
+    directory.mkdir(parents=True, exist_ok=True)
+    movies = ["movieId,title,genres"] + [
+        f"{m},Generated Movie {m} ({1950 + m % 70}),Drama" for m in range(1, num_movies + 1)
+    ]
+    (directory / "movies.csv").write_text("\n".join(movies) + "\n")
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, num_users + 1):
+        for k in range(ratings_per_user):
+            movie = (user * 7 + k * 13) % num_movies + 1
+            lines.append(f"{user},{movie},{(user + k) % 10 / 2 + 0.5},{1_000_000_000 + user * 1000 + k}")
+    unique = {tuple(line.split(",")[:2]) for line in lines[1:]}
+    (directory / "ratings.csv").write_text("\n".join(lines) + "\n")
+    return len(unique)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_import_killed_mid_way_then_rerun_equals_a_clean_import(tmp_path: Path) -> None:
+    expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=300, num_movies=400, ratings_per_user=60)
+    process = manage("import_movielens", str(tmp_path / "ml-latest-small"), "--batch-size", "500", "--no-progress")
+    deadline = time.monotonic() + 60
+    while Rating.objects.count() < 2000 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = Rating.objects.count()
+    assert 0 < partial < expected
+    assert partial % 500 == 0, "a killed import must leave only whole batches"
+    rerun = manage("import_movielens", str(tmp_path / "ml-latest-small"), "--batch-size", "500", "--no-progress")
+    out, err = rerun.communicate(timeout=90)
+    assert rerun.returncode == 0, err
+    assert Rating.objects.count() == expected
+    assert Movie.objects.count() == 400
+    assert f"ratings  {expected - partial} new, 0 changed, {partial} unchanged" in out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_readers_never_see_half_a_batch(tmp_path: Path) -> None:
+    expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=200, num_movies=300, ratings_per_user=50)
+    process = manage("import_movielens", str(tmp_path / "ml-latest-small"), "--batch-size", "250", "--no-progress")
+    seen = set()
+    while process.poll() is None:
+        seen.add(Rating.objects.count())
+        time.sleep(0.01)
+    assert process.returncode == 0, process.stderr.read()
+    seen.add(Rating.objects.count())
+    assert len(seen) > 2, "the reader should have watched the import progress"
+    assert all(count % 250 == 0 or count == expected for count in seen), sorted(seen)
+
+
+@requires_mysql
+@pytest.mark.django_db(transaction=True)
+def test_import_fits_a_small_max_allowed_packet(tmp_path: Path) -> None:
+    expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=100, num_movies=500, ratings_per_user=200)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        (original,) = cursor.fetchone()
+        cursor.execute("SET GLOBAL max_allowed_packet = 1048576")
+    connection.close()  # the new limit applies to new sessions
+    try:
+        call_command(
+            "import_movielens",
+            str(tmp_path / "ml-latest-small"),
+            "--batch-size",
+            "20000",
+            "--no-progress",
+            stdout=StringIO(),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@SESSION.max_allowed_packet")
+            assert cursor.fetchone()[0] == 1048576
+        assert Rating.objects.count() == expected
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET GLOBAL max_allowed_packet = {int(original)}")
+        connection.close()
+
+
+@requires_mysql
+@pytest.mark.django_db
+def test_four_byte_utf8_title_round_trips_on_mariadb(fixtures_dir: Path) -> None:
+    call_command("import_movielens", str(fixtures_dir / "ml-latest-small"), "--no-progress", stdout=StringIO())
+    assert Movie.objects.get(movielens_id=5).title == "Skyline 🚀 (2019)"
+    assert Movie.objects.filter(title__contains="🚀").count() == 1
+
+
+@requires_mysql
+@pytest.mark.django_db
+def test_ordinary_connections_cannot_read_local_files(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.tsv"
+    secret.write_text("1\t2\n")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE probe (a INT, b INT)")
+        with pytest.raises((OperationalError, NotSupportedError)):
+            cursor.execute("LOAD DATA LOCAL INFILE %s INTO TABLE probe", [str(secret)])
+    assert connection.settings_dict["OPTIONS"]["local_infile"] == 0
+
+
+@requires_mysql
+@pytest.mark.django_db(transaction=True)
+def test_the_import_command_alone_stages_with_load_data_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from movies import importing
+
+    expected = write_ratings_dataset(tmp_path / "ml-latest-small", num_users=20, num_movies=30, ratings_per_user=10)
+    used = []
+    original = importing._load_data_infile
+    monkeypatch.setattr(
+        importing, "_load_data_infile", lambda cursor, rows: used.append(original(cursor, rows)) or used[-1]
+    )
+    call_command("import_movielens", str(tmp_path / "ml-latest-small"), "--no-progress", stdout=StringIO())
+    assert used and all(used), "the import's connection should allow LOAD DATA LOCAL"
+    assert Rating.objects.count() == expected
+    assert connection.settings_dict["OPTIONS"]["local_infile"] == 0, "and the option ends with the import"

@@ -1,4 +1,5 @@
-"""Tiny trainings on CPU in seconds: loss goes down, seeds reproduce, NaN aborts."""
+"""recommender/ml/training.py (driven through experiment.prepare and train): tiny trainings on CPU in seconds,
+loss goes down, seeds reproduce, NaN aborts."""
 
 import numpy as np
 import pytest
@@ -154,24 +155,6 @@ def test_a_runs_own_model_scored_as_another_model_on_its_split_gives_its_own_val
     assert experiment.validate_other_model(prepared, outcome.neighborhoods, artifact) == outcome.validation
     shuffled = replace(artifact, movie_ids=artifact.movie_ids[::-1].copy())  # ids learned for other movies
     assert experiment.validate_other_model(prepared, outcome.neighborhoods, shuffled) != outcome.validation
-
-
-def test_tags_join_the_title_tokens_only_when_asked() -> None:
-    from recommender.ml.features import PAD, UNKNOWN, build_movie_features
-
-    titles, years, genres = ["Twelve Monkeys (1995)", "Looper (2012)"], [1995, 2012], [["Sci-Fi"], ["Sci-Fi"]]
-    tags = [["time travel", "Bruce Willis"], ["Time  Travel"]]
-    plain = build_movie_features(titles, years, genres, min_token_count=1)
-    tagged = build_movie_features(titles, years, genres, min_token_count=1, tags=tags)
-    assert "#time travel" not in plain.vocabulary and "#time travel" in tagged.vocabulary
-    code = tagged.vocabulary.index("#time travel") + 2
-    assert (tagged.title_tokens[0] == code).sum() == 1 and (tagged.title_tokens[1] == code).sum() == 1
-    # A vocabulary trained with tags featurises a new movie's tags the same way; unseen ones are UNKNOWN.
-    new = build_movie_features(
-        ["Primer (2004)"], [2004], [["Sci-Fi"]], vocabulary=tagged.vocabulary, tags=[["time travel", "low budget"]]
-    )
-    row = new.title_tokens[0].tolist()
-    assert code in row and UNKNOWN in row and row.count(PAD) == len(row) - 3
 
 
 def test_use_tags_trains_with_the_catalogues_tags(tiny_interactions) -> None:

@@ -1,14 +1,14 @@
-"""Every environment variable the code reads is documented in .env.example."""
+"""recsite/env.py: every environment variable the code reads is documented in .env.example, and booleans are
+read strictly."""
 
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_every_env_variable_is_in_env_example() -> None:

@@ -1,4 +1,4 @@
-"""SASRec, the sequential baseline: it learns what comes next, from time order alone."""
+"""recommender/ml/sasrec.py, SASRec, the sequential baseline: it learns what comes next, from time order alone."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Co-rated movies: the cosine of rater sets, top k per movie, built a block at a time."""
+"""recommender/ml/corating.py, co-rated movies: the cosine of rater sets, top k per movie, built a block at a time."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""Health endpoints for load balancers and orchestrators."""
+"""recsite/health.py: health endpoints for load balancers and orchestrators."""
 
 import time
 

@@ -1,4 +1,5 @@
-"""The training settings: one typed tree, merged deeply, and a typo is an error that names it."""
+"""recommender/ml/config.py, the training settings: one typed tree, merged deeply, and a typo is an error that
+names it."""
 
 import pytest
 
@@ -27,24 +28,8 @@ def test_a_stored_config_with_settings_that_no_longer_exist_still_loads() -> Non
     assert TrainingConfig.from_dict({"epochs": 3, "retired": True, "walk": {"gone": 1}}).epochs == 3
 
 
-@pytest.mark.django_db
-def test_a_typo_in_the_pipelines_config_is_a_startup_error_and_never_trains_the_default(settings: object) -> None:
-    from django.core.checks import run_checks
-
-    from recommender import runs
-
-    settings.RECOMMENDER_TRAINING_CONFIG = {"walk": {"num_layers": 1, "num_neighbours": 10}}
-    errors = [m for m in run_checks() if m.id == "recommender.E001"]
-    assert errors and "'walk.num_neighbours'" in errors[0].msg
-    with pytest.raises(InvalidSetting, match="num_neighbours"):
-        runs.request_retrain("test")
-    settings.RECOMMENDER_TRAINING_CONFIG = {"walk": {"num_layers": 1}}
-    run = runs.create_training_run({"walk": {"num_neighbors": 10}})
-    assert run.config == {"walk": {"num_layers": 1, "num_neighbors": 10}}  # merged deeply, both kept
-
-
 def test_reading_the_settings_loads_neither_torch_nor_dgl() -> None:
-    from tests.recommender.test_layout import _loaded_after
+    from tests.conftest import modules_loaded_after
 
-    loaded = _loaded_after("import recommender.ml.config")
+    loaded = modules_loaded_after("import recommender.ml.config")
     assert "torch" not in loaded and "dgl" not in loaded

@@ -1,4 +1,5 @@
-"""With DATABASE_REPLICA_URL set, page reads go to the replica; writes, admin and a recent writer's reads do not."""
+"""recsite/replicas.py: with DATABASE_REPLICA_URL set, page reads go to the replica; writes, admin and a recent
+writer's reads do not."""
 
 import json
 import os

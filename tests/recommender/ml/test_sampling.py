@@ -1,4 +1,4 @@
-"""Importance neighbourhoods from random walks, and next-movie training batches."""
+"""recommender/ml/sampling.py: importance neighbourhoods from random walks, and next-movie training batches."""
 
 import numpy as np
 import torch

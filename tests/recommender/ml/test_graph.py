@@ -1,4 +1,4 @@
-"""Building the user–movie graph: ids, directions, weights."""
+"""recommender/ml/graph.py, building the user–movie graph: ids, directions, weights."""
 
 import numpy as np
 import torch
