@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "tests/test_consequences.py",
-    "tests/movies/test_import_movielens.py::test_an_import_marks_the_change_once_not_per_rating",
+    "tests/movies/test_importing.py::test_an_import_marks_the_change_once_not_per_rating",
 ]
 # (file, the line's text stripped, which occurrence): what happens because of a write, and what makes it happen.
 LINES = [

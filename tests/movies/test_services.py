@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from movies import services
-from movies.models import Movie, Rating
+from movies.models import HiddenMovie, Movie, Rating
 from recommender.models import RecommenderState
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +99,10 @@ def test_two_concurrent_submits_leave_one_rating_holding_one_of_them(bob, catalo
     assert not errors
     ratings = Rating.objects.filter(user=bob, movie=movie)
     assert ratings.count() == 1 and ratings.get().stars in {Decimal("2.5"), Decimal("4.0")}
+
+
+def test_hiding_is_idempotent_and_undone_by_unhiding(bob, catalogue_movies) -> None:
+    movie = catalogue_movies[4]
+    assert services.hide_movie(bob, movie) and not services.hide_movie(bob, movie)
+    assert HiddenMovie.objects.filter(user=bob).count() == 1
+    assert services.unhide_movie(bob, movie) and not services.unhide_movie(bob, movie)

@@ -1,5 +1,6 @@
-"""Not interested: a person hides a pick, it leaves every list they are shown (page and API), with an undo on
-the spot and a page of what they hid; the API also takes exclude= per request."""
+"""Not interested, across the layers it crosses (serving, the pages, the API): a person hides a pick, it leaves
+every list they are shown, with an undo on the spot and a page of what they hid; the API also takes exclude=
+per request. The service itself is tested in tests/movies/test_services.py."""
 
 import pytest
 from django.test import Client
@@ -34,13 +35,6 @@ def co_rated(catalogue_movies: list) -> None:
                 user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 2, 1, tzinfo=UTC)
             )
     services.refresh_co_rated()
-
-
-def test_hiding_is_idempotent_and_undone_by_unhiding(bob, catalogue_movies) -> None:
-    movie = catalogue_movies[4]
-    assert services.hide_movie(bob, movie) and not services.hide_movie(bob, movie)
-    assert HiddenMovie.objects.filter(user=bob).count() == 1
-    assert services.unhide_movie(bob, movie) and not services.unhide_movie(bob, movie)
 
 
 def test_a_hidden_movie_leaves_the_popular_list_and_exclude_leaves_it_for_one_request(bob, alice) -> None:
