@@ -216,7 +216,9 @@ def test_a_hung_server_costs_one_timeout_then_reads_fail_at_once_until_the_backg
         assert "DEADLINE_EXCEEDED" in store.failure() or "still failing" in store.failure()
     finally:
         os.kill(milvus_server.process.pid, signal.SIGCONT)
-    assert first < 4 and max(fast) < 0.05, (first, max(fast))
+    # A read that waited on the hung server would take the 2-s timeout; "at once" is far below that, with room
+    # for a busy machine (one read took 50.5 ms while the whole suite shared two cores with benchmarks).
+    assert first < 4 and max(fast) < 0.5, (first, max(fast))
     deadline = time.monotonic() + 3 * store.breaker_s
     while store.failure():
         assert time.monotonic() < deadline, "the probe never closed the breaker"
