@@ -310,6 +310,26 @@ def live_embeddings(store, catalogue_movies: list, monkeypatch: pytest.MonkeyPat
     serving.forget_live_run()
 
 
+@pytest.fixture
+def co_raters(catalogue_movies: list) -> None:
+    """Other people who rate the Animation movies together and the Drama ones together, and the co-rated
+    lists computed from them: picks and similar movies without a model."""
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+
+    from movies import services
+    from movies.models import Rating
+
+    for n, group in enumerate([[0, 1, 2, 3, 4], [1, 2, 3, 5], [0, 3, 4, 5], [6, 7, 8, 9], [7, 8, 10, 11]]):
+        user = get_user_model().objects.create_user(f"rater{n}", password="a-long-password-9")
+        for i in group:
+            Rating.objects.create(
+                user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 2, 1, tzinfo=UTC)
+            )
+    services.refresh_co_rated()
+
+
 @pytest.fixture(autouse=True)
 def empty_cache() -> None:
     """Cached popular lists hold ids of the previous test's rows."""

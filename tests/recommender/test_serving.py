@@ -146,30 +146,11 @@ def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(catalogu
     assert unrelated[0].because == ""  # no liked movie near it, no shared genre: nothing is said
 
 
-def _co_raters(catalogue_movies: list) -> None:
-    """Other people who rate Animation together and Drama together; the co-rated lists computed from them."""
-    from datetime import UTC, datetime
-
-    from django.contrib.auth import get_user_model
-
-    from movies import services
-    from movies.models import Rating
-
-    for n, group in enumerate([[0, 1, 2, 3, 4], [1, 2, 3, 5], [0, 3, 4, 5], [6, 7, 8, 9], [7, 8, 10, 11]]):
-        user = get_user_model().objects.create_user(f"rater{n}", password="a-long-password-9")
-        for i in group:
-            Rating.objects.create(
-                user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 2, 1, tzinfo=UTC)
-            )
-    services.refresh_co_rated()
-
-
 @requires_milvus
 @pytest.mark.django_db
 def test_before_any_model_is_live_picks_come_from_co_rated_movies_and_say_so(
-    alice, catalogue_movies, store, monkeypatch: pytest.MonkeyPatch
+    alice, catalogue_movies, co_raters, store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _co_raters(catalogue_movies)
     monkeypatch.setattr(serving, "_store", store)  # Milvus answers; no collection is live under its alias
     serving.forget_live_run()
     result = serving.recommend_movies_for(alice, limit=5)
@@ -189,11 +170,10 @@ def test_before_any_model_is_live_picks_come_from_co_rated_movies_and_say_so(
 
 @pytest.mark.django_db
 def test_milvus_down_gives_co_rated_picks_where_the_catalogue_has_them(
-    alice, catalogue_movies, monkeypatch: pytest.MonkeyPatch
+    alice, catalogue_movies, co_raters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recommender.models import TrainingRun
 
-    _co_raters(catalogue_movies)
     TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED)
     monkeypatch.setattr(serving, "_store", VectorStore("http://127.0.0.1:9", timeout=1))
     serving.forget_live_run()
@@ -208,12 +188,11 @@ def test_milvus_down_gives_co_rated_picks_where_the_catalogue_has_them(
 @requires_milvus
 @pytest.mark.django_db
 def test_more_like_this_blends_the_models_nearest_with_co_rated_movies_exactly_as_bench_similar_scores(
-    alice, live_embeddings, catalogue_movies, store
+    alice, live_embeddings, catalogue_movies, co_raters, store
 ) -> None:
     from movies.models import CoRatedMovie
     from recommender.ml import corating
 
-    _co_raters(catalogue_movies)
     movie = catalogue_movies[0]
     ids = [m.id for m in catalogue_movies]
     vectors = store.get_vectors(ids)

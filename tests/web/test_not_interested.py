@@ -19,24 +19,6 @@ def _logged_in(user: object) -> Client:
     return client
 
 
-@pytest.fixture
-def co_rated(catalogue_movies: list) -> None:
-    """Other people's ratings and the co-rated lists made from them, so Alice has picks without a model."""
-    from datetime import UTC, datetime
-
-    from django.contrib.auth import get_user_model
-
-    from movies.models import Rating
-
-    for n, group in enumerate([[0, 1, 2, 3, 4], [1, 2, 3, 5], [0, 3, 4, 5], [6, 7, 8, 9], [7, 8, 10, 11]]):
-        user = get_user_model().objects.create_user(f"rater{n}", password="a-long-password-9")
-        for i in group:
-            Rating.objects.create(
-                user=user, movie=catalogue_movies[i], stars=4, rated_at=datetime(2024, 2, 1, tzinfo=UTC)
-            )
-    services.refresh_co_rated()
-
-
 def test_a_hidden_movie_leaves_the_popular_list_and_exclude_leaves_it_for_one_request(bob, alice) -> None:
     first = serving.recommend_movies_for(bob, limit=5)
     top = first.items[0].movie
@@ -62,7 +44,7 @@ def test_a_hidden_movie_leaves_personal_picks_and_similar_movies_and_the_rest_fi
     assert hidden.id not in [i.movie.id for i in similar.items] and len(similar.items) == 5
 
 
-def test_not_interested_on_the_page_hides_at_once_with_an_undo(alice, catalogue_movies, co_rated) -> None:
+def test_not_interested_on_the_page_hides_at_once_with_an_undo(alice, catalogue_movies, co_raters) -> None:
     client = _logged_in(alice)
     page = client.get("/for-you/").content.decode()
     assert "Not interested" in page
@@ -78,7 +60,7 @@ def test_not_interested_on_the_page_hides_at_once_with_an_undo(alice, catalogue_
     assert response.status_code == 302 and response["Location"] == "/for-you/"
 
 
-def test_the_api_hides_unhides_and_takes_exclude(alice, catalogue_movies, co_rated) -> None:
+def test_the_api_hides_unhides_and_takes_exclude(alice, catalogue_movies, co_raters) -> None:
     client = _logged_in(alice)
     movie = catalogue_movies[9]
     assert client.post(f"/api/hidden/{movie.id}/").json() == {"movie_id": movie.id, "hidden": True, "changed": True}
