@@ -4,7 +4,7 @@ import csv
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -119,16 +119,11 @@ LAYOUTS = {
 }
 # ml-25m and ml-32m (and the full ml-latest) share the CSV layout of ml-latest-small, with the tag genome.
 for _name in ("ml-25m", "ml-32m", "ml-latest"):
-    LAYOUTS[_name] = Layout(
-        _name,
-        "movies.csv",
-        "ratings.csv",
-        None,
-        "links.csv",
-        "utf-8",
-        True,
-        "movies.csv, ratings.csv (and optionally links.csv, tags.csv, genome-scores.csv with genome-tags.csv)",
-        tags="tags.csv",
+    LAYOUTS[_name] = replace(
+        LAYOUTS["ml-latest-small"],
+        name=_name,
+        description="movies.csv, ratings.csv (and optionally links.csv, tags.csv, genome-scores.csv with "
+        "genome-tags.csv)",
         genome_scores="genome-scores.csv",
         genome_tags="genome-tags.csv",
     )

@@ -346,10 +346,15 @@ def similar_movies(
     year_from: int | None = None,
     year_to: int | None = None,
     exclude: frozenset[int] = frozenset(),
+    user: User | AnonymousUser | None = None,
 ) -> Recommendations:
     """Movies most like this one: the live model's nearest (filters applied inside the Milvus search) blended
     with its co-rated movies (corating.blended_similarity); before a model is live, while Milvus is down, or for
-    a movie the model has not seen, its co-rated movies alone. Two Milvus calls, as for the model alone."""
+    a movie the model has not seen, its co-rated movies alone. Two Milvus calls, as for the model alone. Never
+    a movie in `exclude` or one `user` hid."""
+    if user is not None:
+        exclude = frozenset(exclude) | selectors.hidden_movie_ids(user)
+    filtered = bool(genre or year_from is not None or year_to is not None)
     co = [
         (m, score)
         for m, score in selectors.co_rated_movies(movie, corating.STORED_PER_MOVIE, genre, year_from, year_to)
@@ -358,7 +363,7 @@ def similar_movies(
     try:
         vectors = vector_store().get_vectors([movie.id, *(m.id for m, _ in co)])
         if movie.id not in vectors:
-            return _similar_co_rated(movie, limit, co, bool(genre or year_from is not None or year_to is not None))
+            return _similar_co_rated(movie, limit, co, filtered)
         # Twice the list and one: movies deleted since publishing are dropped below and the rest refill the list.
         # A movie off the co-rated lists is in the blend's top `limit` only if it is in the model's (the bonus
         # is never negative), so these hits and the co-rated movies hold the whole blended top `limit`.
@@ -367,7 +372,7 @@ def similar_movies(
         hits = vector_store().search(query[None, :], wanted, search_filter(genre, year_from, year_to))[0]
     except VectorStoreUnavailable as error:
         _log_outage(error)
-        return _similar_co_rated(movie, limit, co, bool(genre or year_from is not None or year_to is not None))
+        return _similar_co_rated(movie, limit, co, filtered)
     model = {h.movie_id: h.score for h in hits if h.movie_id != movie.id and h.movie_id not in exclude}
     model.update({m.id: float(vectors[m.id] @ query) for m, _ in co if m.id in vectors and m.id not in model})
     cosine = {m.id: score for m, score in co}

@@ -60,16 +60,14 @@ def mutated(text: str, line: str, occurrence: int) -> str:
     return "\n".join(rows)
 
 
-def main() -> int:
+def run_tests() -> "subprocess.CompletedProcess[str]":
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}  # fast: SQLite
-    python = str(ROOT / ".venv" / "bin" / "python")
-    baseline = subprocess.run(
-        [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def main() -> int:
+    baseline = run_tests()
     if baseline.returncode != 0:
         print(baseline.stdout[-3000:])
         raise SystemExit("mutation-check: the consequence tests fail before any mutation")
@@ -80,13 +78,7 @@ def main() -> int:
         started = time.monotonic()
         try:
             file.write_text(mutated(original, line, occurrence))
-            done = subprocess.run(
-                [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
+            done = run_tests()
         finally:
             file.write_text(original)
         verdict = "caught" if done.returncode != 0 else "SURVIVED"

@@ -119,9 +119,8 @@ def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
     genre = form.cleaned_data["genre"] or None
     if genre and genre not in selectors.genre_names():
         return _error(f"unknown genre {genre[:64]!r}")
-    exclude = exclude | selectors.hidden_movie_ids(request.user)
     years = form.cleaned_data["year_from"], form.cleaned_data["year_to"]
-    result = serving.similar_movies(movie, k, genre, *years, exclude=exclude)
+    result = serving.similar_movies(movie, k, genre, *years, exclude=exclude, user=request.user)
     return JsonResponse(_recommendations_json(result))
 
 

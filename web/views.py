@@ -83,7 +83,7 @@ def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
         "movies/movie_detail.html",
         {
             "movie": movie,
-            "similar": serving.similar_movies(movie, limit=8),
+            "similar": serving.similar_movies(movie, limit=8, user=request.user),
             "rating": selectors.user_ratings(request.user).get(movie.id),
             "tags": selectors.movie_tags(movie),
         },

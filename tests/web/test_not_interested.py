@@ -40,8 +40,9 @@ def test_a_hidden_movie_leaves_personal_picks_and_similar_movies_and_the_rest_fi
     services.hide_movie(alice, hidden)
     after = [i.movie.id for i in serving.recommend_movies_for(alice, limit=5).items]
     assert hidden.id not in after and after[:4] == before[1:5] and len(after) == 5
-    similar = serving.similar_movies(catalogue_movies[0], limit=5, exclude=frozenset({hidden.id}))
+    similar = serving.similar_movies(catalogue_movies[0], limit=5, user=alice)  # hidden by her, as on the page
     assert hidden.id not in [i.movie.id for i in similar.items] and len(similar.items) == 5
+    assert hidden.id in [i.movie.id for i in serving.similar_movies(catalogue_movies[0], limit=5).items]
 
 
 def test_not_interested_on_the_page_hides_at_once_with_an_undo(alice, catalogue_movies, co_raters) -> None:
@@ -49,10 +50,16 @@ def test_not_interested_on_the_page_hides_at_once_with_an_undo(alice, catalogue_
     page = client.get("/for-you/").content.decode()
     assert "Not interested" in page
     target = next(m for m in catalogue_movies if f'action="/movies/{m.id}/hide/"' in page)
+    shown_beside = next(
+        m
+        for m in catalogue_movies
+        if target.display_title in client.get(f"/movies/{m.id}/").content.decode() and m != target
+    )
     answer = client.post(f"/movies/{target.id}/hide/", {"action": "hide"}, HTTP_HX_REQUEST="true").content.decode()
     assert f"Hidden: {target.display_title}" in answer and 'value="undo"' in answer
     assert f'action="/movies/{target.id}/hide/"' not in client.get("/for-you/").content.decode()
     assert target.display_title in client.get("/hidden/").content.decode()
+    assert target.display_title not in client.get(f"/movies/{shown_beside.id}/").content.decode()  # More like this
     undone = client.post(f"/movies/{target.id}/hide/", {"action": "undo"}, HTTP_HX_REQUEST="true").content.decode()
     assert "Not interested" in undone and not HiddenMovie.objects.exists()
     # Without JavaScript the form posts and returns to where it came from.
