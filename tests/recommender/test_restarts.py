@@ -192,3 +192,26 @@ def alice_run_id() -> int:
     from recommender.models import TrainingRun
 
     return TrainingRun.objects.get().id
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(240)
+def test_with_milvus_stopped_pages_serve_co_rated_picks_and_similar_movies_then_the_model_again(
+    alice, co_raters, served_by
+) -> None:
+    """The production breaker, a real server stopped and started: the co-rated fallback, not popular movies."""
+    assert settings.MILVUS_BREAKER_S > 0
+    assert _page_source(alice)[0] == serving.Source.PERSONAL
+    served_by.stop()
+    for _ in range(3):
+        source, seconds = _page_source(alice)
+        assert source == serving.Source.CO_RATED and seconds < 3
+    from movies.models import Movie
+
+    similar = serving.similar_movies(Movie.objects.order_by("id").first(), limit=5)
+    assert similar.source == serving.Source.CO_RATED and similar.items
+    served_by.start()
+    deadline = time.monotonic() + 60
+    while _page_source(alice)[0] != serving.Source.PERSONAL:
+        assert time.monotonic() < deadline, "the model's picks never came back"
+        time.sleep(0.5)
