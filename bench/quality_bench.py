@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +27,18 @@ def main() -> None:
     parser.add_argument("--data-root", default=str(DATA_ROOT))
     parser.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-latest-small"])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        help="run these seeds only (say, one process each on a machine with cores to spare); the table covers "
+        "every seed below --seeds that has finished",
+    )
+    parser.add_argument("--fresh", action="store_true", help="rerun seeds that already have results")
     parser.add_argument("--config", default="{}", help="JSON overrides of TrainingConfig")
     parser.add_argument("--output", default="quality", help="file stem under bench/results/")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", 0)) or os.cpu_count() or 1)
     config_base = {**TrainingConfig().as_dict(), **json.loads(args.config)}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {
@@ -41,67 +48,99 @@ def main() -> None:
         "datasets": {},
     }
     for name in args.datasets:
-
-        def keep(partial: dict, name: str = name) -> None:  # after each seed, so a long run keeps what it finished
-            report["datasets"][name] = partial
+        seeds_dir = RESULTS / f"{args.output}_seeds" / name
+        for seed in args.only_seeds if args.only_seeds is not None else range(args.seeds):
+            if args.fresh or not (seeds_dir / f"seed{seed}.json").exists():
+                run_seed(Path(args.data_root) / name, name, config_base, seed, commit, seeds_dir)
+            # After each seed, so a stopped run keeps what it finished and a later one goes on from there.
+            report["datasets"][name] = aggregated(seeds_dir, args.seeds, config_base)
             save(report, args.output)
-
-        run_dataset(Path(args.data_root) / name, name, config_base, args.seeds, keep)
     print(format_table(report))
 
 
-def run_dataset(directory: Path, name: str, config_base: dict, num_seeds: int, keep: Callable[[dict], None]) -> None:
-    """Per seed: its own split (the seed orders same-second ratings), the baselines tuned on its validation,
-    PinSage trained on it; every model's served top 10 on that seed's test, paired user by user."""
+def run_seed(directory: Path, name: str, config_base: dict, seed: int, commit: str, seeds_dir: Path) -> None:
+    """One seed: its own split (the seed orders same-second ratings), the baselines tuned on its validation,
+    PinSage trained on it; every model's served top 10 on that seed's test, per user, written to
+    `seeds_dir`/seed<N>.json (the rows) and .npz (per-user gains, for the paired intervals)."""
     interactions, catalogue = load(directory)
-    runs, baselines_by_seed, differences = [], [], {}
-    baseline_seconds = 0.0
-    for seed in range(num_seeds):
-        config = TrainingConfig.from_dict({**config_base, "seed": seed})
-        prepared = prepare(interactions, catalogue, config)
-        split = prepared.split
-        started = time.perf_counter()
-        baseline_lists: dict = {}
-        grids = {
-            **BASELINE_GRIDS,
-            **BENCH_ONLY_GRIDS,
-            "sasrec": [{**g, "seed": seed} for g in BENCH_ONLY_GRIDS["sasrec"]],
+    config = TrainingConfig.from_dict({**config_base, "seed": seed})
+    prepared = prepare(interactions, catalogue, config)
+    split = prepared.split
+    started = time.perf_counter()
+    baseline_lists: dict = {}
+    grids = {**BASELINE_GRIDS, **BENCH_ONLY_GRIDS, "sasrec": [{**g, "seed": seed} for g in BENCH_ONLY_GRIDS["sasrec"]]}
+    baselines = fit_baselines(split, grids, test_lists=baseline_lists)
+    baseline_seconds = time.perf_counter() - started
+    outcome = fit_pinsage(
+        prepared,
+        config,
+        lambda r: print(
+            f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
+            f"val HR@10 {r.validation['hr@10']:.4f} ({r.seconds:.0f} s)",
+            flush=True,
+        ),
+    )
+    vectors, scoring = outcome.validation_embeddings, outcome.scoring
+    users, ranked = evaluation.ranked_lists(  # the served top 10, as the page asks for it
+        split, evaluation.embedding_ranker(split, vectors, scoring), "test", is_ranker=True, k=evaluation.K
+    )
+    gains = {"users": users}
+    gains["pinsage_hr@10"], gains["pinsage_ndcg@10"] = evaluation.per_user_gains(ranked, split.test[users])
+    for baseline, (their_users, their_ranked) in baseline_lists.items():
+        assert np.array_equal(users, their_users)
+        gains[f"{baseline}_hr@10"], gains[f"{baseline}_ndcg@10"] = evaluation.per_user_gains(
+            their_ranked, split.test[their_users]
+        )
+    seeds_dir.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(seeds_dir / f"seed{seed}.npz", **gains)
+    row = {
+        "commit": commit,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seed": seed,
+        "baselines": baselines,
+        "baseline_seconds": baseline_seconds,
+        "pinsage": pinsage_row(seed, config, split, outcome, vectors, scoring),
+    }
+    written = seeds_dir / f"seed{seed}.json.part"
+    written.write_text(json.dumps(row, indent=2, default=float))
+    written.rename(seeds_dir / f"seed{seed}.json")  # last, so a seed with rows always has its gains
+
+
+def aggregated(seeds_dir: Path, num_seeds: int, config_base: dict) -> dict:
+    """The finished seeds below `num_seeds`: rows, baselines' means, and PinSage minus each baseline paired per
+    user within each seed, bootstrapped over seeds then users."""
+    rows = [
+        json.loads((seeds_dir / f"seed{seed}.json").read_text())
+        for seed in range(num_seeds)
+        if (seeds_dir / f"seed{seed}.json").exists()
+    ]
+    if not rows:
+        return {
+            "baselines": {},
+            "baselines_by_seed": [],
+            "baseline_seconds": 0.0,
+            "pinsage": [],
+            "against_baselines": {},
         }
-        baselines_by_seed.append(fit_baselines(split, grids, test_lists=baseline_lists))
-        baseline_seconds += time.perf_counter() - started
-        outcome = fit_pinsage(
-            prepared,
-            config,
-            lambda r, seed=seed: print(
-                f"{name} seed {seed} epoch {r.epoch}: loss {r.loss:.4f} "
-                f"val HR@10 {r.validation['hr@10']:.4f} ({r.seconds:.0f} s)",
-                flush=True,
-            ),
-        )
-        vectors, scoring = outcome.validation_embeddings, outcome.scoring
-        users, ranked = evaluation.ranked_lists(  # the served top 10, as the page asks for it
-            split, evaluation.embedding_ranker(split, vectors, scoring), "test", is_ranker=True, k=evaluation.K
-        )
-        ours = evaluation.per_user_gains(ranked, split.test[users])
-        for baseline, (their_users, their_ranked) in baseline_lists.items():
-            assert np.array_equal(users, their_users)
-            theirs = evaluation.per_user_gains(their_ranked, split.test[their_users])
-            for i, metric in enumerate(("hr@10", "ndcg@10")):
-                differences.setdefault(baseline, {}).setdefault(metric, []).append(ours[i] - theirs[i])
-        runs.append(pinsage_row(seed, config, split, outcome, vectors, scoring))
-        comparisons = {
-            baseline: {metric: evaluation.seed_and_user_bootstrap(per_seed) for metric, per_seed in by_metric.items()}
-            for baseline, by_metric in differences.items()
+    gains = [np.load(seeds_dir / f"seed{row['seed']}.npz") for row in rows]
+    comparisons = {
+        baseline: {
+            metric: evaluation.seed_and_user_bootstrap(
+                [g[f"pinsage_{metric}"] - g[f"{baseline}_{metric}"] for g in gains]
+            )
+            for metric in ("hr@10", "ndcg@10")
         }
-        keep(
-            {
-                "baselines": summarised(baselines_by_seed),
-                "baselines_by_seed": baselines_by_seed,
-                "baseline_seconds": baseline_seconds,
-                "pinsage": runs,
-                "against_baselines": comparisons,
-            }
-        )
+        for baseline in rows[0]["baselines"]
+    }
+    return {
+        "seeds": [row["seed"] for row in rows],
+        "commits": sorted({row["commit"] for row in rows}),
+        "baselines": summarised([row["baselines"] for row in rows]),
+        "baselines_by_seed": [row["baselines"] for row in rows],
+        "baseline_seconds": sum(row["baseline_seconds"] for row in rows),
+        "pinsage": [row["pinsage"] for row in rows],
+        "against_baselines": comparisons,
+    }
 
 
 def pinsage_row(
@@ -154,9 +193,15 @@ def summarised(by_seed: list[dict]) -> dict:
 
 
 def save(report: dict, stem: str) -> None:
+    """Written whole then renamed, so two processes running different seeds never leave half a file."""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, default=float))
-    (RESULTS / f"{stem}.md").write_text(format_table(report) + "\n")
+    for path, text in (
+        (RESULTS / f"{stem}.json", json.dumps(report, indent=2, default=float)),
+        (RESULTS / f"{stem}.md", format_table(report) + "\n"),
+    ):
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial.write_text(text)
+        partial.rename(path)
     plot_curves(report, RESULTS / f"{stem}_curves.png")
 
 
@@ -168,9 +213,12 @@ def format_table(report: dict) -> str:
     lines = []
     for name, data in report["datasets"].items():
         runs = data["pinsage"]
+        if not runs:
+            continue
+        commits = ", ".join(data.get("commits", [report.get("commit", "?")]))
         lines += [
-            f"\n### {name} (test, full ranking; mean ± sd over {len(runs)} seeds, each with its own split; "
-            f"commit {report.get('commit', '?')})\n",
+            f"\n### {name} (test, full ranking; mean ± sd over {len(runs)} seeds, each with its own split: seeds "
+            f"{', '.join(str(r['seed']) for r in runs)}; commit {commits})\n",
             "| model | val HR@10 | " + " | ".join(m.upper() for m in METRICS) + " |",
             "|---" * (len(METRICS) + 2) + "|",
         ]

@@ -144,6 +144,25 @@ def test_ease_beyond_its_size_learns_the_most_rated_movies_and_ranks_the_rest_la
     assert np.isfinite(full).all()  # within the size limit, every movie
 
 
+def test_ease_weights_match_the_closed_form_and_each_l2_is_inverted_once_per_split(monkeypatch) -> None:
+    inversions = []
+    real = evaluation._symmetric_inverse
+    # Blocks of 7 rows, so mirroring potri's upper triangle crosses block edges on 40 movies.
+    monkeypatch.setattr(evaluation, "_symmetric_inverse", lambda m: inversions.append(1) or real(m, block=7))
+    split = random_split()
+    x = split.history_matrix(False)
+    for l2 in (10.0, 50.0):
+        p = np.linalg.inv((x.T @ x).toarray().astype(np.float64) + l2 * np.eye(split.num_movies))
+        b = p / -np.diag(p)
+        np.fill_diagonal(b, 0.0)
+        assert np.allclose(evaluation.ease_weights(split, l2)[1], b, atol=1e-5)
+    for l2 in (10.0, 50.0, 20.0):  # the recency grid after plain EASE's: the same l2s again, and a new one
+        evaluation.ease_weights(split, l2)
+    assert len(inversions) == 3
+    evaluation.ease_weights(random_split(seed=1), 10.0)
+    assert len(inversions) == 4  # another split: its own weights
+
+
 def test_an_earlier_fold_drops_each_users_last_ratings_by_time() -> None:
     from recommender.ml.data import Interactions
 
