@@ -14,7 +14,7 @@ from movies import selectors
 from movies.models import Movie
 from recommender.ml import corating
 from recommender.ml.data import Histories
-from recommender.ml.scoring import rank, select_history
+from recommender.ml.scoring import CREDIT_NEIGHBOURS, credited, rank, select_history
 from recommender.models import RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
@@ -200,8 +200,8 @@ def _co_rated(
         return None
     liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
     own_lists = selectors.co_rated_lists([p for _, p, _ in picks], CREDIT_NEIGHBOURS)
-    credited = _credited(picks, liked, {movie: ids for movie, (ids, _) in own_lists.items()})
-    return Recommendations(_explained(credited, liked), Source.CO_RATED, note)
+    explained = credited(picks, liked, {movie: ids for movie, (ids, _) in own_lists.items()})
+    return Recommendations(_explained(explained, liked), Source.CO_RATED, note)
 
 
 def _personal(
@@ -279,9 +279,6 @@ def _usable(ids: npt.NDArray[np.int64], excluded: frozenset[int] = frozenset()) 
     return np.where(np.isin(ids, gone), -1, ids) if len(gone) else ids
 
 
-CREDIT_NEIGHBOURS = 20  # a liked movie explains a pick only if it is among the pick's own 20 nearest movies
-
-
 def _credible(
     store: VectorStore, run_id: int, picks: list[tuple[float, int, int]], liked: list[int], n: int = CREDIT_NEIGHBOURS
 ) -> list[tuple[float, int, int]]:
@@ -292,21 +289,7 @@ def _credible(
     if not picks or not store.has_neighbor_lists(store.collection_for_run(run_id)):
         return picks
     lists = {movie: ids[:n].tolist() for movie, (ids, _) in store.get_neighbors([p for _, p, _ in picks]).items()}
-    return _credited(picks, liked, lists)
-
-
-def _credited(
-    picks: list[tuple[float, int, int]], liked: list[int], lists: dict[int, list[int]]
-) -> list[tuple[float, int, int]]:
-    """Each pick credited to the liked movie that comes first in its own list of nearest movies (`lists`: the
-    model's, or the co-rated ones), else to none (-1); a pick without a list keeps its source."""
-    liked_set = set(liked)
-    credited = []
-    for score, pick, source in picks:
-        if pick in lists and len(lists[pick]):
-            source = next((m for m in lists[pick] if m in liked_set), -1)
-        credited.append((score, pick, source))
-    return credited
+    return credited(picks, liked, lists)
 
 
 def _explained(ranked: list[tuple[float, int, int]], liked: list[int] | None = None) -> list[Recommendation]:

@@ -194,3 +194,21 @@ def top_neighbors(
 def history_weight_matrix(evidence: Evidence, num_users: int, num_movies: int) -> sparse.csr_matrix:
     """Evidence as a users x movies matrix, for scoring a linear baseline with the product's history rule."""
     return sparse.csr_matrix((evidence.weights, (evidence.users, evidence.movies)), shape=(num_users, num_movies))
+
+
+CREDIT_NEIGHBOURS = 20  # a liked movie explains a pick only if it is among the pick's own 20 nearest movies
+
+
+def credited(
+    picks: list[tuple[float, int, int]], liked: list[int], lists: dict[int, list[int]]
+) -> list[tuple[float, int, int]]:
+    """Each (score, pick, source) credited to the liked movie that comes first in the pick's own list of nearest
+    movies (`lists`: the model's, or the co-rated ones), else to none (-1); a pick without a list keeps its
+    source. What pages say ("Because you liked ...") and what bench/similar's explanation figures count."""
+    liked_set = set(liked)
+    found = []
+    for score, pick, source in picks:
+        if pick in lists and len(lists[pick]):
+            source = next((m for m in lists[pick] if m in liked_set), -1)
+        found.append((score, pick, source))
+    return found

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from recommender import serving
+from recommender.ml import scoring
 from recommender.vector_store import MovieVectors, VectorStore
 from tests.conftest import requires_milvus
 
@@ -209,7 +210,7 @@ def test_more_like_this_blends_the_models_nearest_with_co_rated_movies_exactly_a
 def test_a_pick_is_credited_to_the_liked_movie_first_in_its_own_list_not_to_the_largest_contributor() -> None:
     picks = [(0.9, 10, 1), (0.8, 11, 1), (0.7, 12, 1), (0.6, 13, 1)]  # movie 1, rated last, contributed most to all
     lists = {10: [5, 1, 2], 11: [7, 8, 2, 1], 12: [7, 8, 9], 13: []}
-    credited = serving._credited(picks, liked=[1, 2], lists=lists)
+    credited = scoring.credited(picks, liked=[1, 2], lists=lists)
     # 10: its own list has 1 before 2; 11: 2 comes first; 12: none of the liked movies is near it; 13: no list.
     assert [source for _, _, source in credited] == [1, 2, -1, 1]
 
