@@ -14,6 +14,7 @@ from django.dispatch import Signal
 ratings_changed = Signal()  # num_changes: int; ratings added, changed or removed (one send for a whole import)
 movie_saved = Signal()  # movie_id: int; a movie added or edited in admin
 movies_deleted = Signal()  # movie_ids: list[int]; movies deleted (their rows are gone)
+person_acted = Signal()  # user_id: int, movie_id: int, action: "rating" or "hidden"; one person, on one movie
 
 
 class LostConsequence(RuntimeError):

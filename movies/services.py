@@ -59,6 +59,7 @@ def rate_movie(user: User, movie: Movie, stars: object) -> Rating:
         else:  # created by a concurrent request between our read and write: count from the table
             stats.refresh_movie_stats([movie.id])
         events.send(events.ratings_changed, num_changes=1)
+        events.send(events.person_acted, user_id=user.id, movie_id=movie.id, action="rating")
     return rating
 
 
@@ -74,7 +75,10 @@ def unrate_movie(user: User, movie: Movie) -> bool:
 
 def hide_movie(user: User, movie: Movie) -> bool:
     """Not interested: the movie leaves every list this person is shown; False when it was hidden already."""
-    _, created = HiddenMovie.objects.get_or_create(user=user, movie=movie)
+    with transaction.atomic():
+        _, created = HiddenMovie.objects.get_or_create(user=user, movie=movie)
+        if created:
+            events.send(events.person_acted, user_id=user.id, movie_id=movie.id, action="hidden")
     return created
 
 

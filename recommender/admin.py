@@ -1,6 +1,8 @@
-"""The operator's console: training runs with metrics and plots, retrain, make live, roll back."""
+"""The operator's console: training runs with metrics and plots, retrain, make live, roll back; experiments that
+compare the live run with a challenger on people's clicks and ratings."""
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 from django import forms
@@ -15,10 +17,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from recommender import outbox, runs
+from recommender import experiments, outbox, runs
 from recommender.ml import plots
 from recommender.ml.config import InvalidSetting, check_overrides
-from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.models import Experiment, LiveChange, RecommenderState, TrainingRun
 from recommender.progress import active_progress, training_progress
 from recommender.serving import live_run, serving_status
 from recommender.vector_store import VectorStoreUnavailable
@@ -322,3 +324,143 @@ class LiveChangeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: LiveChange | None = None) -> bool:
         return False
+
+
+class StartExperimentForm(forms.Form):
+    """A challenger among the succeeded runs that still have their model file, and the share of people."""
+
+    challenger = forms.ModelChoiceField(
+        queryset=TrainingRun.objects.succeeded().exclude(artifact_path="").order_by("-id"),
+        help_text="Its collection is written beside the live one, then a share of people see both runs' picks "
+        "interleaved.",
+    )
+    share_percent = forms.IntegerField(min_value=1, max_value=100, initial=50, label="Share of signed-in people (%)")
+    name = forms.CharField(max_length=100, required=False)
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "—" if low is None or high is None else f"{low:.1%} to {high:.1%}"
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Interleaved comparisons of the live run and a challenger: start, watch, stop, make the winner live."""
+
+    list_display = ("name", "status", "live_run_id", "challenger_run_id", "share", "started_at", "stop_reason")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in Experiment._meta.fields] + ["figures"]
+    change_form_template = "admin/recommender/experiment/change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("recommender.retrain")
+
+    def has_change_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return request.user.has_perm("recommender.retrain")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
+        return False  # what an experiment found stays on record
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:experiment_id>/stop/", self.admin_site.admin_view(self.stop), name="recommender_experiment_stop"
+            ),
+            path(
+                "<int:experiment_id>/make-challenger-live/",
+                self.admin_site.admin_view(self.make_challenger_live),
+                name="recommender_experiment_make_challenger_live",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Starts one: refused at once, with the reason, when another is under way or no run is live."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = StartExperimentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                experiment = experiments.start(
+                    form.cleaned_data["challenger"],
+                    form.cleaned_data["share_percent"] / 100,
+                    form.cleaned_data["name"],
+                    cast(User, request.user),
+                )
+            except runs.Refused as refusal:
+                form.add_error(None, str(refusal))
+            except VectorStoreUnavailable as error:
+                form.add_error(None, f"Milvus cannot be asked which run is live: {error}")
+            else:
+                self.message_user(
+                    request,
+                    f"Experiment started: run {experiment.challenger_run_id}'s collection is being written beside "
+                    "the live one; it runs as soon as that is done (a minute or two).",
+                )
+                return HttpResponseRedirect(reverse("admin:recommender_experiment_change", args=[experiment.id]))
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Start an experiment"}
+        return render(request, "admin/recommender/experiment/start.html", context)
+
+    @admin.display(description="what people did")
+    def figures(self, experiment: Experiment) -> str:
+        found = experiments.results(experiment)
+        p = found.preference
+        share = "—" if p.share is None else f"{p.share:.1%}"
+        needed = (
+            "no decisive impression yet"
+            if found.days_needed is None
+            else "enough now"
+            if found.days_needed == 0
+            else f"about {found.days_needed:.1f} more days at this traffic"
+        )
+        return format_html(
+            "<table><tr><th></th><th>live run {}</th><th>challenger, run {}</th></tr>"
+            "<tr><th>credited clicks</th><td>{}</td><td>{}</td></tr>"
+            "<tr><th>credited ratings</th><td>{}</td><td>{}</td></tr>"
+            "<tr><th>not interested</th><td>{}</td><td>{}</td></tr>"
+            "<tr><th>impressions wins</th><td>{}</td><td>{}</td></tr></table>"
+            "<p>{} interleaved impressions from {} people, {} ties. Challenger's preference share: <strong>{}</strong>"
+            " (95% interval {}). <strong>{}</strong> Data needed: {}.</p>",
+            experiment.live_run_id,
+            experiment.challenger_run_id,
+            *found.clicks,
+            *found.ratings,
+            *found.hidden,
+            p.live_wins,
+            p.challenger_wins,
+            found.impressions,
+            found.users,
+            p.ties,
+            share,
+            _interval(p.low, p.high),
+            found.verdict,
+            needed,
+        )
+
+    def _act(self, request: HttpRequest, experiment_id: int, act: Callable[[Experiment], str]) -> HttpResponse:
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        experiment = Experiment.objects.select_related("challenger_run").get(id=experiment_id)
+        try:
+            self.message_user(request, act(experiment))
+        except runs.Refused as refusal:
+            self.message_user(request, str(refusal), messages.WARNING)
+        except VectorStoreUnavailable as error:
+            self.message_user(request, f"Milvus cannot be asked which run is live: {error}", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:recommender_experiment_change", args=[experiment_id]))
+
+    def stop(self, request: HttpRequest, experiment_id: int) -> HttpResponse:
+        def act(experiment: Experiment) -> str:
+            stopped = experiments.stop(experiment.id, f"stopped by {request.user.get_username()}")
+            return "Stopped; pages serve the live run alone." if stopped else "It had stopped already."
+
+        return self._act(request, experiment_id, act)
+
+    def make_challenger_live(self, request: HttpRequest, experiment_id: int) -> HttpResponse:
+        def act(experiment: Experiment) -> str:
+            experiments.make_challenger_live(experiment, cast(User, request.user))
+            return (
+                f"Stopped; run {experiment.challenger_run_id} is being made live and shows as live on the training "
+                "runs page within a minute or two."
+            )
+
+        return self._act(request, experiment_id, act)

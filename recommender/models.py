@@ -138,3 +138,101 @@ class MovieRemoval(models.Model):
 
     def __str__(self) -> str:
         return f"movie {self.movie_id}, deleted {self.deleted_at:%Y-%m-%d %H:%M}"
+
+
+class Experiment(models.Model):
+    """An interleaved comparison of the live run and a challenger run on signed-in people's personal lists.
+
+    A share of people, chosen by a stable hash of their id and the experiment's salt, get a team-draft
+    interleaving of both runs' lists (recommender.ml.interleaving); interactions on a pick credit the run that
+    put it there. One experiment runs at a time; it stops by itself when the live run changes under it."""
+
+    class Status(models.TextChoices):
+        PREPARING = "preparing", "Preparing the challenger's collection"
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+
+    name = models.CharField(max_length=100)
+    live_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="+")
+    challenger_run = models.ForeignKey(TrainingRun, on_delete=models.PROTECT, related_name="+")
+    share = models.FloatField(default=0.5, help_text="The share of signed-in people who see the interleaved list.")
+    salt = models.CharField(max_length=32, help_text="Keeps each person's assignment stable for this experiment.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREPARING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: run {self.live_run_id} (live) against run {self.challenger_run_id}"
+
+
+class Impression(models.Model):
+    """One recommendation list a person was shown (page or API). Its id is drawn at random when the list is
+    served, so links on the page can carry it before the row is written (off the request path, in batches).
+    Names nobody beyond the user id; pruned after IMPRESSION_RETENTION_DAYS (daily counts stay)."""
+
+    class Source(models.TextChoices):
+        PERSONAL = "personal"
+        CO_RATED = "co_rated"
+        POPULAR = "popular"
+        SIMILAR = "similar"
+
+    id = models.BigIntegerField(primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    shown_at = models.DateTimeField(db_index=True)
+    surface = models.CharField(max_length=8)  # "page" or "api"
+    source = models.CharField(max_length=16, choices=Source.choices)
+    run_id = models.IntegerField(null=True, blank=True)
+    experiment = models.ForeignKey(
+        Experiment, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="impressions"
+    )
+    movies = models.JSONField(default=list)  # movie ids in the order shown
+    teams = models.JSONField(default=list, blank=True)  # per position, in an experiment: 0 live, 1 challenger
+    context_movie_id = models.BigIntegerField(null=True, blank=True)  # the movie whose similar list this is
+
+
+class Interaction(models.Model):
+    """A click on a shown movie, a rating given to it or a "not interested" within INTERACTION_WINDOW_MINUTES
+    of seeing it, against the impression that showed it."""
+
+    class Kind(models.TextChoices):
+        CLICK = "click"
+        RATING = "rating"
+        HIDDEN = "hidden"
+
+    impression = models.ForeignKey(Impression, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    movie_id = models.BigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["impression", "movie_id", "kind"], name="one_interaction_of_a_kind")
+        ]
+
+
+class ImpressionDay(models.Model):
+    """Daily counts kept after the raw rows are pruned: lists shown and what people did with them."""
+
+    day = models.DateField()
+    surface = models.CharField(max_length=8)
+    source = models.CharField(max_length=16)
+    run_id = models.IntegerField(null=True, blank=True)
+    impressions = models.PositiveIntegerField(default=0)
+    clicks = models.PositiveIntegerField(default=0)
+    ratings = models.PositiveIntegerField(default=0)
+    hidden = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "surface", "source", "run_id"], name="one_count_a_day")]
+        ordering = ["-day"]

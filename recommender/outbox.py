@@ -17,7 +17,8 @@ MAYBE_RETRAIN = "recommender.tasks.maybe_retrain"
 EMBED_MOVIE = "recommender.tasks.embed_movie"
 REMOVE_MOVIES = "recommender.tasks.remove_movies"
 SWEEP = "recommender.tasks.sweep"
-ALL = (TRAIN, PUBLISH, MAKE_LIVE, ROLL_BACK, MAYBE_RETRAIN, EMBED_MOVIE, REMOVE_MOVIES, SWEEP)
+STAGE_CHALLENGER = "recommender.tasks.prepare_experiment"
+ALL = (TRAIN, PUBLISH, MAKE_LIVE, ROLL_BACK, MAYBE_RETRAIN, EMBED_MOVIE, REMOVE_MOVIES, SWEEP, STAGE_CHALLENGER)
 
 
 def send(name: str, *args: object, options: dict | None = None) -> bool:

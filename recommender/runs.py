@@ -32,7 +32,7 @@ from movies import selectors
 from movies import services as catalogue_services
 from recommender import outbox, serving
 from recommender.ml.config import check_overrides, deep_merged
-from recommender.models import LiveChange, RecommenderState, TrainingRun
+from recommender.models import Experiment, LiveChange, RecommenderState, TrainingRun
 from recommender.vector_store import MovieVectors, VectorStoreUnavailable
 from recommender.vectors import cold_start_vectors, nearest_movies, vector_lease, vectors_catch_up
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 OVERDUE_GRACE_S = 120
+ACTIVE_EXPERIMENT = (Experiment.Status.PREPARING, Experiment.Status.RUNNING)
 KEEP_UNPUBLISHED_ARTIFACTS = 3  # held-back runs staff may still make live
 
 
@@ -411,7 +412,7 @@ def make_live(run_id: int, requested_by: User | None = None) -> str:
 
 def check_make_live(run: TrainingRun) -> None:
     """Raises Refused, at once, when make_live would: for staff's screen, before anything is queued."""
-    _check_publishable(run)
+    check_publishable(run)
     if live_run_id() == run.id:
         raise Refused(f"Run {run.id} is already live; nothing to do.")
 
@@ -423,7 +424,7 @@ def live_run_id() -> int | None:
     return store.run_of_collection(collection) if collection else None
 
 
-def _check_publishable(run: TrainingRun) -> None:
+def check_publishable(run: TrainingRun) -> None:
     if run.status != TrainingRun.Status.SUCCEEDED:
         raise Refused(f"Training run {run.id} has not succeeded; only a succeeded run can be made live.")
     if not run.artifact_path or not Path(run.artifact_path).is_file():
@@ -435,7 +436,7 @@ def _check_publishable(run: TrainingRun) -> None:
 
 def _publish(run_id: int, action: str, requested_by: User | None) -> str | None:
     run = TrainingRun.objects.get(id=run_id)
-    _check_publishable(run)
+    check_publishable(run)
     snapshot_at = timezone.now()
     newer = TrainingRun.objects.filter(published_at__isnull=False, id__gt=run.id)
     # Never live (every run that went live has published_at) and superseded: stop before a minute of neighbours.
@@ -515,6 +516,13 @@ def _record_live_change(action: str, from_run_id: int | None, to_run: TrainingRu
         )
         RecommenderState.current()
         RecommenderState.objects.filter(id=1).update(live_run=to_run)
+        # An experiment compares one live run with its challenger: once another run is live, it has ended.
+        Experiment.objects.filter(status__in=ACTIVE_EXPERIMENT).exclude(live_run=to_run).update(
+            status=Experiment.Status.STOPPED,
+            stopped_at=timezone.now(),
+            stop_reason=f"run {to_run.id} went live ({LiveChange.Action(action).label.lower()})",
+        )
+    serving.forget_experiment()
 
 
 # 5. Rolled back; old collections and model files cleaned up
@@ -548,11 +556,25 @@ def roll_back(requested_by: User | None = None) -> str:
 
 def protected_runs() -> set[int]:
     """Runs whose collection and model file the clean-up keeps: the live run, the run a rollback would go
-    to, and the newest published run (after a rollback it is the one staff would make live again)."""
+    to, the newest published run (after a rollback it is the one staff would make live again), and the
+    challenger of an experiment preparing or running."""
     live_id = live_run_id()
     newest = TrainingRun.objects.filter(published_at__isnull=False).order_by("-id").values_list("id", flat=True)
     target = rollback_target()
-    return {r for r in (live_id, newest.first(), target.id if target else None) if r is not None}
+    challengers = set(
+        Experiment.objects.filter(status__in=ACTIVE_EXPERIMENT).values_list("challenger_run_id", flat=True)
+    )
+    return {r for r in (live_id, newest.first(), target.id if target else None) if r is not None} | challengers
+
+
+def stage_challenger(run_id: int) -> str:
+    """Writes a succeeded run's collection beside the live one, the alias untouched (an experiment's
+    challenger): the same vectors and neighbour lists a publish would write, for the movies of now."""
+    run = TrainingRun.objects.get(id=run_id)
+    check_publishable(run)
+    movies = _current_movie_vectors(run)
+    with vector_lease(f"staging run {run.id}"):
+        return serving.vector_store().stage(run.id, movies)
 
 
 def drop_old_collections() -> list[str]:

@@ -12,10 +12,10 @@ from django.contrib.auth.models import AnonymousUser, User
 
 from movies import selectors
 from movies.models import Movie
-from recommender.ml import corating
+from recommender.ml import corating, interleaving
 from recommender.ml.data import Histories
 from recommender.ml.scoring import CREDIT_NEIGHBOURS, credited, rank, select_history
-from recommender.models import RecommenderState, TrainingRun
+from recommender.models import Experiment, RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,10 @@ class Recommendations:
     items: list[Recommendation]
     source: str
     note: str = ""
+    run_id: int | None = None  # the run whose vectors ranked the list (personal and similar lists)
+    experiment_id: int | None = None  # an interleaved list: the experiment, and each item's team (0 live, 1 challenger)
+    teams: list[int] = field(default_factory=list)
+    impression_id: int | None = None  # set when the list is logged as shown (recommender.impressions)
 
 
 def vector_store() -> VectorStore:
@@ -166,7 +170,7 @@ def recommend_movies_for(
         return _co_rated(history, limit, NO_MODEL_NOTE, excluded) or _popular(
             user, limit, "Recommendations are being prepared; here are popular movies meanwhile.", excluded
         )
-    return Recommendations(items, Source.PERSONAL)
+    return items
 
 
 def _history_arrays(history: list[tuple[int, float, int]]) -> Histories:
@@ -209,29 +213,118 @@ def _personal(
     history: list[tuple[int, float, int]],
     limit: int,
     excluded: frozenset[int] = frozenset(),
-) -> list[Recommendation] | None:
+) -> Recommendations | None:
+    """The live run's picks; for a person in a running experiment, interleaved with the challenger's (one more
+    Milvus read: the challenger's lists of the same rated movies)."""
     run = live_run()
     if run is None:
         return None
-    scoring = run.training_config.scoring
-    histories = _history_arrays(history)
-    evidence = select_history(histories, scoring)
     store = vector_store()
+    histories = _history_arrays(history)
+    picks = _ranked_picks(store, run, None, histories, limit, excluded)
+    if picks is None:
+        return None
+    evidence = select_history(histories, run.training_config.scoring)
+    liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
+    experiment = _experiment_for(user, run)
+    teams: list[int] = []
+    if experiment is not None:
+        picks, teams = _interleaved(store, experiment, picks, histories, limit, excluded, user)
+    items = _explained(_credible(store, run.id, picks, liked), liked)
+    result = Recommendations(items, Source.PERSONAL, run_id=run.id)
+    if teams:
+        team_of = {movie: team for (_, movie, _), team in zip(picks, teams)}
+        result.experiment_id, result.teams = experiment.id if experiment else None, [team_of[i.movie.id] for i in items]
+    return result
+
+
+def _ranked_picks(
+    store: VectorStore,
+    run: TrainingRun,
+    collection: str | None,
+    histories: Histories,
+    limit: int,
+    excluded: frozenset[int],
+) -> list[tuple[float, int, int]] | None:
+    """(score, movie, source) best first: the served rule over the rated movies' neighbour lists in the live
+    collection, or in `collection` (an experiment's challenger); None when the collection knows none of them."""
+    scoring = run.training_config.scoring
+    evidence = select_history(histories, scoring)
+    name = collection or store.collection_for_run(run.id)
     lists = None
-    if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(store.collection_for_run(run.id)):
-        lists = _stored_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
+    if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(name):
+        lists = _stored_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item, collection)
     if lists is None:  # published without lists (too many movies, or before they existed)
-        lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item)
+        lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item, collection)
     if lists is None:
         return None
     ranked = rank(evidence, _usable(lists[0], excluded), lists[1], histories, scoring, limit)
-    picks = [
+    return [
         (float(score), int(movie), int(source))
         for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
         if movie >= 0
     ]
-    liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
-    return _explained(_credible(store, run.id, picks, liked), liked)
+
+
+EXPERIMENT_CACHE_SECONDS = 10
+_experiment: tuple[float, Experiment | None] = (0.0, None)
+
+
+def running_experiment() -> Experiment | None:
+    """The experiment now running, if any; cached briefly like the live run, so a page adds no query."""
+    global _experiment
+    checked_at, experiment = _experiment
+    if time.monotonic() - checked_at < EXPERIMENT_CACHE_SECONDS:
+        return experiment
+    experiment = Experiment.objects.filter(status=Experiment.Status.RUNNING).select_related("challenger_run").first()
+    _experiment = (time.monotonic(), experiment)
+    return experiment
+
+
+def forget_experiment() -> None:
+    global _experiment
+    _experiment = (0.0, None)
+
+
+def _experiment_for(user: User | AnonymousUser, run: TrainingRun) -> Experiment | None:
+    """The running experiment when this person is in its share and its live run is the one serving now."""
+    experiment = running_experiment()
+    if experiment is None or not user.is_authenticated or experiment.live_run_id != run.id:
+        return None
+    return experiment if interleaving.in_experiment(user.id, experiment.salt, experiment.share) else None
+
+
+def _interleaved(
+    store: VectorStore,
+    experiment: Experiment,
+    picks: list[tuple[float, int, int]],
+    histories: Histories,
+    limit: int,
+    excluded: frozenset[int],
+    user: User | AnonymousUser,
+) -> tuple[list[tuple[float, int, int]], list[int]]:
+    """Team-draft interleaving of the live picks and the challenger's; the live list alone (no teams) when the
+    challenger's collection cannot be read, so an experiment never costs a person their page."""
+    try:
+        theirs = _ranked_picks(
+            store,
+            experiment.challenger_run,
+            store.collection_for_run(experiment.challenger_run_id),
+            histories,
+            limit,
+            excluded,
+        )
+    except VectorStoreUnavailable as error:
+        _log_outage(error)
+        return picks, []
+    if not theirs:
+        return picks, []
+    ours = [movie for _, movie, _ in picks]
+    their_movies = [movie for _, movie, _ in theirs]
+    seed = interleaving.draft_seed(int(user.pk or 0), experiment.salt, ours, their_movies)
+    movies, teams = interleaving.team_draft(ours, their_movies, limit, seed)
+    by_movie = {movie: (score, movie, source) for score, movie, source in [*theirs, *picks]}  # live's row wins
+    return [by_movie[m] for m in movies], teams
 
 
 Neighbours = tuple[np.ndarray, np.ndarray]  # (len(movies), n) ids and scores, -1 / 0 padded
@@ -245,22 +338,26 @@ def _padded(rows: Sequence[tuple[np.ndarray, ...]], n: int) -> Neighbours:
     return ids, scores
 
 
-def _stored_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighbours | None:
+def _stored_neighbors(
+    store: VectorStore, movies: list[int], n: int, collection: str | None = None
+) -> Neighbours | None:
     """The evidence movies' nearest movies as stored at publish (itself excluded): one read, no search."""
-    lists = store.get_neighbors(movies)
+    lists = store.get_neighbors(movies, collection)
     if not any(len(lists.get(m, ((), ()))[0]) for m in movies):
         return None
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     return _padded([tuple(np.asarray(part) for part in lists.get(m, empty)) for m in movies], n)
 
 
-def _searched_neighbors(store: VectorStore, movies: list[int], n: int) -> Neighbours | None:
+def _searched_neighbors(
+    store: VectorStore, movies: list[int], n: int, collection: str | None = None
+) -> Neighbours | None:
     """For a collection published without lists: one batched search, each movie's own hit dropped."""
-    vectors = store.get_vectors(movies)
+    vectors = store.get_vectors(movies, collection)
     found = [m for m in movies if m in vectors]
     if not found:
         return None
-    hits = dict(zip(found, store.search(np.stack([vectors[m] for m in found]), n + 1)))
+    hits = dict(zip(found, store.search(np.stack([vectors[m] for m in found]), n + 1, collection=collection)))
     rows = []
     for movie in movies:
         row = [h for h in hits.get(movie, []) if h.movie_id != movie][:n]
@@ -368,7 +465,7 @@ def similar_movies(
     items = _explained(ranked)[:limit]
     for item in items:
         item.because = f"Similar to {movie.display_title}"
-    return Recommendations(items, Source.PERSONAL)
+    return Recommendations(items, Source.PERSONAL, run_id=_live[1].id if _live[1] else None)  # memory only
 
 
 def _similar_co_rated(movie: Movie, limit: int, found: list[tuple[Movie, float]], filtered: bool) -> Recommendations:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 
-from recommender import runs, vectors
+from recommender import experiments, impressions, runs, vectors
 from recommender.vector_store import VectorStoreUnavailable
 from recommender.vectors import VectorsBusy
 
@@ -108,3 +108,17 @@ def nightly_retrain() -> None:
 @shared_task(**_VECTOR_RETRY)
 def drop_old_collections() -> None:
     runs.drop_old_collections()
+
+
+@shared_task(**_VECTOR_RETRY)
+def prepare_experiment(experiment_id: int) -> None:
+    """Writes an experiment's challenger collection beside the live one, then lets the experiment run."""
+    try:
+        experiments.prepare(experiment_id)
+    except runs.Refused as refusal:  # the challenger's model file went since staff started it
+        experiments.stop(experiment_id, f"the challenger cannot be served: {refusal}")
+
+
+@shared_task
+def prune_impressions() -> None:
+    impressions.prune()

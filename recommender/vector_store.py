@@ -252,23 +252,32 @@ class VectorStore:
     def _load_options(self) -> dict:
         return {"replica_number": self.replicas} if self.replicas > 1 else {}
 
-    def get_vectors(self, movie_ids: list[int]) -> dict[int, np.ndarray]:
-        if not movie_ids:
-            return {}
-        rows = self._loaded_call(
-            "get",
-            lambda client: client.get(self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout),
-        )
-        return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
-
-    def get_neighbors(self, movie_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """The stored nearest movies of each movie (ids, scores), nearest first; empty for a movie without them."""
+    def get_vectors(self, movie_ids: list[int], collection: str | None = None) -> dict[int, np.ndarray]:
+        """Each movie's vector, from the live collection or the named one (an experiment's challenger)."""
         if not movie_ids:
             return {}
         rows = self._loaded_call(
             "get",
             lambda client: client.get(
-                self.alias, ids=list(movie_ids), output_fields=["neighbors", "neighbor_scores"], timeout=self.timeout
+                collection or self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout
+            ),
+        )
+        return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
+
+    def get_neighbors(
+        self, movie_ids: list[int], collection: str | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """The stored nearest movies of each movie (ids, scores), nearest first; empty for a movie without them.
+        From the live collection, or the named one (an experiment's challenger)."""
+        if not movie_ids:
+            return {}
+        rows = self._loaded_call(
+            "get",
+            lambda client: client.get(
+                collection or self.alias,
+                ids=list(movie_ids),
+                output_fields=["neighbors", "neighbor_scores"],
+                timeout=self.timeout,
             ),
         )
         return {
@@ -344,6 +353,26 @@ class VectorStore:
             if self.count(name) != len(movies.movie_ids):
                 raise PublishFailed(f"{name} is live but holds a different set of vectors; use another MILVUS_ALIAS")
             return name  # already published: a retried task has nothing to do
+        self._write(run_id, movies, batch_size)
+        self.switch_alias(name)
+        return name
+
+    def stage(self, run_id: int, movies: MovieVectors, batch_size: int = 1000) -> str:
+        """Write a run's collection and check it, leaving the alias where it is (an experiment's challenger,
+        read by name beside the live one). A collection of the run that is complete already is kept."""
+        name = self.collection_for_run(run_id)
+        if name == self.live_collection():
+            raise PublishFailed(f"{name} is live; a live run is not staged beside itself")
+        with self._calls("has_collection") as client:
+            exists = client.has_collection(name, timeout=self.timeout)
+        if exists and "neighbors" in self.fields(name) and self.count(name) == len(movies.movie_ids):
+            self.ensure_loaded(name)
+            return name
+        self._write(run_id, movies, batch_size)
+        return name
+
+    def _write(self, run_id: int, movies: MovieVectors, batch_size: int) -> None:
+        name = self.collection_for_run(run_id)
         with self._calls("publish") as client:
             if client.has_collection(name, timeout=self.timeout):
                 client.drop_collection(name, timeout=self.timeout)  # a half-written earlier attempt
@@ -356,8 +385,6 @@ class VectorStore:
             client.create_index(name, _index_params(client), timeout=max(self.timeout, 60))
             client.load_collection(name, timeout=max(self.timeout, 60), **self._load_options())
         self._verify(name, movies)
-        self.switch_alias(name)
-        return name
 
     def _create(self, client: MilvusClient, name: str, dim: int) -> None:
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)

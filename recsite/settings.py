@@ -213,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-recommendations": {"task": "recommender.tasks.sweep", "schedule": env_int("SWEEP_PERIOD_S", 120)},
     "nightly-retrain": {"task": "recommender.tasks.nightly_retrain", "schedule": crontab(hour=3, minute=0)},
     "drop-old-collections": {"task": "recommender.tasks.drop_old_collections", "schedule": crontab(hour=4, minute=0)},
+    "prune-impressions": {"task": "recommender.tasks.prune_impressions", "schedule": crontab(hour=4, minute=30)},
 }
 TORCH_NUM_THREADS = env_int("TORCH_NUM_THREADS", 2)
 WORKER_PRELOAD_ML = env_bool("WORKER_PRELOAD_ML", True)
@@ -243,6 +244,17 @@ MILVUS_BREAKER_S = env_int("MILVUS_BREAKER_S", 3)
 MILVUS_REPLICAS = env_int("MILVUS_REPLICAS", 1)  # in-memory replicas per collection on a Milvus cluster
 MILVUS_ALIAS = env_str("MILVUS_ALIAS", "movies")
 SERVE_FROM_NEIGHBOR_LISTS = env_bool("SERVE_FROM_NEIGHBOR_LISTS", True)
+# How much the personal page trades relevance for variety: maximal marginal relevance over the movie vectors,
+# 0 (off) to 1 (variety only); bench/diversity measures what each setting costs (recommender.ml.diversity).
+RECOMMENDATION_DIVERSITY_PERCENT = env_int("RECOMMENDATION_DIVERSITY_PERCENT", 0)
+
+# The impression log (recommender.impressions): lists shown and what people did with them, written in batches
+# by a thread in each process; a full queue drops rows (counted) and never holds a page.
+IMPRESSIONS_ENABLED = env_bool("IMPRESSIONS_ENABLED", True)
+IMPRESSION_QUEUE_SIZE = env_int("IMPRESSION_QUEUE_SIZE", 10_000)
+IMPRESSION_FLUSH_MS = env_int("IMPRESSION_FLUSH_MS", 1000)  # 0: no thread, rows wait for impressions.flush()
+INTERACTION_WINDOW_MINUTES = env_int("INTERACTION_WINDOW_MINUTES", 30)  # a rating this soon after a list credits it
+IMPRESSION_RETENTION_DAYS = env_int("IMPRESSION_RETENTION_DAYS", 30)  # raw rows; daily counts are kept
 
 MOVIELENS_DIR = env_str("MOVIELENS_DIR")
 MOVIELENS_CACHE_DIR = Path(env_str("MOVIELENS_CACHE_DIR", str(VAR_DIR / "movielens-cache")))

@@ -336,3 +336,16 @@ def empty_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def impressions_written_on_flush(settings: object) -> None:
+    """The impression log without its writer thread: rows wait on this process's queue for
+    `impressions.flush()` in the test's own connection (a thread's connection would commit outside the test's
+    transaction). The writer thread itself is tested in tests/recommender/test_impressions.py."""
+    from recommender import impressions
+
+    settings.IMPRESSION_FLUSH_MS = 0
+    impressions._log = None
+    yield
+    impressions._log = None

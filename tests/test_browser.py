@@ -6,8 +6,10 @@ import shutil
 import pytest
 
 from tests.conftest import requires_milvus
+from tests.recommender import conftest as recommender_fixtures
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+trained_runs = recommender_fixtures.trained_runs  # runs trained on tiny ratings, for the experiment
 pytestmark = [pytest.mark.browser, requires_milvus, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
@@ -206,3 +208,66 @@ def test_a_rating_over_the_limit_says_so_in_the_widget(live_server, browser, bob
         assert posted.value.status == status
     page.locator("form.stars .status").get_by_text("Too many ratings in a short time").wait_for()
     assert page.locator("form.stars input[value='4.0']").is_checked(), "the widget shows the rating that is saved"
+
+
+def _figures(page: object) -> dict[str, list[int]]:
+    """The experiment page's table: per row, (live, challenger)."""
+    rows = page.locator(".field-figures table tr").all()[1:]
+    return {r.locator("th").inner_text(): [int(c) for c in r.locator("td").all_inner_texts()] for r in rows}
+
+
+def test_staff_run_an_experiment_end_to_end_and_make_the_winner_live(
+    live_server, browser, store, trained_runs, settings, monkeypatch, tmp_path
+) -> None:
+    """Start it in the admin, a person clicks interleaved picks, the counts grow, stop it, make the challenger
+    live. The impression log runs as in production (its writer thread); tasks run in the server's process."""
+    from django.contrib.auth import get_user_model
+
+    from recommender import outbox, runs, tasks
+    from recommender.models import Experiment
+
+    settings.IMPRESSION_FLUSH_MS = 200
+    monkeypatch.setattr(outbox, "send", lambda name, *args, **_: getattr(tasks, name.rpartition(".")[2])(*args) or True)
+    from movies.models import Movie
+
+    for movie in Movie.objects.all():  # the tiny ratings' movies were bulk-created: their shown titles too
+        movie.save()
+    live, _, challenger = trained_runs
+    runs.publish(live.id)
+    get_user_model().objects.create_superuser("boss", password="a-long-password-4")
+    person = get_user_model().objects.get(username="u0")  # rated eight of the tiny catalogue's movies
+    person.set_password("a-long-password-5")
+    person.save()
+
+    staff = browser.new_context().new_page()
+    _log_in(staff, live_server.url, "boss", "a-long-password-4", "/admin/recommender/experiment/add/")
+    staff.select_option("#id_challenger", str(challenger.id))
+    staff.fill("#id_share_percent", "100")
+    staff.click("input[type=submit]")
+    staff.get_by_text("Experiment started").wait_for()
+    experiment = Experiment.objects.get()
+    assert experiment.status == Experiment.Status.RUNNING
+    assert _figures(staff)["credited clicks"] == [0, 0]
+
+    viewer = browser.new_context().new_page()
+    _log_in(viewer, live_server.url, "u0", "a-long-password-5", "/for-you/")
+    for n in range(3):  # three picks opened from the list
+        viewer.locator("#recommendations .card-title a").nth(n).click()
+        viewer.wait_for_url("**/movies/*/?from=*")
+        viewer.go_back()
+        viewer.wait_for_url("**/for-you/")
+    for _ in range(50):  # the log is written off the request path, within a second or so
+        staff.reload()
+        if sum(_figures(staff)["credited clicks"]) == 3:
+            break
+        staff.wait_for_timeout(200)
+    assert sum(_figures(staff)["credited clicks"]) == 3
+    assert "interleaved impressions from 1 people" in staff.locator(".field-figures").inner_text()
+
+    staff.get_by_role("button", name="Stop").click()
+    staff.get_by_text("Stopped; pages serve the live run alone.").wait_for()
+    staff.get_by_role("button", name="Make the challenger live").click()
+    staff.get_by_text(f"run {challenger.id} is being made live").wait_for()
+    assert runs.live_run_id() == challenger.id
+    viewer.goto(f"{live_server.url}/for-you/")
+    assert viewer.locator("#recommendations .card-title").count() > 0

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from movies import selectors, services
 from movies.models import Movie
-from recommender import serving
+from recommender import impressions, serving
 from recommender.serving import Recommendations
 from web import ratelimits
 from web.clientip import client_ip
@@ -37,6 +37,7 @@ def _recommendations_json(result: Recommendations) -> dict[str, Any]:
     return {
         "source": result.source,
         "note": result.note,
+        "impression_id": result.impression_id,  # send it back as ?from= when a person opens one of these
         "results": [
             {
                 **_movie_json(item.movie),
@@ -82,7 +83,8 @@ def recommendations(request: AuthenticatedHttpRequest) -> JsonResponse:
     exclude = _movie_ids(request.GET.get("exclude", ""))
     if exclude is None:
         return _error(f"exclude must be up to {MAX_EXCLUDE} movie ids separated by commas")
-    return JsonResponse(_recommendations_json(serving.recommend_movies_for(request.user, k, exclude)))
+    result = serving.recommend_movies_for(request.user, k, exclude)
+    return JsonResponse(_recommendations_json(impressions.shown(request.user, result, "api")))
 
 
 MAX_EXCLUDE = 500
@@ -121,7 +123,7 @@ def similar(request: HttpRequest, movie_id: int) -> JsonResponse:
         return _error(f"unknown genre {genre[:64]!r}")
     years = form.cleaned_data["year_from"], form.cleaned_data["year_to"]
     result = serving.similar_movies(movie, k, genre, *years, exclude=exclude, user=request.user)
-    return JsonResponse(_recommendations_json(result))
+    return JsonResponse(_recommendations_json(impressions.shown(request.user, result, "api", "similar", movie.id)))
 
 
 @require_GET

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from movies import selectors, services
 from movies.models import Movie, Rating, Tag
-from recommender import serving
+from recommender import impressions, serving
 from web import ratelimits
 from web.clientip import client_ip
 from web.forms import STAR_VALUES, RatingForm, SearchForm, SignUpForm
@@ -78,12 +78,15 @@ def suggest(request: HttpRequest) -> HttpResponse:
 
 def movie_detail(request: HttpRequest, movie_id: int) -> HttpResponse:
     movie = get_object_or_404(Movie.objects.prefetch_related("genres"), id=movie_id)
+    if "from" in request.GET:  # opened from a list of picks: the click counts for that list
+        impressions.clicked(request.user, request.GET["from"], movie.id)
+    similar = serving.similar_movies(movie, limit=8, user=request.user)
     return render(
         request,
         "movies/movie_detail.html",
         {
             "movie": movie,
-            "similar": serving.similar_movies(movie, limit=8, user=request.user),
+            "similar": impressions.shown(request.user, similar, "page", "similar", movie.id),
             "rating": selectors.user_ratings(request.user).get(movie.id),
             "tags": selectors.movie_tags(movie),
         },
@@ -112,7 +115,7 @@ def recommendations(request: AuthenticatedHttpRequest) -> HttpResponse:
 def _recommendations_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     num_rated = selectors.rated_count(request.user)
     return {
-        "result": serving.recommend_movies_for(request.user, limit=20),
+        "result": impressions.shown(request.user, serving.recommend_movies_for(request.user, limit=20), "page"),
         "num_rated": num_rated,
         "onboarding": selectors.onboarding_movies(request.user, 12) if num_rated < ONBOARDING_TARGET else [],
         "onboarding_target": ONBOARDING_TARGET,

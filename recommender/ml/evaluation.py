@@ -421,6 +421,7 @@ def _symmetric_inverse(matrix: npt.NDArray[np.floating[Any]], block: int = 1024)
     factor, info = potrf(matrix.T, lower=False, clean=False, overwrite_a=True)
     if info != 0:
         raise linalg.LinAlgError(f"EASE's Gram matrix is not positive definite (potrf {info})")
+    inverse: npt.NDArray[np.floating[Any]]
     inverse, info = potri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise linalg.LinAlgError(f"EASE's Gram matrix is singular (potri {info})")

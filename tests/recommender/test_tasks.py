@@ -41,4 +41,5 @@ def test_every_message_names_a_registered_task() -> None:
     assert {name for name in app.tasks if name.startswith("recommender.tasks.")} - set(outbox.ALL) == {
         "recommender.tasks.nightly_retrain",  # sent by beat only
         "recommender.tasks.drop_old_collections",
+        "recommender.tasks.prune_impressions",
     }
