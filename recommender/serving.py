@@ -3,7 +3,7 @@
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,7 @@ from movies import selectors
 from movies.models import Movie
 from recommender.ml import corating, interleaving
 from recommender.ml.data import Histories
+from recommender.ml.diversity import mmr
 from recommender.ml.scoring import CREDIT_NEIGHBOURS, credited, rank, select_history
 from recommender.models import Experiment, RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
@@ -258,12 +259,38 @@ def _ranked_picks(
         lists = _searched_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item, collection)
     if lists is None:
         return None
-    ranked = rank(evidence, _usable(lists[0], excluded), lists[1], histories, scoring, limit)
-    return [
+    weight = settings.RECOMMENDATION_DIVERSITY_PERCENT / 100
+    pool = max(DIVERSITY_POOL, limit) if weight > 0 else limit
+    if pool > limit:  # the same per-source cap as at `limit`, so the pool's first `limit` are the list served at 0
+        cap = max(1, int(scoring.max_source_share * limit))
+        scoring = replace(scoring, max_source_share=(cap + 0.5) / pool)
+    ranked = rank(evidence, _usable(lists[0], excluded), lists[1], histories, scoring, pool)
+    picks = [
         (float(score), int(movie), int(source))
         for movie, score, source in zip(ranked.movies[0], ranked.scores[0], ranked.sources[0])
         if movie >= 0
     ]
+    return _diversified(store, collection, picks, limit, weight) if pool > limit else picks
+
+
+DIVERSITY_POOL = 50  # candidates the re-ranking chooses from (bench/diversity's pool)
+
+
+def _diversified(
+    store: VectorStore, collection: str | None, picks: list[tuple[float, int, int]], limit: int, weight: float
+) -> list[tuple[float, int, int]]:
+    """Maximal marginal relevance over the pool's vectors (recommender.ml.diversity), one more Milvus read.
+    The relevance is the served order's (scores made non-increasing, as the cap reorders them), so weight 0
+    would be the served list exactly."""
+    if len(picks) <= 1:
+        return picks[:limit]
+    vectors = store.get_vectors([movie for _, movie, _ in picks], collection)
+    kept = [p for p in picks if p[1] in vectors]
+    if len(kept) <= 1:
+        return picks[:limit]
+    relevance = np.minimum.accumulate(np.array([score for score, _, _ in kept], dtype=np.float64))
+    order = mmr(relevance, np.stack([vectors[movie] for _, movie, _ in kept]), limit, weight)
+    return [kept[i] for i in order]
 
 
 EXPERIMENT_CACHE_SECONDS = 10

@@ -149,6 +149,20 @@ def test_a_pick_is_credited_to_the_liked_movie_nearest_to_it_or_to_none(catalogu
 
 @requires_milvus
 @pytest.mark.django_db
+def test_the_diversity_setting_trades_the_next_same_genre_pick_for_another_genre_and_off_changes_nothing(
+    alice, live_embeddings, catalogue_movies, settings
+) -> None:
+    settings.RECOMMENDATION_DIVERSITY_PERCENT = 0
+    served = [i.movie.id for i in serving.recommend_movies_for(alice, limit=3).items]
+    assert set(served) == {m.id for m in catalogue_movies[3:6]}  # she loves Animation: the three left, all Animation
+    settings.RECOMMENDATION_DIVERSITY_PERCENT = 90
+    varied = [i.movie for i in serving.recommend_movies_for(alice, limit=3).items]
+    assert varied[0].id == served[0]  # the most relevant pick stays first
+    assert {g.name for m in varied for g in m.genres.all()} == {"Animation", "Drama"}
+
+
+@requires_milvus
+@pytest.mark.django_db
 def test_before_any_model_is_live_picks_come_from_co_rated_movies_and_say_so(
     alice, catalogue_movies, co_raters, store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
