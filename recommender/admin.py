@@ -186,7 +186,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         ]
         if run.live_on_split:  # what the publish gate compared with: validation only
             rows.append((f"live run {run.live_on_split['run']}, on this split", run.live_on_split["validation"], {}))
-        names = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
+        names = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10", "diversity@10")
         header = "".join(format_html("<th>{}</th>", n) for n in ("model", "val HR@10", *names))
         body = "".join(
             format_html(

@@ -219,6 +219,26 @@ def metrics_of(
     }
 
 
+def list_diversity(ranked: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32], batch_size: int = 4096) -> float:
+    """Mean over users of their list's intra-list diversity: the mean cosine distance (1 - cos) between every
+    two movies on it (-1 padding left out), over the model's vectors: recommender.ml.diversity's measure for a
+    whole set of lists at once."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+    total, counted = 0.0, 0
+    for start in range(0, len(ranked), batch_size):
+        rows = ranked[start : start + batch_size]
+        present = rows >= 0
+        chosen = unit[np.where(present, rows, 0)] * present[..., None]  # (users, k, dim), padding zeroed
+        cosine = np.einsum("ukd,uld->ukl", chosen, chosen)
+        pairs = present.sum(axis=1) * (present.sum(axis=1) - 1)
+        off_diagonal = cosine.sum(axis=(1, 2)) - np.einsum("ukk->u", cosine)
+        has_pairs = pairs > 0
+        total += float(np.sum(1.0 - off_diagonal[has_pairs] / pairs[has_pairs]))
+        counted += int(np.count_nonzero(has_pairs))
+    return total / counted if counted else 0.0
+
+
 def evaluate(
     split: Split, model: Scorer | Ranker, on: str, batch_size: int = 1024, is_ranker: bool = False
 ) -> dict[str, float]:

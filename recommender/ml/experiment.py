@@ -131,9 +131,10 @@ def fit_pinsage(
         scoring, validation = tune_scoring(prepared.split, vectors, config.scoring)
     else:
         scoring, validation = config.scoring, validate(result.network)
-    test = evaluation.evaluate(
-        prepared.split, evaluation.embedding_ranker(prepared.split, vectors, scoring), "test", is_ranker=True
-    )
+    ranker = evaluation.embedding_ranker(prepared.split, vectors, scoring)
+    test = evaluation.evaluate(prepared.split, ranker, "test", is_ranker=True)
+    _, served = evaluation.ranked_lists(prepared.split, ranker, "test", is_ranker=True, k=evaluation.K)
+    test["diversity@10"] = evaluation.list_diversity(served, vectors)  # for the admin's comparison of runs
     published = published_embeddings(result.network, prepared, config)
     return Outcome(result, validation, test, published, scoring, vectors, neighborhoods)
 

@@ -288,3 +288,16 @@ def test_recent_popularity_counts_only_the_days_before_each_users_last_rating() 
     scores = scorer(split.history_matrix(False), np.array([2, 3]), False)
     assert scores[0].argmax() == 0  # by day 3 only movie 0 had been rated
     assert scores[1].argmax() == 1  # days 87 to 97: movie 1's burst (days 95, 96), not movie 0's old ratings
+
+
+def test_list_diversity_is_the_mean_cosine_distance_within_each_list_padding_left_out() -> None:
+    from recommender.ml.diversity import intra_list_diversity
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    vectors[7] = 0.0  # a movie without a vector counts as unlike everything, as in diversity.mmr
+    ranked = rng.integers(0, 30, size=(9, 5))
+    ranked[2, 3:] = -1  # a short list
+    ranked[4, 1:] = -1  # one movie: no pair, left out of the mean
+    expected = [intra_list_diversity(vectors[row[row >= 0]]) for row in ranked if (row >= 0).sum() > 1]
+    assert evaluation.list_diversity(ranked, vectors, batch_size=4) == pytest.approx(np.mean(expected), abs=1e-5)
