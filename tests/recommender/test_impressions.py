@@ -168,3 +168,13 @@ def test_log_rows_name_nobody_beyond_the_user_id() -> None:
     for model in (Impression, Interaction, ImpressionDay):
         names = {f.name for f in model._meta.get_fields()}
         assert not names & {"ip", "ip_address", "user_agent", "username", "email", "session", "referer"}
+
+
+def test_deleting_an_account_deletes_its_log_rows(alice, bob, catalogue_movies) -> None:
+    for person in (alice, bob):
+        impression_id = impressions.log_impression(person.id, "page", "popular", [catalogue_movies[0].id])
+        impressions.note_click(person.id, impression_id, catalogue_movies[0].id)
+    impressions.flush()
+    alice.delete()
+    assert list(Impression.objects.values_list("user_id", flat=True)) == [bob.id]
+    assert list(Interaction.objects.values_list("user_id", flat=True)) == [bob.id]
