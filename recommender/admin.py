@@ -405,20 +405,21 @@ class ExperimentAdmin(admin.ModelAdmin):
         found = experiments.results(experiment)
         p = found.preference
         share = "—" if p.share is None else f"{p.share:.1%}"
-        needed = (
-            "no decisive impression yet"
-            if found.days_needed is None
-            else "enough now"
-            if found.days_needed == 0
-            else f"about {found.days_needed:.1f} more days at this traffic"
-        )
+        if p.low is None:  # one person, or none, with a decisive impression: no interval, no forecast
+            needed = "more people must click or rate before anything can be said"
+        elif found.days_needed is None:
+            needed = "no decisive impression yet"
+        elif found.days_needed == 0:
+            needed = "enough now"
+        else:
+            needed = f"about {found.days_needed:.1f} more days at this traffic"
         return format_html(
             "<table><tr><th></th><th>live run {}</th><th>challenger, run {}</th></tr>"
             "<tr><th>credited clicks</th><td>{}</td><td>{}</td></tr>"
             "<tr><th>credited ratings</th><td>{}</td><td>{}</td></tr>"
             "<tr><th>not interested</th><td>{}</td><td>{}</td></tr>"
-            "<tr><th>impressions wins</th><td>{}</td><td>{}</td></tr></table>"
-            "<p>{} interleaved impressions from {} people, {} ties. Challenger's preference share: <strong>{}</strong>"
+            "<tr><th>impressions won</th><td>{}</td><td>{}</td></tr></table>"
+            "<p>{} interleaved impression{} from {} {}, {} tied. Challenger's preference share: <strong>{}</strong>"
             " (95% interval {}). <strong>{}</strong> Data needed: {}.</p>",
             experiment.live_run_id,
             experiment.challenger_run_id,
@@ -428,7 +429,9 @@ class ExperimentAdmin(admin.ModelAdmin):
             p.live_wins,
             p.challenger_wins,
             found.impressions,
+            "" if found.impressions == 1 else "s",
             found.users,
+            "person" if found.users == 1 else "people",
             p.ties,
             share,
             _interval(p.low, p.high),

@@ -262,7 +262,7 @@ def test_staff_run_an_experiment_end_to_end_and_make_the_winner_live(
             break
         staff.wait_for_timeout(200)
     assert sum(_figures(staff)["credited clicks"]) == 3
-    assert "interleaved impressions from 1 people" in staff.locator(".field-figures").inner_text()
+    assert "from 1 person" in staff.locator(".field-figures").inner_text()
 
     staff.get_by_role("button", name="Stop").click()
     staff.get_by_text("Stopped; pages serve the live run alone.").wait_for()
