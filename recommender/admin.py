@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from recommender import experiments, outbox, runs
-from recommender.ml import plots
+from recommender.ml import interleaving, plots
 from recommender.ml.config import InvalidSetting, check_overrides
 from recommender.models import Experiment, LiveChange, RecommenderState, TrainingRun
 from recommender.progress import active_progress, training_progress
@@ -405,14 +405,19 @@ class ExperimentAdmin(admin.ModelAdmin):
         found = experiments.results(experiment)
         p = found.preference
         share = "—" if p.share is None else f"{p.share:.1%}"
+        planned = interleaving.days_needed(p, found.days_elapsed, power=0.8) if p.low is not None else None
         if p.low is None:  # one person, or none, with a decisive impression: no interval, no forecast
             needed = "more people must click or rate before anything can be said"
-        elif found.days_needed is None:
-            needed = "no decisive impression yet"
-        elif found.days_needed == 0:
-            needed = "enough now"
+        elif p.is_decided:
+            needed = "the interval excludes 50% now"
+        elif planned == 0:
+            needed = "enough to have found a 55/45 preference, so there is no effect that large"
         else:
-            needed = f"about {found.days_needed:.1f} more days at this traffic"
+            needed = (
+                f"about {planned:.1f} more days at this traffic for 80% power; decide then, not at the first "
+                "clear interval: read daily, A/A experiments would show a false winner 20% of the time "
+                "(bench/interleaving)"
+            )
         return format_html(
             "<table><tr><th></th><th>live run {}</th><th>challenger, run {}</th></tr>"
             "<tr><th>credited clicks</th><td>{}</td><td>{}</td></tr>"
