@@ -19,6 +19,8 @@ TESTS = [
 LINES = [
     ("movies/services.py", "events.send(events.ratings_changed, num_changes=1)", 0),  # a rating
     ("movies/services.py", "events.send(events.ratings_changed, num_changes=1)", 1),  # a rating removed
+    ("movies/services.py", 'events.send(events.person_acted, user_id=user.id, movie_id=movie.id, action="rating")', 0),
+    ("movies/services.py", 'events.send(events.person_acted, user_id=user.id, movie_id=movie.id, action="hidden")', 0),
     ("movies/services.py", "events.send(events.movie_saved, movie_id=movie_id)", 0),
     ("movies/services.py", "events.send(events.movies_deleted, movie_ids=movie_ids)", 0),
     ("movies/importing.py", "events.send(events.ratings_changed, num_changes=changed)", 0),
@@ -30,6 +32,8 @@ LINES = [
         0,
     ),
     ("recommender/apps.py", 'events.movie_saved.connect(on_movie_saved, weak=False, dispatch_uid="recommender")', 0),
+    ("recommender/apps.py", 'events.person_acted.connect(on_person_acted, weak=False, dispatch_uid="recommender")', 0),
+    ("recommender/apps.py", "transaction.on_commit(lambda: impressions.note_action(user_id, movie_id, action))", 0),
     (
         "recommender/apps.py",
         'events.movies_deleted.connect(on_movies_deleted, weak=False, dispatch_uid="recommender")',

@@ -35,6 +35,21 @@ def test_a_rating_marks_the_data_changed_and_asks_for_a_retrain_check(
     assert RecommenderState.current().num_changes == before + 2
 
 
+def test_a_rating_or_hide_of_a_movie_on_a_shown_list_is_logged_against_it(
+    bob, catalogue_movies, sent, django_capture_on_commit_callbacks
+) -> None:
+    from recommender import impressions
+    from recommender.models import Interaction
+
+    shown = impressions.log_impression(bob.id, "page", "popular", [m.id for m in catalogue_movies[:3]])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.rate_movie(bob, catalogue_movies[0], "4")
+        services.hide_movie(bob, catalogue_movies[1])
+    impressions.flush()
+    logged = set(Interaction.objects.values_list("impression_id", "movie_id", "kind"))
+    assert logged == {(shown, catalogue_movies[0].id, "rating"), (shown, catalogue_movies[1].id, "hidden")}
+
+
 def test_a_movie_saved_in_admin_gets_its_vector_after_commit(
     admin_client: Client, catalogue_movies, sent, django_capture_on_commit_callbacks
 ) -> None:
