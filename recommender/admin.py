@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from recommender import experiments, outbox, runs
 from recommender.ml import interleaving, plots
 from recommender.ml.config import InvalidSetting, check_overrides
-from recommender.models import Experiment, LiveChange, RecommenderState, TrainingRun
+from recommender.models import Experiment, ImpressionDay, LiveChange, RecommenderState, TrainingRun
 from recommender.progress import active_progress, training_progress
 from recommender.serving import live_run, serving_status
 from recommender.vector_store import VectorStoreUnavailable
@@ -472,3 +472,21 @@ class ExperimentAdmin(admin.ModelAdmin):
             )
 
         return self._act(request, experiment_id, act)
+
+
+@admin.register(ImpressionDay)
+class ImpressionDayAdmin(admin.ModelAdmin):
+    """Daily counts the impression log keeps after its raw rows are pruned: lists shown and what people did."""
+
+    list_display = ("day", "surface", "source", "run_id", "impressions", "clicks", "ratings", "hidden")
+    list_filter = ("surface", "source")
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ImpressionDay | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ImpressionDay | None = None) -> bool:
+        return False

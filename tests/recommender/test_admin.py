@@ -196,3 +196,24 @@ def test_retrain_with_settings_needs_the_retrain_permission(db) -> None:
     viewer = staff("viewer", can_retrain=False)
     assert viewer.post(f"{CHANGELIST}retrain-with-settings/", {"settings": "{}"}).status_code == 403
     assert not TrainingRun.objects.exists()
+
+
+def test_experiment_and_daily_count_pages_render_and_an_experiment_is_refused_in_the_form_with_the_reason(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+
+    from recommender import runs
+    from recommender.models import Experiment, ImpressionDay
+
+    ImpressionDay.objects.create(day=date(2026, 12, 1), surface="page", source="personal", run_id=3, impressions=7)
+    assert "7" in admin_client.get("/admin/recommender/impressionday/").content.decode()
+    run = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, artifact_path="/nowhere/model.pt")
+    monkeypatch.setattr(runs, "live_run_id", lambda: None)
+    response = admin_client.post(
+        "/admin/recommender/experiment/add/", {"challenger": run.id, "share_percent": 50, "name": ""}
+    )
+    assert "No run is live yet" in response.content.decode() and not Experiment.objects.exists()
+    experiment = Experiment.objects.create(live_run=run, challenger_run=run, salt="s", status="stopped")
+    page = admin_client.get(f"/admin/recommender/experiment/{experiment.id}/change/").content.decode()
+    assert "more people must click or rate" in page and "Make the challenger live" in page
