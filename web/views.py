@@ -30,11 +30,14 @@ SUGGEST_MAX_LENGTH = 100
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    popular = selectors.popular_movies(12)
+    user_id = request.user.id if request.user.is_authenticated else None
     return render(
         request,
         "movies/home.html",
         {
-            "popular": selectors.popular_movies(12),
+            "popular": popular,
+            "popular_impression": impressions.log_impression(user_id, "page", "popular", [m.id for m in popular]),
             "recent": selectors.recently_rated_movies(6),
             "genres": selectors.genre_names(),
         },

@@ -178,3 +178,12 @@ def test_deleting_an_account_deletes_its_log_rows(alice, bob, catalogue_movies) 
     alice.delete()
     assert list(Impression.objects.values_list("user_id", flat=True)) == [bob.id]
     assert list(Interaction.objects.values_list("user_id", flat=True)) == [bob.id]
+
+
+def test_the_home_pages_popular_list_is_logged_and_its_links_carry_it(client, alice, catalogue_movies) -> None:
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    impressions.flush()
+    shown = Impression.objects.get()
+    assert (shown.source, shown.user_id) == ("popular", alice.id) and shown.movies
+    assert f"/movies/{shown.movies[0]}/?from={shown.id}" in page
