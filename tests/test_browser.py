@@ -271,3 +271,33 @@ def test_staff_run_an_experiment_end_to_end_and_make_the_winner_live(
     assert runs.live_run_id() == challenger.id
     viewer.goto(f"{live_server.url}/for-you/")
     assert viewer.locator("#recommendations .card-title").count() > 0
+
+
+def test_not_interested_hides_a_pick_at_once_with_an_undo_and_the_hidden_page_lets_it_back(
+    live_server, browser, alice, live_embeddings, catalogue_movies
+) -> None:
+    page = browser.new_page()
+    _log_in(page, live_server.url, "alice", "a-long-password-1", "/for-you/")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
+    first = page.locator("#recommendations .card").first
+    title = first.locator(".card-title").inner_text()
+    with page.expect_response(lambda r: "/hide/" in r.url and r.request.method == "POST") as posted:
+        first.get_by_role("button", name=f"Not interested in {title}").click()
+    assert posted.value.status == 200
+    hidden = page.locator("#recommendations .hidden-card")
+    hidden.get_by_text(f"Hidden: {title}.").wait_for()
+    assert page.url == f"{live_server.url}/for-you/", "hiding must not reload the page"
+    hidden.get_by_role("button", name="Undo").click()
+    page.locator("#recommendations .card-title", has_text=title).wait_for()
+    assert page.locator("#recommendations .hidden-card").count() == 0
+
+    page.locator("#recommendations .card").first.get_by_role("button", name=f"Not interested in {title}").click()
+    page.locator("#recommendations .hidden-card").wait_for()
+    page.goto(f"{live_server.url}/for-you/")
+    assert title not in page.locator("#recommendations").inner_text()  # gone from the list itself
+    page.goto(f"{live_server.url}/hidden/")
+    assert page.locator(".card-title").all_inner_texts() == [title]
+    page.get_by_role("button", name="Show it again").click()
+    page.get_by_text("You have not hidden any movie.").wait_for()
+    page.goto(f"{live_server.url}/for-you/")
+    assert title in page.locator("#recommendations").inner_text()
