@@ -29,3 +29,27 @@ def test_sasrec_learns_a_sequence_no_co_occurrence_model_could() -> None:
     sasrec = evaluation.evaluate(split, sasrec_scorer(split, **config), "test")
     popular = evaluation.evaluate(split, evaluation.most_rated_scorer(split), "test")
     assert sasrec["hr@10"] > 0.9 and popular["hr@10"] < 0.5, (sasrec, popular)
+
+
+def test_training_stops_on_validation_not_on_how_busy_the_machine_is(monkeypatch) -> None:
+    """A baseline's figure must not follow the load: with no cap set, an hour passing between epochs does not
+    end training; only the patience (or max_epochs) does."""
+    from recommender.ml import sasrec
+
+    generator = np.random.default_rng(1)
+    users = np.repeat(np.arange(30), 6)
+    split = evaluation.leave_last_out(
+        users,
+        generator.integers(20, size=len(users)),
+        np.full(len(users), 4.0, dtype=np.float32),
+        np.tile(np.arange(6), 30),
+        30,
+        20,
+    )
+    clock = iter(range(0, 10**6, 3600))
+    monkeypatch.setattr(sasrec.time, "monotonic", lambda: next(clock))
+    epochs = []
+    real = evaluation.evaluate
+    monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: epochs.append(1) or real(*args, **kwargs))
+    sasrec.train_sasrec(split, sasrec.SASRecConfig(hidden_dim=8, max_length=6, max_epochs=4, patience=10))
+    assert len(epochs) == 4
