@@ -15,7 +15,7 @@ from movies.models import Movie
 from recommender.ml import corating, interleaving
 from recommender.ml.data import Histories
 from recommender.ml.diversity import mmr
-from recommender.ml.scoring import CREDIT_NEIGHBOURS, credited, rank, select_history
+from recommender.ml.scoring import CREDIT_NEIGHBOURS, Evidence, ScoringConfig, credited, rank, select_history
 from recommender.models import Experiment, RecommenderState, TrainingRun
 from recommender.vector_store import VectorStore, VectorStoreUnavailable, describe_error, search_filter
 
@@ -222,10 +222,11 @@ def _personal(
         return None
     store = vector_store()
     histories = _history_arrays(history)
-    picks = _ranked_picks(store, run, None, histories, limit, excluded)
+    scoring = run.training_config.scoring
+    evidence = select_history(histories, scoring)
+    picks = _ranked_picks(store, run.id, None, scoring, evidence, histories, limit, excluded)
     if picks is None:
         return None
-    evidence = select_history(histories, run.training_config.scoring)
     liked = [int(m) for m, is_liked in zip(evidence.movies, evidence.liked) if is_liked]
     experiment = _experiment_for(user, run)
     teams: list[int] = []
@@ -233,25 +234,25 @@ def _personal(
         picks, teams = _interleaved(store, experiment, picks, histories, limit, excluded, user)
     items = _explained(_credible(store, run.id, picks, liked), liked)
     result = Recommendations(items, Source.PERSONAL, run_id=run.id)
-    if teams:
+    if experiment is not None and teams:
         team_of = {movie: team for (_, movie, _), team in zip(picks, teams)}
-        result.experiment_id, result.teams = experiment.id if experiment else None, [team_of[i.movie.id] for i in items]
+        result.experiment_id, result.teams = experiment.id, [team_of[i.movie.id] for i in items]
     return result
 
 
 def _ranked_picks(
     store: VectorStore,
-    run: TrainingRun,
+    run_id: int,
     collection: str | None,
+    scoring: ScoringConfig,
+    evidence: Evidence,
     histories: Histories,
     limit: int,
     excluded: frozenset[int],
 ) -> list[tuple[float, int, int]] | None:
-    """(score, movie, source) best first: the served rule over the rated movies' neighbour lists in the live
-    collection, or in `collection` (an experiment's challenger); None when the collection knows none of them."""
-    scoring = run.training_config.scoring
-    evidence = select_history(histories, scoring)
-    name = collection or store.collection_for_run(run.id)
+    """(score, movie, source) best first: run `run_id`'s served rule over the rated movies' neighbour lists in
+    the live collection, or in `collection` (an experiment's challenger); None when it knows none of them."""
+    name = collection or store.collection_for_run(run_id)
     lists = None
     if settings.SERVE_FROM_NEIGHBOR_LISTS and store.has_neighbor_lists(name):
         lists = _stored_neighbors(store, evidence.movies.tolist(), scoring.neighbors_per_item, collection)
@@ -332,11 +333,15 @@ def _interleaved(
 ) -> tuple[list[tuple[float, int, int]], list[int]]:
     """Team-draft interleaving of the live picks and the challenger's; the live list alone (no teams) when the
     challenger's collection cannot be read, so an experiment never costs a person their page."""
+    challenger = experiment.challenger_run
+    scoring = challenger.training_config.scoring
     try:
         theirs = _ranked_picks(
             store,
-            experiment.challenger_run,
-            store.collection_for_run(experiment.challenger_run_id),
+            challenger.id,
+            store.collection_for_run(challenger.id),
+            scoring,
+            select_history(histories, scoring),
             histories,
             limit,
             excluded,
