@@ -120,6 +120,9 @@ class VectorStore:
         self._open_until = 0.0
         self._failure = ""  # why reads fail at once, while the breaker is open
         self._prober: threading.Thread | None = None
+        # Collections other than the live one that a read found released (an experiment's challenger): the
+        # probe loads them too, or every read of one would open the breaker again for every page.
+        self._released: set[str] = set()
         self._lock = threading.Lock()
         self._client: MilvusClient | None = None
         self._fields: dict[str, frozenset[str]] = {}
@@ -193,14 +196,20 @@ class VectorStore:
             return
 
     def _probe(self) -> None:
-        """Reaches the server on a fresh channel and loads the live collection if a restart released it."""
+        """Reaches the server on a fresh channel and loads the live collection, and any other a read found
+        released, if a restart released them."""
         client = self._new_client()
         try:
+            names = set(self._released)
             if self.alias in client.list_aliases(timeout=self.timeout).get("aliases", []):
-                name = client.describe_alias(self.alias, timeout=self.timeout)["collection_name"]
+                names.add(client.describe_alias(self.alias, timeout=self.timeout)["collection_name"])
+            for name in sorted(names):
+                if not client.has_collection(name, timeout=self.timeout):
+                    continue  # dropped since (a stopped experiment's challenger): nothing to load
                 state = client.get_load_state(name, timeout=self.timeout).get("state")
                 if str(state).split(".")[-1] != "Loaded":
                     client.load_collection(name, timeout=max(self.timeout, 30), **self._load_options())
+            self._released -= names
         finally:
             client.close()
         # Pages reconnect on a fresh channel too. Dropped, not closed: a write on another thread may still be
@@ -261,6 +270,7 @@ class VectorStore:
             lambda client: client.get(
                 collection or self.alias, ids=list(movie_ids), output_fields=["vector"], timeout=self.timeout
             ),
+            collection,
         )
         return {int(row[PRIMARY]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
 
@@ -279,6 +289,7 @@ class VectorStore:
                 output_fields=["neighbors", "neighbor_scores"],
                 timeout=self.timeout,
             ),
+            collection,
         )
         return {
             int(row[PRIMARY]): (
@@ -318,6 +329,7 @@ class VectorStore:
                 anns_field="vector",
                 timeout=self.timeout,
             ),
+            collection,
         )
         return [[Hit(int(hit.get("id", hit.get(PRIMARY))), float(hit["distance"])) for hit in hits] for hits in results]
 
@@ -328,18 +340,21 @@ class VectorStore:
             )
         return int(rows[0]["count(*)"])
 
-    def _loaded_call(self, what: str, call: Callable[[MilvusClient], _T]) -> _T:
-        """Runs a read. One that finds the collection released (a restart) hands the load to the background
-        probe and fails at once, so a page falls back rather than waiting out a load (seconds, up to 30 s on a
-        large collection); without a breaker (breaker_s 0) it loads here and tries once more."""
+    def _loaded_call(self, what: str, call: Callable[[MilvusClient], _T], collection: str | None = None) -> _T:
+        """Runs a read of `collection` (the live one when None). One that finds it released (a restart) hands
+        the load to the background probe and fails at once, so a page falls back rather than waiting out a load
+        (seconds, up to 30 s on a large collection); without a breaker (breaker_s 0) it loads here and tries
+        once more."""
         try:
             with self._calls(what) as client:
                 return call(client)
         except CollectionReleased:
+            if collection is not None:
+                self._released.add(collection)
             if self.breaker_s > 0:
                 self._trip(f"{what}: the collection was released (a restart); it is being loaded")
                 raise
-            self.ensure_loaded()
+            self.ensure_loaded(collection)
         with self._calls(what) as client:
             return call(client)
 

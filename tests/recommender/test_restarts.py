@@ -215,3 +215,41 @@ def test_with_milvus_stopped_pages_serve_co_rated_picks_and_similar_movies_then_
     while _page_source(alice)[0] != serving.Source.PERSONAL:
         assert time.monotonic() < deadline, "the model's picks never came back"
         time.sleep(0.5)
+
+
+@pytest.mark.django_db
+@pytest.mark.timeout(240)
+def test_after_a_restart_an_experiments_challenger_collection_comes_back_too(
+    alice, served_by, catalogue_movies
+) -> None:
+    """The probe loaded the live collection only; a read of the challenger's (released by the restart) opened the
+    breaker again at every page, for every page, for as long as the experiment ran."""
+    assert settings.MILVUS_BREAKER_S > 0
+    store = serving.vector_store()
+    publisher = VectorStore(served_by.uri, timeout=10, alias=settings.MILVUS_ALIAS)
+    ids = np.array([m.id for m in catalogue_movies])
+    vectors = np.eye(len(ids), 4, dtype=np.float32) + 0.1
+    challenger = publisher.stage(
+        999,
+        MovieVectors(
+            ids,
+            vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+            np.zeros(len(ids), np.int32),
+            [[] for _ in ids],
+        ),
+    )
+    assert store.get_neighbors(ids[:3].tolist(), challenger)
+    served_by.stop()
+    served_by.start()  # every collection comes back released
+    back_at = time.monotonic()
+    while True:
+        try:
+            if store.get_neighbors(ids[:3].tolist(), challenger):
+                break
+        except Exception:
+            pass
+        assert time.monotonic() - back_at < 45, "the challenger's collection never came back"
+        time.sleep(0.5)
+    for _ in range(5):  # and the pages stay personal, the breaker shut
+        assert _page_source(alice)[0] == serving.Source.PERSONAL
+        assert store.get_neighbors(ids[:3].tolist(), challenger)
