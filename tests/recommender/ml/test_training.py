@@ -169,3 +169,34 @@ def test_use_tags_trains_with_the_catalogues_tags(tiny_interactions) -> None:
     plain = prepare(tiny_interactions.interactions, tagged, TrainingConfig(eval_users=0))
     with_tags = prepare(tiny_interactions.interactions, tagged, TrainingConfig(eval_users=0, use_tags=True))
     assert "#robots" not in plain.features.vocabulary and "#robots" in with_tags.features.vocabulary
+
+
+def test_the_next_movie_loss_is_the_masked_softmax_cross_entropy_with_its_gradient() -> None:
+    """The fused loss against the textbook one: rated context movies masked to -inf (a context movie equal to
+    the target is not), rows without context left out, the temperature on the logits; value and gradient."""
+    import torch
+    import torch.nn.functional as F
+
+    from recommender.ml.pinsage import next_movie_loss
+
+    torch.manual_seed(3)
+    vectors = F.normalize(torch.randn(40, 8), dim=1)
+    targets = torch.tensor([5, 6, 7, 8, 9])
+    rows = torch.tensor([0, 0, 1, 3, 3, 3, 4])  # row 2 has no context
+    movies = torch.tensor([1, 2, 6, 4, 5, 9, 11])  # row 1's only context movie is its target
+    weights = torch.rand(7)
+
+    def textbook(embeddings: torch.Tensor) -> torch.Tensor:
+        query = torch.zeros(5, 8).index_add(0, rows, weights.unsqueeze(1) * embeddings[movies])
+        logits = F.normalize(query, dim=1) @ embeddings.T / 0.1
+        masked = movies != targets[rows]
+        logits = logits.index_put((rows[masked], movies[masked]), torch.tensor(float("-inf")))
+        has_context = torch.tensor([True, True, False, True, True])
+        return F.cross_entropy(logits[has_context], targets[has_context])
+
+    expected_input, fused_input = vectors.clone().requires_grad_(), vectors.clone().requires_grad_()
+    expected, fused = textbook(expected_input), next_movie_loss(fused_input, targets, rows, movies, weights, 0.1)
+    expected.backward()
+    (2.0 * fused).backward()  # the incoming gradient is honoured, not assumed to be 1
+    assert torch.isclose(fused, expected, atol=1e-5)
+    assert torch.allclose(fused_input.grad, 2.0 * expected_input.grad, atol=1e-5)
