@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recommender.ml.features import PAD, YEAR_BUCKETS, MovieFeatures
+from recommender.ml.losses import full_softmax_cross_entropy
 from recommender.ml.sampling import Neighborhoods
 
 FEATURE_INIT_STD = 0.01  # PyTorch's N(0, 1) rows would give every movie a prior of norm ~11: "its year and title"
@@ -123,53 +124,10 @@ def next_movie_loss(
     row_of = torch.full((batch,), -1, dtype=torch.long, device=embeddings.device)
     row_of[kept] = torch.arange(len(kept), device=embeddings.device)
     masked = context_movies != targets[context_rows]
-    return _full_softmax_loss(
+    return full_softmax_cross_entropy(
         F.normalize(query[kept], dim=1) / temperature,
         embeddings,
         targets[kept],
         row_of[context_rows[masked]],
         context_movies[masked],
     )
-
-
-class _FullSoftmaxLoss(torch.autograd.Function):
-    """Mean cross-entropy of (queries @ movies.T) with the given (row, movie) logits masked out, computed in
-    one (batch, num_movies) buffer: the softmax is made in place and is the gradient, so the step holds one
-    copy of the logits where F.cross_entropy after a masking index_put makes five full-size passes and copies
-    (at ml-latest-small's size, 1,024 x 9.7k, they cost more than the products)."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        queries: torch.Tensor,
-        movies: torch.Tensor,
-        targets: torch.Tensor,
-        mask_rows: torch.Tensor,
-        mask_movies: torch.Tensor,
-    ) -> torch.Tensor:
-        logits = queries @ movies.T  # (batch, num_movies)
-        logits[mask_rows, mask_movies] = float("-inf")
-        rows = torch.arange(len(targets), device=logits.device)
-        target_logits = logits[rows, targets]
-        # The softmax, in the logits' buffer (logsumexp would allocate a full-size copy of its own).
-        largest = logits.max(dim=1).values
-        probabilities = logits.sub_(largest.unsqueeze(1)).exp_()
-        totals = probabilities.sum(dim=1)
-        probabilities.div_(totals.unsqueeze(1))
-        log_norm = largest + totals.log()
-        ctx.save_for_backward(queries, movies, targets, probabilities)
-        return (log_norm - target_logits).mean()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        queries, movies, targets, probabilities = ctx.saved_tensors
-        rows = torch.arange(len(targets), device=probabilities.device)
-        probabilities[rows, targets] -= 1.0  # d loss / d logits = (softmax - one-hot) / batch; saved, used once
-        probabilities.mul_(grad / len(targets))
-        return probabilities @ movies, probabilities.T @ queries, None, None, None
-
-
-_full_softmax_loss = cast(
-    Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-    _FullSoftmaxLoss.apply,
-)

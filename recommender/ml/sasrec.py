@@ -12,11 +12,11 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 from scipy import sparse
 from torch import nn
 
 from recommender.ml import evaluation
+from recommender.ml.losses import full_softmax_cross_entropy
 
 PAD = 0  # movie m is token m + 1
 
@@ -122,8 +122,8 @@ def train_sasrec(split: evaluation.Split, config: SASRecConfig) -> SASRec:
             tokens = _padded([train[i] for i in batch], config.max_length + 1)
             inputs, targets = tokens[:, :-1], tokens[:, 1:]
             present = (targets != PAD) & (inputs != PAD)
-            logits = model.logits(model(inputs)[present])  # (positions with a next movie, num_movies)
-            loss = F.cross_entropy(logits, targets[present] - 1)
+            states = model(inputs)[present]  # (positions with a next movie, hidden)
+            loss = full_softmax_cross_entropy(states, model.movies.weight[1:], targets[present] - 1)
             optimiser.zero_grad()
             torch.autograd.backward(loss)  # loss.backward(), which torch leaves unannotated
             optimiser.step()
