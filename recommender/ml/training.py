@@ -110,7 +110,7 @@ def train(
         history.append(record)
         if on_epoch:
             on_epoch(record)
-        if validation_key(metrics) > best_score:
+        if validation_key(metrics) > best_score + (config.min_improvement if best_state is not None else 0.0):
             best_score, best_epoch = validation_key(metrics), epoch
             best_state = copy.deepcopy(network.state_dict())
             seconds_to_best = time.perf_counter() - started

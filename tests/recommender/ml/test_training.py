@@ -134,6 +134,24 @@ def test_the_learning_rate_drops_after_each_epoch_that_does_not_improve(tiny_int
     assert result.best_epoch == 3
 
 
+def test_a_gain_below_min_improvement_is_not_a_better_epoch(tiny_interactions) -> None:
+    """Epoch 3 gains 0.001 over epoch 2, below the default 0.002: epoch 2 stays best and patience runs out."""
+    from recommender.ml import training
+    from recommender.ml.data import Histories
+    from recommender.ml.sampling import importance_neighborhoods
+
+    config = TrainingConfig(**{**TINY, "epochs": 6, "patience": 3})
+    prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
+    users, movies, stars, times = prepared.split.train
+    sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
+    neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
+    scores = iter([0.1, 0.2, 0.201, 0.2015, 0.2019, 0.5])
+    result = training.train(
+        neighborhoods, sequences, prepared.features, config, lambda network: {"hr@10": next(scores), "ndcg@10": 0}
+    )
+    assert result.best_epoch == 2 and len(result.history) == 5
+
+
 def test_a_runs_own_model_scored_as_another_model_on_its_split_gives_its_own_validation(tiny_interactions) -> None:
     """The gate's like-with-like figure: the live model on the candidate's split. With the candidate's own
     model in the live model's place it must reproduce the candidate's validation exactly."""
