@@ -11,7 +11,6 @@ import argparse
 import json
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +38,15 @@ PER_USER = ("hr@10", "ndcg@10", "diversity_vectors", "diversity_genres")
 def served_pool(
     split: evaluation.Split, vectors: npt.NDArray[np.float32], scoring: ScoringConfig, on: str
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """(held-out users, their served top POOL (-1 padded), relevance monotone in that order). The cap keeps the
-    number of picks per source that the page's top 10 allows, so the pool's first 10 are the served 10; the
-    relevance is the running minimum of the fused scores, since the cap puts some higher-scored picks later and
-    weight 0 must reproduce the served order."""
+    """(held-out users, their served top POOL (-1 padded), relevance monotone in that order). The per-source cap
+    is a count, so the pool's first 10 are the served 10; the relevance is the running minimum of the fused
+    scores, since the cap puts some higher-scored picks later and weight 0 must reproduce the served order."""
     held = split.test if on == "test" else split.validation
     users = np.flatnonzero(held >= 0)
-    cap = max(1, int(scoring.max_source_share * K))
-    pool_scoring = replace(scoring, max_source_share=(cap + 0.5) / POOL)
     indices, similarities = top_neighbors(vectors, scoring.neighbors_per_item)
     histories = evaluation.subset_histories(evaluation.split_histories(split, on == "test", only_held_out=True), users)
-    evidence = select_history(histories, pool_scoring)
-    ranked = rank(evidence, indices[evidence.movies], similarities[evidence.movies], histories, pool_scoring, POOL)
+    evidence = select_history(histories, scoring)
+    ranked = rank(evidence, indices[evidence.movies], similarities[evidence.movies], histories, scoring, POOL)
     _, served = evaluation.ranked_lists(
         split, evaluation.embedding_ranker(split, vectors, scoring), on, is_ranker=True, k=K
     )

@@ -59,7 +59,8 @@ CLASSICS = (
 SERVED = "served (source cap 0.5)"
 HEADED = "top 10 as served, then credit round robin"
 FIRST_ROUND = "top 10 as served, then the best pick of each like not yet credited, then by score"
-SERVED_SHARE = 0.5  # ScoringConfig.max_source_share, which tuning leaves as it is (checked below)
+PAGE = 20  # a share is of the page's 20 picks, whatever k a list is cut at, as the served cap is
+SERVED_SHARE = 0.5  # ScoringConfig.max_per_source (10) of the page, which tuning leaves as it is (checked below)
 ORDERINGS: dict[str, tuple[str, float | None, int, int]] = {
     SERVED: ("sources", SERVED_SHARE, 0, 0),
     "source cap 0.25": ("sources", 0.25, 0, 0),
@@ -118,7 +119,7 @@ def candidates(
     """The serving rule's evidence and its first `depth` candidates per user by score, before any cap."""
     evidence = select_history(histories, scoring)
     ids, sims = neighbors
-    uncapped = replace(scoring, max_source_share=1.0)
+    uncapped = replace(scoring, max_per_source=0)
     return evidence, rank(evidence, ids[evidence.movies], sims[evidence.movies], histories, uncapped, depth)
 
 
@@ -185,7 +186,8 @@ def capped(movies: np.ndarray, groups: np.ndarray, k: int, share: float) -> np.n
     users, position = np.nonzero(movies >= 0)
     # Score = -position, so the cap reorders the list as given, never by a float32 rounding of its scores.
     flat_groups = groups[users, position]
-    return _top_per_user(users, position, -position.astype(np.float64), flat_groups, len(movies), k, share).movies
+    cap = max(1, int(share * PAGE))
+    return _top_per_user(users, position, -position.astype(np.float64), flat_groups, len(movies), k, cap).movies
 
 
 def round_robin(movies: np.ndarray, groups: np.ndarray, k: int, head: np.ndarray) -> np.ndarray:
@@ -366,8 +368,8 @@ def run_seed(dataset: str, seed: int, num_profiles: int, overrides: dict) -> dic
     prepared = prepare(interactions, catalogue, config)
     outcome = fit_pinsage(prepared, config)
     scoring, published = outcome.scoring, outcome.embeddings
-    if scoring.max_source_share != SERVED_SHARE:
-        raise AssertionError(f"the tuned rule caps at {scoring.max_source_share}, the bench at {SERVED_SHARE}")
+    if scoring.max_per_source != int(SERVED_SHARE * PAGE):
+        raise AssertionError(f"the tuned rule caps at {scoring.max_per_source}, the bench at {SERVED_SHARE * PAGE}")
     # Published lists: the evidence reads the first neighbors_per_item, a pick's credit its own first 20 (or 50).
     neighbors = top_neighbors(published, max(scoring.neighbors_per_item, WIDE))
     counts = np.bincount(np.searchsorted(catalogue.movie_ids, interactions.movie_ids), minlength=len(catalogue.titles))

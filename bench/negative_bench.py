@@ -55,7 +55,7 @@ def setting(
     evidence = select_history(histories, scoring)
     ids, sims = neighbors[0][evidence.movies], neighbors[1][evidence.movies]
     depth = scoring.neighbors_per_item * int(np.bincount(evidence.users).max())  # every candidate
-    uncapped = replace(scoring, max_source_share=1.0)
+    uncapped = replace(scoring, max_per_source=0)
     return Setting(
         histories,
         held[users],
@@ -112,7 +112,7 @@ def served_at_10(found: Setting, scores: np.ndarray, keep: np.ndarray, scoring: 
         candidates.sources[users, position],
         len(candidates.movies),
         evaluation.K,
-        scoring.max_source_share,
+        scoring.max_per_source,
     )
     return capped.movies
 

@@ -146,7 +146,7 @@ def aggregated(seeds_dir: Path, num_seeds: int, config_base: dict) -> dict:
 def pinsage_row(
     seed: int, config: TrainingConfig, split: object, outcome: object, vectors: object, scoring: object
 ) -> dict:
-    uncapped = replace(scoring, max_source_share=1.0)
+    uncapped = replace(scoring, max_per_source=0)
     return {
         "seed": seed,
         "config": replace(config, scoring=scoring).as_dict(),

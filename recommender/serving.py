@@ -3,7 +3,7 @@
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -261,10 +261,7 @@ def _ranked_picks(
     if lists is None:
         return None
     weight = settings.RECOMMENDATION_DIVERSITY_PERCENT / 100
-    pool = max(DIVERSITY_POOL, limit) if weight > 0 else limit
-    if pool > limit:  # the same per-source cap as at `limit`, so the pool's first `limit` are the list served at 0
-        cap = max(1, int(scoring.max_source_share * limit))
-        scoring = replace(scoring, max_source_share=(cap + 0.5) / pool)
+    pool = max(DIVERSITY_POOL, limit) if weight > 0 else limit  # its first `limit` are the list served at 0
     ranked = rank(evidence, _usable(lists[0], excluded), lists[1], histories, scoring, pool)
     picks = [
         (float(score), int(movie), int(source))

@@ -19,7 +19,7 @@ SHRINK = 10.0
 # bench/quality scores exactly this ("co_rated_served"). Item-kNN lists are short and rarely shared, so fewer
 # rated movies back speak for the user than with PinSage's vectors.
 SERVED_SCORING = ScoringConfig(
-    neighbors_per_item=STORED_PER_MOVIE, recency_half_life=2.0, sharpness=0.2, max_source_share=0.5
+    neighbors_per_item=STORED_PER_MOVIE, recency_half_life=2.0, sharpness=0.2, max_per_source=10
 )
 # A movie page's "More like this" with a model live: PinSage's inner product plus this much of the co-rated
 # cosine (0 off its stored list). Either alone missed the next rating more often than the blend (bench/similar).

@@ -24,7 +24,10 @@ class ScoringConfig:
     recency_half_life: float = 5.0  # in ratings: one 5 places back counts half as much as the latest
     star_power: float = 1.0  # weight *= (stars / 5) ** star_power
     min_stars: float = 0.0  # ratings below this are not evidence (0: all are); when none qualifies, all are
-    max_source_share: float = 0.5  # at most this share of a list may have one liked movie as main contributor
+    # At most this many picks of a list may have one liked movie as main contributor (0: no cap). A count, not a
+    # share of the list asked for, so a shorter list is always the beginning of a longer one: the page's first 10
+    # are the top 10 the bench scores. 10 is half of the page's 20, as the share of 0.5 it replaces was there.
+    max_per_source: int = 10
     # > 0: a neighbour counts exp((similarity - 1) / sharpness), not its similarity, so one movie very close to a
     # liked one outranks one loosely like many (bench/results/kernel.md: +0.013 validation HR@10, +0.010 NDCG@10)
     sharpness: float = 0.2
@@ -109,8 +112,8 @@ def rank(
     -1 padded; only the first `neighbors_per_item` are read. A candidate's score is the sum over the
     evidence of weight * similarity (or of weight * exp((similarity - 1) / sharpness)); rated movies are never returned; ties go
     to the smaller movie key; a candidate's source is its largest contributor among liked movies; beyond
-    `max_source_share * k` picks (at least 1) of one source, its further picks go after every other
-    candidate (so they appear only when nothing else is left)."""
+    `max_per_source` picks of one source, its further picks go after every other candidate (so they appear
+    only when nothing else is left). The order does not depend on k: the top k is the beginning of the top k + 1."""
     n = config.neighbors_per_item
     ids, sims = neighbor_ids[:, :n], neighbor_scores[:, :n]
     width = ids.shape[1]
@@ -132,7 +135,7 @@ def rank(
     group_keys = keys[starts]
     group_users, group_movies = group_keys // span, group_keys % span
     main = np.where(liked[starts], sources[starts], -1)
-    return _top_per_user(group_users, group_movies, totals, main, histories.num_users, k, config.max_source_share)
+    return _top_per_user(group_users, group_movies, totals, main, histories.num_users, k, config.max_per_source)
 
 
 def _top_per_user(
@@ -142,11 +145,11 @@ def _top_per_user(
     sources: npt.NDArray[np.int64],
     num_users: int,
     k: int,
-    max_share: float,
+    cap: int,
 ) -> Ranked:
     order = np.lexsort((movies, -scores, users))
     users, movies, scores, sources = users[order], movies[order], scores[order], sources[order]
-    cap = max(1, int(max_share * k))
+    cap = cap if cap > 0 else len(users) + 1
     # The n-th pick of a source is that source's n-th in score order, so a skip never changes another's count.
     by_source = np.lexsort((np.arange(len(users)), sources, users))
     nth = np.empty(len(users), dtype=np.int64)

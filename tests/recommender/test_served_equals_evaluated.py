@@ -26,7 +26,7 @@ STARS = ["1", "2", "2.5", "3.5", "4", "4.5", "5"]
             "neighbors_per_item": 100,
             "min_stars": 3.5,
             "recency_half_life": 20.0,
-            "max_source_share": 0.25,
+            "max_per_source": 3,
             "sharpness": 0.0,
         },
     ],
@@ -99,7 +99,7 @@ def test_the_recommend_command_and_the_evaluator_give_the_same_top_20(
         np.zeros(len(users), dtype=np.int64),
     )
     ranker = evaluation.embedding_ranker(split, vectors, ScoringConfig(**scoring))
-    for k in (1, 5, 10, 20, 50, 100):  # the per-source cap binds differently at each k: each is its own list
+    for k in (1, 5, 10, 20, 50, 100):
         out = StringIO()
         call_command("recommend", *[str(u.id) for u in users], "--k", str(k), stdout=out)
         served = {

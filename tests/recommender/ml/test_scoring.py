@@ -32,7 +32,7 @@ def test_rank_sums_weighted_similarities_drops_rated_and_credits_the_main_liked_
     )
     ids = np.array([[1, 2, 9], [2, 3, 7]])
     sims = np.array([[0.9, 0.5, 0.3], [0.8, 0.4, 0.3]], dtype=np.float32)
-    plain = ScoringConfig(neighbors_per_item=3, max_source_share=1.0, sharpness=0.0)
+    plain = ScoringConfig(neighbors_per_item=3, max_per_source=0, sharpness=0.0)
     ranked = rank(evidence, ids, sims, history, plain, 5)
     assert ranked.movies[0].tolist() == [2, 1, 3, -1, -1]  # 2: 0.5 + 0.4; rated 7 and 9 never appear
     assert ranked.scores[0, 0] == pytest.approx(0.9) and ranked.sources[0].tolist()[:3] == [7, 7, 9]
@@ -45,11 +45,9 @@ def test_a_sharp_kernel_prefers_one_close_neighbour_to_several_loose_ones() -> N
     )
     ids = np.array([[1, 2], [2, 3]])  # 1 is very close to 7; 2 is fairly close to both
     sims = np.array([[0.95, 0.6], [0.6, 0.1]], dtype=np.float32)
-    plain = ScoringConfig(neighbors_per_item=2, max_source_share=1.0, sharpness=0.0)
+    plain = ScoringConfig(neighbors_per_item=2, max_per_source=0, sharpness=0.0)
     assert rank(evidence, ids, sims, history, plain, 3).movies[0].tolist() == [2, 1, 3]  # 1.2 against 0.95
-    sharp = rank(
-        evidence, ids, sims, history, ScoringConfig(neighbors_per_item=2, max_source_share=1.0, sharpness=0.1), 3
-    )
+    sharp = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=2, max_per_source=0, sharpness=0.1), 3)
     assert sharp.movies[0].tolist() == [1, 2, 3]  # exp(-0.5) against 2 exp(-4)
     assert sharp.scores[0, 0] == pytest.approx(np.exp(-0.5), rel=1e-5)
 
@@ -66,9 +64,7 @@ def test_a_run_stored_before_the_kernel_is_served_without_it() -> None:
 
 def test_a_badly_rated_movie_may_count_but_is_never_credited() -> None:
     history = one_user([7, 9], [5.0, 1.0], [1, 2])
-    config = ScoringConfig(
-        neighbors_per_item=2, min_stars=0.0, max_source_share=1.0, star_power=0.0, recency_half_life=0.0
-    )
+    config = ScoringConfig(neighbors_per_item=2, min_stars=0.0, max_per_source=0, star_power=0.0, recency_half_life=0.0)
     evidence = select_history(history, config)
     assert evidence.movies.tolist() == [9, 7]  # the 1-star rating counts as evidence here
     ids = np.array([[1, 3], [3, 4]])
@@ -85,9 +81,31 @@ def test_no_source_brings_more_than_its_share_and_the_rest_fill_in_by_score() ->
     )
     ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
     sims = np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.8, 0.7, 0.6]], dtype=np.float32)
-    ranked = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=4, max_source_share=0.5), 4)
+    ranked = rank(evidence, ids, sims, history, ScoringConfig(neighbors_per_item=4, max_per_source=2), 4)
     assert ranked.movies[0].tolist() == [1, 2, 5, 6]
     assert np.bincount(ranked.sources[0] // 100).max() == 2
+
+
+def test_a_shorter_list_is_the_beginning_of_a_longer_one_where_the_cap_binds() -> None:
+    """The page shows 20 and the bench scores the top 10: the first 10 of the page must be that top 10. One liked
+    movie brings most of the best candidates, so the cap of 3 binds in every list longer than 3."""
+    history = one_user([100, 200], [5.0, 5.0], [1, 2])
+    evidence = Evidence(
+        np.array([0, 0]), np.array([200, 100]), np.array([1.0, 0.1], dtype=np.float32), np.array([True, True])
+    )
+    ids = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
+    sims = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]] * 2, dtype=np.float32)
+    config = ScoringConfig(neighbors_per_item=6, max_per_source=3, sharpness=0.0)
+    longest = rank(evidence, ids, sims, history, config, 12).movies[0].tolist()
+    assert longest[:6] == [1, 2, 3, 7, 8, 9]
+    for k in range(1, 12):
+        assert rank(evidence, ids, sims, history, config, k).movies[0].tolist() == longest[:k], k
+
+
+def test_a_run_stored_with_the_share_of_a_list_keeps_the_pages_cap() -> None:
+    """Runs stored before the cap was a count held a share of 0.5: at the page's 20 that was 10, as now."""
+    stored = ScoringConfig.stored({"neighbors_per_item": 50, "max_source_share": 0.5})
+    assert stored.max_per_source == 10
 
 
 def test_ties_go_to_the_smaller_movie() -> None:
@@ -98,7 +116,7 @@ def test_ties_go_to_the_smaller_movie() -> None:
         np.array([[9, 3, 6]]),
         np.array([[0.5, 0.5, 0.5]], dtype=np.float32),
         history,
-        ScoringConfig(neighbors_per_item=3, max_source_share=1.0),
+        ScoringConfig(neighbors_per_item=3, max_per_source=0),
         3,
     )
     assert ranked.movies[0].tolist() == [3, 6, 9]
