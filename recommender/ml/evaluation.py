@@ -387,10 +387,20 @@ def most_rated_scorer(split: Split) -> Scorer:
 def item_knn_scorer(
     split: Split, num_neighbors: int = 100, shrink: float = 10.0, block_rows: int | None = None
 ) -> Scorer:
-    """Cosine similarity between movies' rater sets, top neighbours kept per movie (recommender.ml.corating)."""
-    similarity = co_rated(split.history_matrix(include_validation=False), num_neighbors, shrink, block_rows)
-    matrix = similarity.as_matrix()
+    """Cosine similarity between movies' rater sets, top neighbours kept per movie (recommender.ml.corating).
+    Kept per (num_neighbors, shrink) for the last split, so ItemKNN+recency's grid reuses ItemKNN's."""
+    if not _knn_cache or _knn_cache[0]() is not split:
+        _knn_cache[:] = [weakref.ref(split), {}]
+    kept: dict[tuple[int, float, int | None], sparse.csr_matrix] = _knn_cache[1]
+    key = (num_neighbors, shrink, block_rows)
+    if key not in kept:
+        history = split.history_matrix(include_validation=False)
+        kept[key] = co_rated(history, num_neighbors, shrink, block_rows).as_matrix()
+    matrix = kept[key]
     return lambda history, users, with_validation: (history[users] @ matrix).toarray()
+
+
+_knn_cache: list[Any] = []  # [weak reference to the split, {(num_neighbors, shrink, block_rows): similarity}]
 
 
 EASE_MAX_MOVIES = 15_000  # beyond, EASE learns the most-rated 15k in float32 (0.9 GB) and ranks the rest last

@@ -163,6 +163,22 @@ def test_ease_weights_match_the_closed_form_and_each_l2_is_inverted_once_per_spl
     assert len(inversions) == 4  # another split: its own weights
 
 
+def test_item_knn_similarities_are_computed_once_per_split_and_setting(monkeypatch) -> None:
+    computed = []
+    real = evaluation.co_rated
+    monkeypatch.setattr(evaluation, "co_rated", lambda *args: computed.append(args[1:]) or real(*args))
+    split = random_split()
+    x, users = split.history_matrix(False), np.arange(10)
+    first = evaluation.item_knn_scorer(split, 5, 10.0)(x, users, False)
+    evaluation.item_knn_scorer(split, 20, 10.0)
+    again = evaluation.item_knn_scorer(split, 5, 10.0)(x, users, False)
+    evaluation.item_knn_recency_scorer(split, 20, 10.0, recency_half_life=2.0)(x, users, False)
+    assert computed == [(5, 10.0, None), (20, 10.0, None)]  # the recency grid reused ItemKNN's similarities
+    assert np.array_equal(first, again)
+    evaluation.item_knn_scorer(random_split(seed=1), 5, 10.0)
+    assert len(computed) == 3  # another split: its own similarities
+
+
 def test_an_earlier_fold_drops_each_users_last_ratings_by_time() -> None:
     from recommender.ml.data import Interactions
 
