@@ -9,9 +9,10 @@ import torch
 
 class _FullSoftmaxLoss(torch.autograd.Function):
     """Mean cross-entropy of (queries @ movies.T) with the given (row, movie) logits masked out, computed in
-    one (batch, num_movies) buffer: the softmax is made in place and is the gradient, so the step holds one
-    copy of the logits where F.cross_entropy after a masking index_put makes five full-size passes and copies
-    (at ml-latest-small's size, 1,024 x 9.7k, they cost more than the products)."""
+    one (batch, num_movies) buffer: the softmax is made in place and becomes the gradient, so the step holds one
+    copy of the logits where F.cross_entropy after a masking index_put makes several full-size copies (at
+    ml-latest-small's size, 1,024 x 9.7k, they cost more than the products). The backward overwrites what it
+    saved, so a graph through this loss can be differentiated once (retain_graph is not supported)."""
 
     @staticmethod
     def forward(
@@ -58,7 +59,7 @@ def full_softmax_cross_entropy(
     mask_movies: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """F.cross_entropy(queries @ movies.T, targets) with the logits at (mask_rows, mask_movies) set to -inf, its
-    value and gradient, at half the time and a fifth of the memory traffic on CPU (see _FullSoftmaxLoss)."""
+    value and gradient, in about half the time on CPU (see _FullSoftmaxLoss)."""
     empty = torch.zeros(0, dtype=torch.long, device=queries.device)
     return _apply(
         queries,
