@@ -9,14 +9,13 @@ without training again."""
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from movielens_files import DATA_ROOT, load
+from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
 from recommender.ml.diversity import intra_list_diversity, mmr
@@ -334,7 +333,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config_base = {**TrainingConfig().as_dict(), **json.loads(args.config)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = commit_of()
     report = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "commit": commit,

@@ -6,7 +6,6 @@ on the leave-last-out test. Writes bench/results/explanations.{json,md}."""
 
 import argparse
 import json
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from movielens_files import DATA_ROOT, load
+from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
 from recommender.ml.data import Catalogue, Histories
@@ -478,10 +477,6 @@ def summary(dataset: str, rows: list[dict]) -> tuple[dict, list[str]]:
             f"| {i + 1} | {p['pick']} | {p['credit']} | {p['largest_contributor']} |" for i, p in enumerate(picks)
         ]
     return {"seeds": [{k: v for k, v in r.items() if k != "_gains"} for r in rows], "vs_served": differences}, lines
-
-
-def commit_of() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """MovieLens folders as recommender inputs, read straight from the files (no database), for benchmarks."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,3 +64,8 @@ def _tags(directory: Path, layout: movielens.Layout, movie_ids: list[int]) -> li
     for (movie, key), who in people.items():
         by_movie.setdefault(movie, []).append((-min(len(who), 5), names[key]))  # strength is capped at 1.0
     return [[name for _, name in sorted(by_movie.get(m, []))] for m in movie_ids]
+
+
+def commit_of() -> str:
+    """The short commit a result was measured at, written beside it."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

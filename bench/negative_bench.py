@@ -5,14 +5,13 @@ against the rule as served, paired per user, over seeds and users. Writes bench/
 
 import argparse
 import json
-import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from movielens_files import DATA_ROOT, load
+from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
 from recommender.ml.data import Histories
@@ -207,10 +206,6 @@ def compared(rows: list[dict], threshold: float, name: str, only_with_hidden: bo
             per_seed.append(difference[gains["with_hidden"]] if only_with_hidden else difference)
         out[metric] = evaluation.seed_and_user_bootstrap(per_seed)
     return out
-
-
-def commit_of() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 def summary(dataset: str, rows: list[dict]) -> tuple[dict, list[str]]:

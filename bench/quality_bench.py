@@ -5,14 +5,13 @@ bench/results/<stem>.{json,md} and <stem>_curves.png."""
 import argparse
 import json
 import os
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from movielens_files import DATA_ROOT, load
+from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
 from recommender.ml.experiment import BASELINE_GRIDS, BENCH_ONLY_GRIDS, fit_baselines, fit_pinsage, prepare
@@ -40,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", 0)) or os.cpu_count() or 1)
     config_base = {**TrainingConfig().as_dict(), **json.loads(args.config)}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = commit_of()
     report = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "commit": commit,
