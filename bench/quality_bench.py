@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
 from recommender.ml.experiment import BASELINE_GRIDS, BENCH_ONLY_GRIDS, fit_baselines, fit_pinsage, prepare
-from recommender.ml.training import TrainingConfig
+from recommender.ml.training import TrainingConfig, validation_key
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "recall@20", "coverage@10")
@@ -34,6 +34,19 @@ def main() -> None:
         "every seed below --seeds that has finished",
     )
     parser.add_argument("--fresh", action="store_true", help="rerun seeds that already have results")
+    parser.add_argument(
+        "--keep-baselines",
+        action="store_true",
+        help="with --fresh: train PinSage again on each seed but keep the seed's stored baseline rows and per-user "
+        "gains, once the split is checked to be the stored one (popularity refitted gives the stored per-user hits)",
+    )
+    parser.add_argument(
+        "--refit",
+        nargs="+",
+        default=[],
+        help="with --keep-baselines: these baselines' grid points other than the stored choice are fitted; the "
+        "better on validation is kept (a grid that has grown since)",
+    )
     parser.add_argument("--config", default="{}", help="JSON overrides of TrainingConfig")
     parser.add_argument("--output", default="quality", help="file stem under bench/results/")
     args = parser.parse_args()
@@ -50,25 +63,63 @@ def main() -> None:
         seeds_dir = RESULTS / f"{args.output}_seeds" / name
         for seed in args.only_seeds if args.only_seeds is not None else range(args.seeds):
             if args.fresh or not (seeds_dir / f"seed{seed}.json").exists():
-                run_seed(Path(args.data_root) / name, name, config_base, seed, commit, seeds_dir)
+                run_seed(
+                    Path(args.data_root) / name,
+                    name,
+                    config_base,
+                    seed,
+                    commit,
+                    seeds_dir,
+                    _stored(seeds_dir, seed, args.refit) if args.keep_baselines else None,
+                )
             # After each seed, so a stopped run keeps what it finished and a later one goes on from there.
             report["datasets"][name] = aggregated(seeds_dir, args.seeds, config_base)
             save(report, args.output)
     print(format_table(report))
 
 
-def run_seed(directory: Path, name: str, config_base: dict, seed: int, commit: str, seeds_dir: Path) -> None:
+@dataclass(frozen=True)
+class StoredBaselines:
+    """A seed's baselines as an earlier run of the bench fitted them on the same split."""
+
+    row: dict  # that seed's json: commit, baselines, baseline_seconds
+    gains: dict[str, np.ndarray]  # its npz without PinSage's
+    refit: list[str]  # baselines whose other grid points are fitted again
+
+
+def _stored(seeds_dir: Path, seed: int, refit: list[str]) -> StoredBaselines:
+    row = json.loads((seeds_dir / f"seed{seed}.json").read_text())
+    with np.load(seeds_dir / f"seed{seed}.npz") as stored:
+        gains = {key: stored[key] for key in stored.files if not key.startswith("pinsage_")}
+    return StoredBaselines(row, gains, refit)
+
+
+def run_seed(
+    directory: Path,
+    name: str,
+    config_base: dict,
+    seed: int,
+    commit: str,
+    seeds_dir: Path,
+    stored: StoredBaselines | None = None,
+) -> None:
     """One seed: its own split (the seed orders same-second ratings), the baselines tuned on its validation,
     PinSage trained on it; every model's served top 10 on that seed's test, per user, written to
-    `seeds_dir`/seed<N>.json (the rows) and .npz (per-user gains, for the paired intervals)."""
+    `seeds_dir`/seed<N>.json (the rows) and .npz (per-user gains, for the paired intervals). With `stored`, the
+    baselines are that earlier run's on this same split (checked), but for the grid points of `stored.refit`."""
     interactions, catalogue = load(directory)
     config = TrainingConfig.from_dict({**config_base, "seed": seed})
     prepared = prepare(interactions, catalogue, config)
     split = prepared.split
     started = time.perf_counter()
-    baseline_lists: dict = {}
     grids = {**BASELINE_GRIDS, **BENCH_ONLY_GRIDS, "sasrec": [{**g, "seed": seed} for g in BENCH_ONLY_GRIDS["sasrec"]]}
-    baselines = fit_baselines(split, grids, test_lists=baseline_lists)
+    if stored is None:
+        baselines, baseline_gains, baseline_commit = *_fitted(split, grids), commit
+    else:
+        baselines, baseline_gains = _kept(split, grids, stored)
+        baseline_commit = stored.row.get("baseline_commit", stored.row["commit"])
+        if stored.refit:
+            baseline_commit += f", {', '.join(stored.refit)} refitted at {commit}"
     baseline_seconds = time.perf_counter() - started
     outcome = fit_pinsage(
         prepared,
@@ -83,17 +134,14 @@ def run_seed(directory: Path, name: str, config_base: dict, seed: int, commit: s
     users, ranked = evaluation.ranked_lists(  # the served top 10, as the page asks for it
         split, evaluation.embedding_ranker(split, vectors, scoring), "test", is_ranker=True, k=evaluation.K
     )
-    gains = {"users": users}
+    assert np.array_equal(users, baseline_gains["users"])
+    gains = dict(baseline_gains)
     gains["pinsage_hr@10"], gains["pinsage_ndcg@10"] = evaluation.per_user_gains(ranked, split.test[users])
-    for baseline, (their_users, their_ranked) in baseline_lists.items():
-        assert np.array_equal(users, their_users)
-        gains[f"{baseline}_hr@10"], gains[f"{baseline}_ndcg@10"] = evaluation.per_user_gains(
-            their_ranked, split.test[their_users]
-        )
     seeds_dir.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(seeds_dir / f"seed{seed}.npz", **gains)
     row = {
         "commit": commit,
+        "baseline_commit": baseline_commit,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seed": seed,
         "baselines": baselines,
@@ -103,6 +151,44 @@ def run_seed(directory: Path, name: str, config_base: dict, seed: int, commit: s
     written = seeds_dir / f"seed{seed}.json.part"
     written.write_text(json.dumps(row, indent=2, default=float))
     written.rename(seeds_dir / f"seed{seed}.json")  # last, so a seed with rows always has its gains
+
+
+def _fitted(split: evaluation.Split, grids: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """The baselines tuned on validation, their rows and per-user test gains ("users": the users, in order)."""
+    lists: dict = {}
+    rows = fit_baselines(split, grids, test_lists=lists)
+    gains = {}
+    for baseline, (users, ranked) in lists.items():
+        gains["users"] = users
+        gains[f"{baseline}_hr@10"], gains[f"{baseline}_ndcg@10"] = evaluation.per_user_gains(ranked, split.test[users])
+    return rows, gains
+
+
+def _kept(split: evaluation.Split, grids: dict, stored: StoredBaselines) -> tuple[dict, dict[str, np.ndarray]]:
+    """The stored baselines, after checking the split: popularity fitted on it again must give each held-out user
+    the stored hit and gain (it reads the train ratings and the test movie of every user). Each baseline of
+    `stored.refit` also gets its other grid points fitted; the better on validation is kept."""
+    rows, gains = dict(stored.row["baselines"]), dict(stored.gains)
+    check, check_gains = _fitted(split, {"most_rated": grids["most_rated"]})
+    same = np.array_equal(check_gains["users"], gains["users"]) and all(
+        np.array_equal(check_gains[key], gains[key]) for key in ("most_rated_hr@10", "most_rated_ndcg@10")
+    )
+    if not same or check["most_rated"]["test"] != rows["most_rated"]["test"]:
+        raise SystemExit(
+            f"seed {stored.row['seed']}: the stored baselines were fitted on another split; run without --keep-baselines"
+        )
+    for baseline in stored.refit:
+        others = [point for point in grids[baseline] if point != rows[baseline]["params"]]
+        if not others:
+            continue
+        found, found_gains = _fitted(split, {baseline: others})
+        if validation_key(found[baseline]["validation"]) > validation_key(rows[baseline]["validation"]):
+            seconds = rows[baseline]["seconds"] + found[baseline]["seconds"]
+            rows[baseline] = {**found[baseline], "seconds": seconds}
+            gains.update({key: value for key, value in found_gains.items() if key != "users"})
+        else:
+            rows[baseline]["seconds"] += found[baseline]["seconds"]
+    return rows, gains
 
 
 def aggregated(seeds_dir: Path, num_seeds: int, config_base: dict) -> dict:
@@ -134,6 +220,7 @@ def aggregated(seeds_dir: Path, num_seeds: int, config_base: dict) -> dict:
     return {
         "seeds": [row["seed"] for row in rows],
         "commits": sorted({row["commit"] for row in rows}),
+        "baseline_commits": sorted({row.get("baseline_commit", row["commit"]) for row in rows}),
         "baselines": summarised([row["baselines"] for row in rows]),
         "baselines_by_seed": [row["baselines"] for row in rows],
         "baseline_seconds": sum(row["baseline_seconds"] for row in rows),
@@ -160,6 +247,7 @@ def pinsage_row(
         "source_share": evaluation.source_shares(split, vectors, scoring),
         "source_share_uncapped": evaluation.source_shares(split, vectors, uncapped),
         "best_epoch": outcome.result.best_epoch,
+        "averaged_epochs": outcome.result.averaged_epochs,
         "seconds": outcome.result.seconds,
         "seconds_to_best": outcome.result.seconds_to_best,
         "scoring": vars(scoring),
@@ -215,6 +303,9 @@ def format_table(report: dict) -> str:
         if not runs:
             continue
         commits = ", ".join(data.get("commits", [report.get("commit", "?")]))
+        baseline_commits = data.get("baseline_commits", data.get("commits", []))
+        if baseline_commits and baseline_commits != data.get("commits"):
+            commits += f"; baselines fitted at {'; '.join(baseline_commits)}"
         lines += [
             f"\n### {name} (test, full ranking; mean ± sd over {len(runs)} seeds, each with its own split: seeds "
             f"{', '.join(str(r['seed']) for r in runs)}; commit {commits})\n",

@@ -4,7 +4,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import dgl
@@ -43,9 +43,10 @@ class EpochRecord:
 class TrainingResult:
     network: PinSageNetwork
     history: list[EpochRecord]
-    best_epoch: int
+    best_epoch: int  # the best single epoch
     seconds: float
-    seconds_to_best: float
+    seconds_to_best: float  # to the network kept: its last averaged epoch and the average's validation, if averaged
+    averaged_epochs: list[int] = field(default_factory=list)  # the epochs whose mean weights were kept; [] if none
 
 
 Validate = Callable[[PinSageNetwork], dict[str, float]]
@@ -78,7 +79,8 @@ def train(
     validate: Validate,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainingResult:
-    """Trains until the validation score stops improving; returns the network at its best epoch."""
+    """Trains until the validation score stops improving; returns the network at its best epoch, or with the mean
+    weights of its `average_epochs` best epochs where that mean validates better still."""
     generator = seed_everything(config.seed)
     device = torch.device(config.device)
     network = PinSageNetwork(
@@ -96,6 +98,7 @@ def train(
     neighborhoods = neighborhoods.to(device)
     history: list[EpochRecord] = []
     best_state, best_score, best_epoch, seconds_to_best = None, -1.0, 0, 0.0
+    snapshots: list[_Snapshot] = []  # the `average_epochs` best epochs so far, best first
     started = time.perf_counter()
     average = _WeightAverage(network, config.ema_decay) if config.ema_decay > 0 else None
     for epoch in range(1, config.epochs + 1):
@@ -110,8 +113,12 @@ def train(
         history.append(record)
         if on_epoch:
             on_epoch(record)
-        if validation_key(metrics) > best_score + (config.min_improvement if best_state is not None else 0.0):
-            best_score, best_epoch = validation_key(metrics), epoch
+        key = validation_key(metrics)
+        if config.average_epochs > 1:
+            snapshot = _Snapshot(key, epoch, copy.deepcopy(network.state_dict()), time.perf_counter() - started)
+            snapshots = sorted([*snapshots, snapshot], key=lambda s: (-s.key, s.epoch))[: config.average_epochs]
+        if key > best_score + (config.min_improvement if best_state is not None else 0.0):
+            best_score, best_epoch = key, epoch
             best_state = copy.deepcopy(network.state_dict())
             seconds_to_best = time.perf_counter() - started
         if average is not None:
@@ -123,7 +130,33 @@ def train(
                 group["lr"] *= config.plateau_decay
     if best_state is not None:
         network.load_state_dict(best_state)
-    return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best)
+    averaged: list[int] = []
+    if len(snapshots) > 1:
+        network.load_state_dict(_mean_weights([s.state for s in snapshots]))
+        validating = time.perf_counter()
+        if validation_key(validate(network)) > best_score:
+            averaged = sorted(s.epoch for s in snapshots)
+            # The average could have been made once its last epoch was validated.
+            seconds_to_best = max(s.seconds for s in snapshots) + time.perf_counter() - validating
+        else:
+            network.load_state_dict(cast(dict[str, torch.Tensor], best_state))
+    return TrainingResult(network, history, best_epoch, time.perf_counter() - started, seconds_to_best, averaged)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    key: float  # validation_key of the epoch
+    epoch: int
+    state: dict[str, torch.Tensor]
+    seconds: float  # since training started, when the epoch had been validated
+
+
+def _mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of each floating-point weight; other buffers from the first (the best) state."""
+    return {
+        name: torch.stack([state[name] for state in states]).mean(dim=0) if value.is_floating_point() else value
+        for name, value in states[0].items()
+    }
 
 
 class _WeightAverage:

@@ -101,7 +101,7 @@ def test_a_weight_average_is_what_is_validated_and_kept(tiny_interactions) -> No
         original(self)
         seen.append({k: v.clone() for k, v in self.network.state_dict().items()})
 
-    config = TrainingConfig(**{**TINY, "patience": 1}, ema_decay=0.9)
+    config = TrainingConfig(**{**TINY, "patience": 1}, ema_decay=0.9, average_epochs=1)
     prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
     training._WeightAverage.swap_in = swap_in
     try:
@@ -120,7 +120,7 @@ def test_the_learning_rate_drops_after_each_epoch_that_does_not_improve(tiny_int
     from recommender.ml.data import Histories
     from recommender.ml.sampling import importance_neighborhoods
 
-    config = TrainingConfig(**{**TINY, "epochs": 5, "patience": 3}, plateau_decay=0.5)
+    config = TrainingConfig(**{**TINY, "epochs": 5, "patience": 3}, plateau_decay=0.5, average_epochs=1)
     prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
     users, movies, stars, times = prepared.split.train
     sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
@@ -140,7 +140,7 @@ def test_a_gain_below_min_improvement_is_not_a_better_epoch(tiny_interactions) -
     from recommender.ml.data import Histories
     from recommender.ml.sampling import importance_neighborhoods
 
-    config = TrainingConfig(**{**TINY, "epochs": 6, "patience": 3})
+    config = TrainingConfig(**{**TINY, "epochs": 6, "patience": 3}, average_epochs=1)
     prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
     users, movies, stars, times = prepared.split.train
     sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
@@ -150,6 +150,53 @@ def test_a_gain_below_min_improvement_is_not_a_better_epoch(tiny_interactions) -
         neighborhoods, sequences, prepared.features, config, lambda network: {"hr@10": next(scores), "ndcg@10": 0}
     )
     assert result.best_epoch == 2 and len(result.history) == 5
+
+
+def _scripted_training(tiny_interactions, scores: list[float], **settings: object) -> tuple[object, list[dict]]:
+    """train() with validation scores given in order; returns the result and the weights each call validated."""
+    from recommender.ml import training
+    from recommender.ml.data import Histories
+    from recommender.ml.sampling import importance_neighborhoods
+
+    config = TrainingConfig(**{**TINY, **settings})
+    prepared = experiment.prepare(tiny_interactions.interactions, tiny_interactions.catalogue, config)
+    users, movies, stars, times = prepared.split.train
+    sequences = Histories.of(users, movies, stars, times, prepared.split.num_users)
+    neighborhoods = importance_neighborhoods(prepared.train_graph, config.walk, config.seed)
+    remaining, validated = iter(scores), []
+
+    def validate(network: object) -> dict[str, float]:
+        validated.append({k: v.clone() for k, v in network.state_dict().items()})
+        return {"hr@10": next(remaining), "ndcg@10": 0.0}
+
+    return training.train(neighborhoods, sequences, prepared.features, config, validate), validated
+
+
+def test_the_mean_of_the_best_epochs_weights_is_kept_when_it_validates_better(tiny_interactions) -> None:
+    """Epochs 1, 3 and 4 are the best three; their mean validates at 0.5, above epoch 3's 0.3: it is kept."""
+    import torch
+
+    result, validated = _scripted_training(tiny_interactions, [0.2, 0.1, 0.3, 0.25, 0.1, 0.5], epochs=5, patience=9)
+    assert result.best_epoch == 3 and result.averaged_epochs == [1, 3, 4]
+    kept = result.network.state_dict()
+    for name, value in kept.items():
+        expected = (validated[0][name] + validated[2][name] + validated[3][name]) / 3
+        assert torch.allclose(value, expected, atol=1e-6), name
+    assert torch.equal(kept["projector.ids.weight"], validated[5]["projector.ids.weight"])  # what was validated
+    assert not torch.allclose(kept["projector.ids.weight"], validated[2]["projector.ids.weight"])
+
+
+def test_the_best_epoch_is_kept_when_the_mean_validates_worse(tiny_interactions) -> None:
+    import torch
+
+    result, validated = _scripted_training(tiny_interactions, [0.2, 0.1, 0.3, 0.25, 0.1, 0.29], epochs=5, patience=9)
+    assert result.best_epoch == 3 and result.averaged_epochs == []
+    assert all(torch.equal(value, validated[2][name]) for name, value in result.network.state_dict().items())
+
+
+def test_one_epoch_averaged_is_no_average(tiny_interactions) -> None:
+    result, validated = _scripted_training(tiny_interactions, [0.2, 0.1, 0.3], epochs=3, average_epochs=1)
+    assert result.averaged_epochs == [] and len(validated) == 3  # no extra validation
 
 
 def test_a_runs_own_model_scored_as_another_model_on_its_split_gives_its_own_validation(tiny_interactions) -> None:
