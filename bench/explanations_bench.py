@@ -37,7 +37,6 @@ POOL = 300  # profiles draw from the most-rated movies, the ones a person is lik
 NUM_LIKED = 8
 SHOWN = 20  # what the recommendations page asks for
 WIDE = 50  # a wider "own list" for the credit rule
-DEPTH = 100  # candidates per user the refilled lists draw on: serving would read (and credit) as many stored lists
 NOT_GENRES = {"unknown", "(no genres listed)", "IMAX"}  # labels, not genres a taste spans
 GAP_S = (5, 600)  # seconds between two ratings of one profile, as a person rating on the site
 # The review's case: varied classics, a foreign film and a musical (the first title of each row found is used).
@@ -113,12 +112,14 @@ def liked_of(evidence: Evidence, num_users: int) -> list[list[int]]:
 
 
 def candidates(
-    histories: Histories, neighbors: tuple[np.ndarray, np.ndarray], scoring: ScoringConfig, depth: int
+    histories: Histories, neighbors: tuple[np.ndarray, np.ndarray], scoring: ScoringConfig
 ) -> tuple[Evidence, Ranked]:
-    """The serving rule's evidence and its first `depth` candidates per user by score, before any cap."""
+    """The serving rule's evidence and every candidate of each user by score, before any cap. Every one: where one
+    liked movie brings most of a user's best candidates, the cap moves picks up from far down the list."""
     evidence = select_history(histories, scoring)
     ids, sims = neighbors
     uncapped = replace(scoring, max_per_source=0)
+    depth = scoring.neighbors_per_item * int(np.bincount(evidence.users, minlength=1).max())
     return evidence, rank(evidence, ids[evidence.movies], sims[evidence.movies], histories, uncapped, depth)
 
 
@@ -283,7 +284,7 @@ def profile_figures(
     scoring: ScoringConfig,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """(each credit rule on the served top 20, each ordering's served credits, each ordering's lists)."""
-    evidence, full = candidates(histories, neighbors, scoring, DEPTH)
+    evidence, full = candidates(histories, neighbors, scoring)
     liked = liked_of(evidence, histories.num_users)
     rules = credit_rules(neighbors[0], vectors, evidence, scoring)
     served = rank(evidence, neighbors[0][evidence.movies], neighbors[1][evidence.movies], histories, scoring, SHOWN)
@@ -309,7 +310,7 @@ def test_gains(
     neighbors = top_neighbors(vectors, max(scoring.neighbors_per_item, WIDE))
     users = np.flatnonzero(split.test >= 0)
     histories = evaluation.subset_histories(evaluation.split_histories(split, True, True), users)
-    evidence, full = candidates(histories, neighbors, scoring, DEPTH)
+    evidence, full = candidates(histories, neighbors, scoring)
     liked = liked_of(evidence, len(users))
     rule = credit_rules(neighbors[0], vectors, evidence, scoring)[SERVED_CREDIT]
     truth = split.test[users]
@@ -497,7 +498,7 @@ def main() -> None:
         "shown": SHOWN,
         "credit_neighbours": CREDIT_NEIGHBOURS,
         "wide": WIDE,
-        "depth": DEPTH,
+        "depth": "every candidate",
         "gap_s": GAP_S,
         "profiles": args.profiles,
         "seeds": args.seeds,

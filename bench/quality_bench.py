@@ -120,7 +120,7 @@ def run_seed(
         baseline_commit = stored.row.get("baseline_commit", stored.row["commit"])
         if stored.refit:
             baseline_commit += f", {', '.join(stored.refit)} refitted at {commit}"
-    baseline_seconds = time.perf_counter() - started
+    baseline_seconds = time.perf_counter() - started + (stored.row["baseline_seconds"] if stored else 0.0)
     outcome = fit_pinsage(
         prepared,
         config,
@@ -224,6 +224,8 @@ def aggregated(seeds_dir: Path, num_seeds: int, config_base: dict) -> dict:
         "baselines": summarised([row["baselines"] for row in rows]),
         "baselines_by_seed": [row["baselines"] for row in rows],
         "baseline_seconds": sum(row["baseline_seconds"] for row in rows),
+        # Rows that kept an earlier run's baselines (--keep-baselines) before their seconds were carried over.
+        "baselines_kept": any(row.get("baseline_commit", row["commit"]) != row["commit"] for row in rows),
         "pinsage": [row["pinsage"] for row in rows],
         "against_baselines": comparisons,
     }
@@ -359,7 +361,12 @@ def format_table(report: dict) -> str:
             "",
             f"Seconds: PinSage to best validation {mean_sd([r['seconds_to_best'] for r in runs])}, "
             f"whole loop {mean_sd([r['seconds'] for r in runs])}; all baseline grids "
-            f"{data['baseline_seconds']:.0f} s.",
+            f"{data['baseline_seconds']:.0f} s"
+            + (
+                " here, the baselines kept from the commit that fitted them (their fitting time is in its rows)."
+                if data.get("baselines_kept")
+                else "."
+            ),
         ]
     return "\n".join(lines)
 
