@@ -79,6 +79,7 @@ def main() -> None:
             "batches_per_epoch": config.batches_per_epoch,
             "epochs_run": len(history),
             "best_epoch": outcome.result.best_epoch,
+            "averaged_epochs": outcome.result.averaged_epochs,
             "batches_per_s": round(sum(r.batches_per_second for r in history) / len(history), 2),
             "seconds_to_best_validation": round(outcome.result.seconds_to_best, 1),
             "seconds_training_loop": round(outcome.result.seconds, 1),
