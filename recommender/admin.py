@@ -72,7 +72,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     actions = ["retrain_now", "make_live", "roll_back"]
-    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["curves", "metrics", "progress"]
+    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["curves", "metrics", "progress", "weights_kept"]
     fields = (
         "status",
         "progress",
@@ -88,6 +88,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "num_movies",
         "num_ratings",
         "best_epoch",
+        "weights_kept",
         "seconds_to_best",
         "published_at",
         "artifact_path",
@@ -168,6 +169,18 @@ class TrainingRunAdmin(admin.ModelAdmin):
             return "—"
         hr, name = max(scored)
         return f"{hr:.4f} ({name})"
+
+    @admin.display(description="weights kept")
+    def weights_kept(self, run: TrainingRun) -> str:
+        """Which network the run serves: its best epoch's, or the mean of several epochs' that validated better."""
+        if run.best_epoch is None:
+            return "—"
+        if not run.averaged_epochs:
+            return f"epoch {run.best_epoch}'s"
+        *first, last = run.averaged_epochs
+        return (
+            f"the mean of epochs {', '.join(map(str, first))} and {last} (validated better than epoch {run.best_epoch})"
+        )
 
     @admin.display(description="held back", boolean=True)
     def held_back(self, run: TrainingRun) -> bool:

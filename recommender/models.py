@@ -36,6 +36,9 @@ class TrainingRun(models.Model):
     history = models.JSONField(default=list, blank=True, help_text="Per epoch: loss, seconds, validation metrics.")
     best_epoch = models.PositiveIntegerField(null=True, blank=True)
     seconds_to_best = models.FloatField(null=True, blank=True)
+    averaged_epochs = models.JSONField(
+        default=list, blank=True, help_text="The epochs whose mean weights were kept, when that mean validated better."
+    )
     validation_metrics = models.JSONField(default=dict, blank=True)
     test_metrics = models.JSONField(default=dict, blank=True)
     baseline_metrics = models.JSONField(default=dict, blank=True)

@@ -283,6 +283,7 @@ def _train(run: TrainingRun, on_epoch: Callable[[dict], None] | None, with_basel
         best_epoch=outcome.result.best_epoch,
         config=config.as_dict(),
         seconds_to_best=outcome.result.seconds_to_best,
+        averaged_epochs=outcome.result.averaged_epochs,
         validation_metrics=outcome.validation,
         test_metrics=outcome.test,
         baseline_metrics=baselines,

@@ -67,6 +67,14 @@ def test_run_page_shows_curves_and_metrics_beside_baselines(admin_client: Client
     assert "Metric history across training runs" in listing
 
 
+def test_run_page_says_which_weights_the_run_serves(admin_client: Client) -> None:
+    averaged = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, best_epoch=6, averaged_epochs=[4, 6, 9])
+    alone = TrainingRun.objects.create(status=TrainingRun.Status.SUCCEEDED, best_epoch=3)
+    page = admin_client.get(f"{CHANGELIST}{averaged.id}/change/").content.decode()
+    assert "the mean of epochs 4, 6 and 9 (validated better than epoch 6)" in page
+    assert "epoch 3&#x27;s" in admin_client.get(f"{CHANGELIST}{alone.id}/change/").content.decode()
+
+
 def test_movie_titles_are_escaped_in_admin(admin_client: Client, catalogue_movies) -> None:
     page = admin_client.get("/admin/movies/movie/?q=Quotes").content.decode()
     assert '<script>alert("x")</script>' not in page and "&lt;script&gt;" in page

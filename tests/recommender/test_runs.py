@@ -468,3 +468,24 @@ def test_a_typo_in_the_pipelines_config_is_a_startup_error_and_never_trains_the_
     settings.RECOMMENDER_TRAINING_CONFIG = {"walk": {"num_layers": 1}}
     run = runs.create_training_run({"walk": {"num_neighbors": 10}})
     assert run.config == {"walk": {"num_layers": 1, "num_neighbors": 10}}  # merged deeply, both kept
+
+
+def test_a_run_records_the_epochs_whose_mean_weights_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    """What the admin shows beside the best epoch: the model kept may be the mean of several epochs' weights."""
+    from recommender.ml import experiment
+
+    make_ratings(num_users=30, num_movies=25, per_user=8)
+    settings.ARTIFACTS_DIR = tmp_path
+    real = experiment.fit_pinsage
+
+    def fit(*args: object, **kwargs: object) -> object:
+        outcome = real(*args, **kwargs)
+        outcome.result.averaged_epochs = [1, 2]  # whichever the tiny run's validation chose, recorded as it is
+        return outcome
+
+    monkeypatch.setattr(experiment, "fit_pinsage", fit)
+    call_command("train_recommender", *TINY_FLAGS, "--no-baselines", stdout=StringIO())
+    run = TrainingRun.objects.order_by("-id").first()
+    assert run.status == TrainingRun.Status.SUCCEEDED and run.averaged_epochs == [1, 2]
