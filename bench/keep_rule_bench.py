@@ -31,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--output", default="keep_rule", help="file stem under bench/results/")
     args = parser.parse_args()
     interactions, catalogue = load(DATA_ROOT / args.dataset)
     rows = []
@@ -50,8 +51,8 @@ def main() -> None:
         "mean_of_3_wins": int((chosen[:, 1] > chosen[:, 0]).sum()),
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "keep_rule.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "keep_rule.md").write_text(markdown(report))
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{args.output}.md").write_text(markdown(report))
     print(markdown(report))
 
 
