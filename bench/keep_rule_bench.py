@@ -1,7 +1,7 @@
 """Which network should a training run keep: its best epoch, the mean weights of its three best epochs, or the
 served rule (the mean where it validates better than the best epoch)? Validation only, split in two: each half
 of the validation users chooses (the best epoch with patience 4, the three best, the rule), the other half
-scores the choice, so the choice's own luck does not count. Writes bench/results/keep_rule.{json,md}."""
+scores the choice, so the choice's own luck does not count. Writes bench/results/<output>.{json,md}."""
 
 import argparse
 import copy
