@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from movielens_files import DATA_ROOT, commit_of, load
 
 from recommender.ml import evaluation
@@ -19,7 +18,7 @@ from recommender.ml.embeddings import movie_embeddings
 from recommender.ml.experiment import prepare
 from recommender.ml.pinsage import PinSageNetwork
 from recommender.ml.sampling import importance_neighborhoods
-from recommender.ml.training import TrainingConfig, train
+from recommender.ml.training import TrainingConfig, mean_weights, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EPOCHS = 14  # trained whole; early stopping is then replayed on each half
@@ -92,13 +91,7 @@ def run_seed(interactions: object, catalogue: object, seed: int) -> list[dict]:
                 seen = epoch + 1
                 break
         top = sorted(range(seen), key=lambda e: -keys[e])[:AVERAGED]
-        states = [epochs[e][1] for e in top]
-        network.load_state_dict(
-            {
-                k: torch.stack([s[k] for s in states]).mean(dim=0) if v.is_floating_point() else v
-                for k, v in states[0].items()
-            }
-        )
+        network.load_state_dict(mean_weights([epochs[e][1] for e in top]))
         mean_gains = per_user(network)
         alone, mean = float(epochs[best][0][scoring].mean()), float(mean_gains[scoring].mean())
         rows.append(

@@ -66,8 +66,8 @@ class TrainingConfig:
     use_tags: bool = False
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     # > 1: after training, the weights of this many best epochs (by validation) averaged into one network, kept if
-    # it validates better than the best epoch alone. One epoch's vectors are noisy (validation HR@10 moves by about
-    # 0.02 between epochs on ml-100k); their average is not (bench/results/quality.md).
+    # it validates better than the best epoch alone (one epoch's validation HR@10 moves by about 0.02 on ml-100k).
+    # Whether that choice beats the best epoch on held-out validation is not yet shown (bench/results/keep_rule*.md).
     average_epochs: int = 3
     plateau_decay: float = 1.0  # < 1: the learning rate is multiplied by it after each epoch that does not improve
     eval_users: int = 5000  # users held out for validation and test, a fixed sample beyond this many (0: all)

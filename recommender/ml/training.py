@@ -114,12 +114,15 @@ def train(
         if on_epoch:
             on_epoch(record)
         key = validation_key(metrics)
-        if config.average_epochs > 1:
-            snapshot = _Snapshot(key, epoch, copy.deepcopy(network.state_dict()), time.perf_counter() - started)
+        improved = key > best_score + (config.min_improvement if best_state is not None else 0.0)
+        # One copy of the weights serves both the best epoch and the snapshots, and only when one of them needs it.
+        ranks = config.average_epochs > 1 and (len(snapshots) < config.average_epochs or key > snapshots[-1].key)
+        state = copy.deepcopy(network.state_dict()) if improved or ranks else None
+        if ranks:
+            snapshot = _Snapshot(key, epoch, cast(dict[str, torch.Tensor], state), time.perf_counter() - started)
             snapshots = sorted([*snapshots, snapshot], key=lambda s: (-s.key, s.epoch))[: config.average_epochs]
-        if key > best_score + (config.min_improvement if best_state is not None else 0.0):
-            best_score, best_epoch = key, epoch
-            best_state = copy.deepcopy(network.state_dict())
+        if improved:
+            best_score, best_epoch, best_state = key, epoch, state
             seconds_to_best = time.perf_counter() - started
         if average is not None:
             average.swap_out()
@@ -132,7 +135,7 @@ def train(
         network.load_state_dict(best_state)
     averaged: list[int] = []
     if len(snapshots) > 1:
-        network.load_state_dict(_mean_weights([s.state for s in snapshots]))
+        network.load_state_dict(mean_weights([s.state for s in snapshots]))
         validating = time.perf_counter()
         if validation_key(validate(network)) > best_score:
             averaged = sorted(s.epoch for s in snapshots)
@@ -151,7 +154,7 @@ class _Snapshot:
     seconds: float  # since training started, when the epoch had been validated
 
 
-def _mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def mean_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of each floating-point weight; other buffers from the first (the best) state."""
     return {
         name: torch.stack([state[name] for state in states]).mean(dim=0) if value.is_floating_point() else value
